@@ -1,0 +1,1 @@
+//! The `chunk_schema!` procedural macro (see the `chunkdb` crate).

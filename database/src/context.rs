@@ -1,0 +1,151 @@
+//! Task contexts: one run of a task, whose queries are recorded as its reads.
+
+use std::fmt;
+
+use parking_lot::Mutex;
+
+use crate::database::CommitReceipt;
+use crate::error::Result;
+use crate::hash::ChunkId;
+use crate::ident::{Ident, TaskId};
+use crate::key::IntoSortKey;
+use crate::query::{Query, QueryResults};
+use crate::read_set::{ReadEntry, ReadLog};
+use crate::schema::Schema;
+use crate::snapshot::Snapshot;
+use crate::writer::ChunkWriter;
+
+/// One run of a task: a snapshot to read from and a writer for the output.
+///
+/// Every query made through the context is recorded as a [`ReadEntry`] (partition, key
+/// range, chunks that supplied results). At [`commit`](TaskContext::commit) the chunks
+/// read become the new chunk's dependencies and the read-set is stored with it, so the
+/// database can later tell whether an edit changed anything this run saw. All queries
+/// of one run see the same snapshot.
+///
+/// ```
+/// use chunkdb_database::reference::{Diagnostic, RefLang, DIAGNOSTICS, SYMBOLS};
+/// use chunkdb_database::{Database, Ident};
+///
+/// let db = Database::<RefLang>::new();
+/// let file = Ident::named("a.rs");
+/// let check = db.task("check:a.rs");
+/// let symbols = check.query(SYMBOLS).begins_with((file,)).execute()?;
+/// if symbols.is_empty() {
+///     check.insert(DIAGNOSTICS, (file, 1u8, 0u32), Diagnostic::new("empty file", 1, 0))?;
+/// }
+/// assert_eq!(check.pending().len(), 1); // the symbols lookup found nothing: yet
+/// drop(symbols);
+/// let receipt = check.commit()?;
+/// assert_eq!(db.snapshot().task_chunk(receipt.task).unwrap().reads().len(), 1);
+/// # Ok::<(), chunkdb_database::Error>(())
+/// ```
+pub struct TaskContext<S: Schema> {
+    snapshot: Snapshot<S>,
+    log: ReadLog,
+    /// Behind a lock so a task can insert while it holds results borrowed from the
+    /// context (and from several threads).
+    writer: Mutex<ChunkWriter<S>>,
+}
+
+impl<S: Schema> TaskContext<S> {
+    pub(crate) fn new(snapshot: Snapshot<S>, writer: ChunkWriter<S>) -> Self {
+        TaskContext { snapshot, log: ReadLog::default(), writer: Mutex::new(writer) }
+    }
+
+    /// The task being run.
+    #[must_use]
+    pub fn task(&self) -> TaskId {
+        self.writer.lock().task()
+    }
+
+    /// The snapshot this run reads. Queries made on it directly are *not* recorded;
+    /// use [`query`](Self::query) for reads that the output depends on.
+    #[must_use]
+    pub fn snapshot(&self) -> &Snapshot<S> {
+        &self.snapshot
+    }
+
+    /// Starts a recorded query on one partition.
+    pub fn query(&self, partition: Ident) -> Query<'_, S> {
+        Query::new(&self.snapshot, Some(&self.log), partition)
+    }
+
+    /// Recorded lookup of exactly `key`.
+    ///
+    /// # Errors
+    /// As [`Snapshot::get`].
+    pub fn get(&self, partition: Ident, key: impl IntoSortKey) -> Result<QueryResults<'_, S>> {
+        self.query(partition).exact(key).execute()
+    }
+
+    /// Recorded lookup of many (partition, key) pairs; one result set per pair.
+    ///
+    /// # Errors
+    /// As [`Snapshot::batch_get`].
+    pub fn batch_get<K: IntoSortKey>(
+        &self,
+        pairs: impl IntoIterator<Item = (Ident, K)>,
+    ) -> Result<Vec<QueryResults<'_, S>>> {
+        pairs.into_iter().map(|(partition, key)| self.get(partition, key)).collect()
+    }
+
+    /// The reads recorded so far.
+    #[must_use]
+    pub fn reads(&self) -> Vec<ReadEntry> {
+        self.log.entries()
+    }
+
+    /// The reads that found nothing: data this run waited for and did not get.
+    #[must_use]
+    pub fn pending(&self) -> Vec<ReadEntry> {
+        self.log.entries().into_iter().filter(ReadEntry::is_pending).collect()
+    }
+
+    /// Inserts an output record; see [`ChunkWriter::insert`].
+    ///
+    /// # Errors
+    /// As [`ChunkWriter::insert`].
+    pub fn insert(
+        &self,
+        partition: Ident,
+        key: impl IntoSortKey,
+        record: impl Into<S::Record>,
+    ) -> Result<()> {
+        self.writer.lock().insert(partition, key, record)
+    }
+
+    /// Sets the task that spawned this one; see [`ChunkWriter::set_parent`].
+    pub fn set_parent(&self, parent: TaskId) -> &Self {
+        self.writer.lock().set_parent(parent);
+        self
+    }
+
+    /// Declares an extra dependency; see [`ChunkWriter::depend_on`].
+    pub fn depend_on(&self, chunk: ChunkId) -> &Self {
+        self.writer.lock().depend_on(chunk);
+        self
+    }
+
+    /// Commits the output with the reads as dependencies.
+    ///
+    /// # Errors
+    /// As [`ChunkWriter::commit`].
+    pub fn commit(self) -> Result<CommitReceipt> {
+        let TaskContext { snapshot, log, writer } = self;
+        let mut writer = writer.into_inner();
+        writer.add_reads(log.take());
+        drop(snapshot);
+        writer.commit()
+    }
+}
+
+impl<S: Schema> fmt::Debug for TaskContext<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskContext")
+            .field("task", &self.task())
+            .field("clock", &self.snapshot.clock())
+            .field("reads", &self.log.entries().len())
+            .finish()
+    }
+}

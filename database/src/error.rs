@@ -1,0 +1,100 @@
+//! Errors: every misuse a caller can make at run time, each saying what was wrong and
+//! what to do. A failed operation leaves the database exactly as it was.
+
+use crate::hash::ChunkId;
+use crate::ident::{Ident, TaskId};
+use crate::key::SortKey;
+
+/// An error from writing to or querying a chunkdb database.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A partition key the schema does not declare.
+    #[error(
+        "unknown partition {partition} in schema `{schema}`: it declares {known}; \
+         use one of those partition keys, or declare this partition in the schema"
+    )]
+    UnknownPartition {
+        /// The partition key used.
+        partition: Ident,
+        /// The schema's name.
+        schema: &'static str,
+        /// The declared partitions, for the message.
+        known: String,
+    },
+
+    /// A record kind the partition does not hold.
+    #[error(
+        "partition `{partition}` does not hold `{kind}` records (it holds {allowed}); \
+         insert the record into a partition that holds `{kind}`, or add `{kind}` to this \
+         partition's record list in the schema"
+    )]
+    RecordNotAllowed {
+        /// The partition's declared name.
+        partition: &'static str,
+        /// The record kind inserted.
+        kind: &'static str,
+        /// The kinds the partition holds, for the message.
+        allowed: String,
+    },
+
+    /// A sort key (or prefix) that does not match the partition's declared layout.
+    #[error(
+        "sort key {key:?} does not fit partition `{partition}`, whose keys are {layout}: \
+         {reason}; build keys as a tuple of exactly these components, in this order"
+    )]
+    BadSortKey {
+        /// The partition's declared name.
+        partition: &'static str,
+        /// The offending key or prefix bytes.
+        key: SortKey,
+        /// The declared layout, for the message.
+        layout: String,
+        /// What exactly does not fit.
+        reason: String,
+    },
+
+    /// One writer inserted the same sort key twice into one partition.
+    #[error(
+        "task {task} inserted sort key {key:?} twice into partition {partition}; a chunk \
+         holds one record per key in a partition: add a distinguishing component (such as \
+         a sequence number) to the key"
+    )]
+    DuplicateSortKey {
+        /// The writing task.
+        task: TaskId,
+        /// The partition.
+        partition: Ident,
+        /// The repeated key.
+        key: SortKey,
+    },
+
+    /// A chunk with more records than one chunk can address.
+    #[error(
+        "task {task} wrote {records} records into one chunk, more than the 4,294,967,295 a \
+         chunk can hold: split the work over several tasks"
+    )]
+    TooManyRecords {
+        /// The writing task.
+        task: TaskId,
+        /// How many records it wrote.
+        records: usize,
+    },
+
+    /// A declared dependency on a chunk that is not in the database.
+    #[error(
+        "task {task} depends on chunk {chunk}, which is not a current chunk of this \
+         database (never committed, or superseded or removed since): re-run the task on a \
+         fresh snapshot, or take dependencies from a TaskContext, which records them as \
+         it reads"
+    )]
+    UnknownDependency {
+        /// The writing task.
+        task: TaskId,
+        /// The missing chunk.
+        chunk: ChunkId,
+    },
+}
+
+/// The result type of chunkdb operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

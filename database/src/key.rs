@@ -1,0 +1,780 @@
+//! Sort keys: byte strings whose byte order is the logical order of typed tuples.
+//!
+//! Every component is encoded so that comparing encodings byte by byte compares the
+//! values, and so that a tuple prefix is a byte prefix:
+//!
+//! | type | encoding |
+//! |---|---|
+//! | `u8`…`u64` | big-endian, fixed width |
+//! | `i8`…`i64` | sign bit flipped, then big-endian |
+//! | `bool` | one byte, 0 or 1 |
+//! | [`Ident`] | its `u64`, big-endian |
+//! | `str`/`String` | bytes with `0x00` escaped as `00 FF`, terminated by `00 01` |
+//!
+//! A plain string sort key (`"file|0001"`) is a key of one string component.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::ident::Ident;
+
+/// An encoded sort key. Cheap to clone (the bytes are shared).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SortKey(Arc<[u8]>);
+
+impl SortKey {
+    /// A key from already-encoded bytes (for example from [`KeyBuilder`] or storage).
+    #[must_use]
+    pub fn from_encoded(bytes: &[u8]) -> Self {
+        SortKey(Arc::from(bytes))
+    }
+
+    /// Encodes a value (a component or a tuple of components) as a key.
+    ///
+    /// ```
+    /// use chunkdb_database::{Ident, SortKey};
+    /// let a = SortKey::encode((Ident::new("f"), 2u8, 10u32));
+    /// let b = SortKey::encode((Ident::new("f"), 2u8, 9u32));
+    /// assert!(b < a);
+    /// ```
+    pub fn encode(value: impl IntoSortKey) -> Self {
+        value.into_sort_key()
+    }
+
+    /// The encoded bytes.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Number of encoded bytes.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether this is the empty key.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `prefix` is a prefix of this key.
+    #[must_use]
+    pub fn starts_with(&self, prefix: &KeyPrefix) -> bool {
+        self.0.starts_with(prefix.as_bytes())
+    }
+}
+
+impl Borrow<[u8]> for SortKey {
+    fn borrow(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SortKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SortKey(")?;
+        debug_encoded(&self.0, f)?;
+        f.write_str(")")
+    }
+}
+
+/// Renders an encoding readably: a key that is exactly one string component prints
+/// as that string, anything else as hex.
+fn debug_encoded(bytes: &[u8], f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    if let Some(Ok(text)) = decode_single_str(bytes).map(String::from_utf8) {
+        return write!(f, "{text:?}");
+    }
+    for (i, byte) in bytes.iter().enumerate() {
+        if i > 0 {
+            f.write_str(" ")?;
+        }
+        write!(f, "{byte:02x}")?;
+    }
+    Ok(())
+}
+
+fn decode_single_str(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let rest = take_str(bytes, Some(&mut out)).ok()?;
+    rest.is_empty().then_some(out)
+}
+
+/// A component of a sort key.
+pub trait KeyPart {
+    /// The kind of component, used to check keys against a partition's layout.
+    const KIND: KeyPartKind;
+
+    /// Appends the order-preserving encoding of `self`.
+    fn encode_key(&self, out: &mut Vec<u8>);
+}
+
+macro_rules! key_part_unsigned {
+    ($($ty:ty => $kind:ident),* $(,)?) => {$(
+        impl KeyPart for $ty {
+            const KIND: KeyPartKind = KeyPartKind::$kind;
+            #[inline]
+            fn encode_key(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_be_bytes());
+            }
+        }
+    )*};
+}
+
+macro_rules! key_part_signed {
+    ($($ty:ty => $unsigned:ty, $kind:ident),* $(,)?) => {$(
+        impl KeyPart for $ty {
+            const KIND: KeyPartKind = KeyPartKind::$kind;
+            #[inline]
+            fn encode_key(&self, out: &mut Vec<u8>) {
+                // Flipping the sign bit maps MIN..=MAX onto 0..=unsigned MAX in order.
+                let flipped = (*self as $unsigned) ^ (1 << (<$unsigned>::BITS - 1));
+                out.extend_from_slice(&flipped.to_be_bytes());
+            }
+        }
+    )*};
+}
+
+key_part_unsigned!(u8 => U8, u16 => U16, u32 => U32, u64 => U64);
+key_part_signed!(i8 => u8, I8, i16 => u16, I16, i32 => u32, I32, i64 => u64, I64);
+
+impl KeyPart for bool {
+    const KIND: KeyPartKind = KeyPartKind::Bool;
+    fn encode_key(&self, out: &mut Vec<u8>) {
+        out.push(u8::from(*self));
+    }
+}
+
+impl KeyPart for Ident {
+    const KIND: KeyPartKind = KeyPartKind::Ident;
+    fn encode_key(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.raw().to_be_bytes());
+    }
+}
+
+impl KeyPart for str {
+    const KIND: KeyPartKind = KeyPartKind::Str;
+    fn encode_key(&self, out: &mut Vec<u8>) {
+        escape_str(self, out);
+        out.extend_from_slice(&STR_TERMINATOR);
+    }
+}
+
+impl KeyPart for String {
+    const KIND: KeyPartKind = KeyPartKind::Str;
+    fn encode_key(&self, out: &mut Vec<u8>) {
+        self.as_str().encode_key(out);
+    }
+}
+
+impl<T: KeyPart + ?Sized> KeyPart for &T {
+    const KIND: KeyPartKind = T::KIND;
+    fn encode_key(&self, out: &mut Vec<u8>) {
+        (**self).encode_key(out);
+    }
+}
+
+const STR_TERMINATOR: [u8; 2] = [0x00, 0x01];
+const ESCAPED_NUL: [u8; 2] = [0x00, 0xFF];
+
+/// Appends the escaped bytes of `text` without its terminator: the encoding of any
+/// string that starts with `text` begins with these bytes.
+fn escape_str(text: &str, out: &mut Vec<u8>) {
+    let bytes = text.as_bytes();
+    if !bytes.contains(&0) {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    for &byte in bytes {
+        if byte == 0 {
+            out.extend_from_slice(&ESCAPED_NUL);
+        } else {
+            out.push(byte);
+        }
+    }
+}
+
+/// Consumes one encoded string component; returns the rest. With `partial_ok`
+/// semantics handled by the caller: `Err(true)` means the input ended inside the
+/// string, `Err(false)` that it is malformed.
+fn take_str<'a>(bytes: &'a [u8], mut out: Option<&mut Vec<u8>>) -> Result<&'a [u8], bool> {
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != 0 {
+            if let Some(out) = out.as_deref_mut() {
+                out.push(bytes[i]);
+            }
+            i += 1;
+            continue;
+        }
+        match bytes.get(i + 1) {
+            Some(0x01) => return Ok(&bytes[i + 2..]),
+            Some(0xFF) => {
+                if let Some(out) = out.as_deref_mut() {
+                    out.push(0);
+                }
+                i += 2;
+            }
+            Some(_) => return Err(false),
+            None => return Err(true),
+        }
+    }
+    Err(true)
+}
+
+/// The kinds of sort-key component, as declared in a partition's key layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyPartKind {
+    /// `u8`, 1 byte.
+    U8,
+    /// `u16`, 2 bytes.
+    U16,
+    /// `u32`, 4 bytes.
+    U32,
+    /// `u64`, 8 bytes.
+    U64,
+    /// `i8`, 1 byte.
+    I8,
+    /// `i16`, 2 bytes.
+    I16,
+    /// `i32`, 4 bytes.
+    I32,
+    /// `i64`, 8 bytes.
+    I64,
+    /// `bool`, 1 byte.
+    Bool,
+    /// [`Ident`], 8 bytes.
+    Ident,
+    /// A string, escaped and terminated.
+    Str,
+}
+
+impl KeyPartKind {
+    /// The Rust type name of this kind, for messages and docs.
+    #[must_use]
+    pub const fn type_name(self) -> &'static str {
+        match self {
+            KeyPartKind::U8 => "u8",
+            KeyPartKind::U16 => "u16",
+            KeyPartKind::U32 => "u32",
+            KeyPartKind::U64 => "u64",
+            KeyPartKind::I8 => "i8",
+            KeyPartKind::I16 => "i16",
+            KeyPartKind::I32 => "i32",
+            KeyPartKind::I64 => "i64",
+            KeyPartKind::Bool => "bool",
+            KeyPartKind::Ident => "Ident",
+            KeyPartKind::Str => "String",
+        }
+    }
+
+    const fn fixed_width(self) -> Option<usize> {
+        match self {
+            KeyPartKind::U8 | KeyPartKind::I8 | KeyPartKind::Bool => Some(1),
+            KeyPartKind::U16 | KeyPartKind::I16 => Some(2),
+            KeyPartKind::U32 | KeyPartKind::I32 => Some(4),
+            KeyPartKind::U64 | KeyPartKind::I64 | KeyPartKind::Ident => Some(8),
+            KeyPartKind::Str => None,
+        }
+    }
+}
+
+/// One named component of a partition's sort-key layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyField {
+    /// The component's name, as declared in the schema.
+    pub name: &'static str,
+    /// Its type.
+    pub kind: KeyPartKind,
+}
+
+/// Describes a layout for messages: `(file: Ident, path: String)`.
+#[must_use]
+pub fn describe_layout(layout: &[KeyField]) -> String {
+    let fields: Vec<String> =
+        layout.iter().map(|field| format!("{}: {}", field.name, field.kind.type_name())).collect();
+    format!("({})", fields.join(", "))
+}
+
+/// Checks that `bytes` is a complete key of `layout`. The error says which component
+/// is wrong.
+pub(crate) fn check_key(bytes: &[u8], layout: &[KeyField]) -> Result<(), String> {
+    check_against(bytes, layout, false)
+}
+
+/// Checks that `bytes` is a prefix of some key of `layout`: whole components,
+/// possibly ending inside a string component.
+pub(crate) fn check_prefix(bytes: &[u8], layout: &[KeyField]) -> Result<(), String> {
+    check_against(bytes, layout, true)
+}
+
+fn check_against(mut bytes: &[u8], layout: &[KeyField], prefix: bool) -> Result<(), String> {
+    for field in layout {
+        if bytes.is_empty() && prefix {
+            return Ok(());
+        }
+        let described = || format!("component `{}: {}`", field.name, field.kind.type_name());
+        match field.kind.fixed_width() {
+            Some(width) if bytes.len() < width => {
+                return Err(format!(
+                    "the key ends inside {} ({} of {width} bytes)",
+                    described(),
+                    bytes.len()
+                ));
+            }
+            Some(width) => {
+                if field.kind == KeyPartKind::Bool && bytes[0] > 1 {
+                    return Err(format!("{} holds {}, not 0 or 1", described(), bytes[0]));
+                }
+                bytes = &bytes[width..];
+            }
+            None => match take_str(bytes, None) {
+                Ok(rest) => bytes = rest,
+                Err(true) if prefix => return Ok(()),
+                Err(true) => return Err(format!("the key ends inside {}", described())),
+                Err(false) => return Err(format!("{} is not a valid string encoding", described())),
+            },
+        }
+    }
+    if bytes.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} bytes follow the last component of the layout", bytes.len()))
+    }
+}
+
+/// Builds a key or a prefix component by component.
+///
+/// ```
+/// use chunkdb_database::{Ident, KeyBuilder, SortKey};
+/// let file = Ident::new("src/lib.rs");
+/// let key = KeyBuilder::new().part(file).part("parse_item").key();
+/// assert_eq!(key, SortKey::encode((file, "parse_item")));
+/// let prefix = KeyBuilder::new().part(file).str_prefix("parse_");
+/// assert!(key.starts_with(&prefix));
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct KeyBuilder {
+    bytes: Vec<u8>,
+}
+
+impl KeyBuilder {
+    /// An empty builder.
+    #[must_use]
+    pub fn new() -> Self {
+        KeyBuilder::default()
+    }
+
+    /// Appends a whole component.
+    #[must_use]
+    pub fn part(mut self, part: impl KeyPart) -> Self {
+        part.encode_key(&mut self.bytes);
+        self
+    }
+
+    /// The complete key.
+    #[must_use]
+    pub fn key(self) -> SortKey {
+        SortKey::from_encoded(&self.bytes)
+    }
+
+    /// The components so far, as a prefix.
+    #[must_use]
+    pub fn prefix(self) -> KeyPrefix {
+        KeyPrefix { bytes: self.bytes.into() }
+    }
+
+    /// The components so far followed by the start of a string component: matches
+    /// every key whose next component starts with `start`.
+    #[must_use]
+    pub fn str_prefix(mut self, start: &str) -> KeyPrefix {
+        escape_str(start, &mut self.bytes);
+        KeyPrefix { bytes: self.bytes.into() }
+    }
+}
+
+/// Converts a value into a complete sort key: a [`SortKey`], a single component
+/// (`u32`, `Ident`, `&str`, …) or a tuple of components.
+pub trait IntoSortKey {
+    /// Encodes `self`.
+    fn into_sort_key(self) -> SortKey;
+}
+
+impl IntoSortKey for SortKey {
+    fn into_sort_key(self) -> SortKey {
+        self
+    }
+}
+
+impl IntoSortKey for &SortKey {
+    fn into_sort_key(self) -> SortKey {
+        self.clone()
+    }
+}
+
+impl<T: KeyPart> IntoSortKey for T {
+    fn into_sort_key(self) -> SortKey {
+        let mut bytes = Vec::with_capacity(16);
+        self.encode_key(&mut bytes);
+        SortKey::from_encoded(&bytes)
+    }
+}
+
+/// A byte prefix of sort keys, used by `begins_with` and the range conditions.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyPrefix {
+    bytes: Box<[u8]>,
+}
+
+impl KeyPrefix {
+    /// The prefix of whole components given by `parts`.
+    pub fn new(parts: impl IntoKeyPrefix) -> Self {
+        parts.into_key_prefix()
+    }
+
+    /// The empty prefix, which every key starts with.
+    #[must_use]
+    pub fn empty() -> Self {
+        KeyPrefix { bytes: Box::default() }
+    }
+
+    /// This prefix followed by the start of a string component.
+    #[must_use]
+    pub fn str_prefix(self, start: &str) -> Self {
+        let mut bytes = self.bytes.into_vec();
+        escape_str(start, &mut bytes);
+        KeyPrefix { bytes: bytes.into() }
+    }
+
+    /// A prefix from already-encoded bytes.
+    #[must_use]
+    pub fn from_encoded(bytes: &[u8]) -> Self {
+        KeyPrefix { bytes: bytes.into() }
+    }
+
+    /// The encoded bytes.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl fmt::Debug for KeyPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyPrefix(")?;
+        debug_encoded(&self.bytes, f)?;
+        f.write_str(")")
+    }
+}
+
+/// Converts a value into a [`KeyPrefix`].
+///
+/// A tuple or a single non-string component gives whole components. A *bare* string
+/// (`"file|"`) is the start of a string component, so laburnum-style plain string keys
+/// can be searched by prefix; inside a tuple a string is a whole component (end a
+/// tuple with a partial string through [`KeyPrefix::str_prefix`]).
+pub trait IntoKeyPrefix {
+    /// Encodes `self` as a prefix.
+    fn into_key_prefix(self) -> KeyPrefix;
+}
+
+impl IntoKeyPrefix for KeyPrefix {
+    fn into_key_prefix(self) -> KeyPrefix {
+        self
+    }
+}
+
+impl IntoKeyPrefix for SortKey {
+    fn into_key_prefix(self) -> KeyPrefix {
+        KeyPrefix::from_encoded(self.as_bytes())
+    }
+}
+
+impl IntoKeyPrefix for &SortKey {
+    fn into_key_prefix(self) -> KeyPrefix {
+        KeyPrefix::from_encoded(self.as_bytes())
+    }
+}
+
+impl IntoKeyPrefix for &str {
+    fn into_key_prefix(self) -> KeyPrefix {
+        KeyPrefix::empty().str_prefix(self)
+    }
+}
+
+impl IntoKeyPrefix for &String {
+    fn into_key_prefix(self) -> KeyPrefix {
+        KeyPrefix::empty().str_prefix(self)
+    }
+}
+
+impl IntoKeyPrefix for String {
+    fn into_key_prefix(self) -> KeyPrefix {
+        KeyPrefix::empty().str_prefix(&self)
+    }
+}
+
+macro_rules! scalar_prefix {
+    ($($ty:ty),*) => {$(
+        impl IntoKeyPrefix for $ty {
+            fn into_key_prefix(self) -> KeyPrefix {
+                let mut bytes = Vec::new();
+                self.encode_key(&mut bytes);
+                KeyPrefix { bytes: bytes.into() }
+            }
+        }
+    )*};
+}
+
+scalar_prefix!(u8, u16, u32, u64, i8, i16, i32, i64, bool, Ident);
+
+macro_rules! tuple_keys {
+    ($(($($name:ident),+)),* $(,)?) => {$(
+        impl<$($name: KeyPart),+> IntoSortKey for ($($name,)+) {
+            #[allow(non_snake_case)]
+            fn into_sort_key(self) -> SortKey {
+                let ($($name,)+) = self;
+                let mut bytes = Vec::with_capacity(24);
+                $($name.encode_key(&mut bytes);)+
+                SortKey::from_encoded(&bytes)
+            }
+        }
+
+        impl<$($name: KeyPart),+> IntoKeyPrefix for ($($name,)+) {
+            #[allow(non_snake_case)]
+            fn into_key_prefix(self) -> KeyPrefix {
+                let ($($name,)+) = self;
+                let mut bytes = Vec::with_capacity(24);
+                $($name.encode_key(&mut bytes);)+
+                KeyPrefix { bytes: bytes.into() }
+            }
+        }
+    )*};
+}
+
+tuple_keys!(
+    (A),
+    (A, B),
+    (A, B, C),
+    (A, B, C, D),
+    (A, B, C, D, E),
+    (A, B, C, D, E, F),
+    (A, B, C, D, E, F, G),
+    (A, B, C, D, E, F, G, H),
+);
+
+/// The smallest byte string greater than every string that starts with `prefix`, or
+/// `None` when no such string exists (the prefix is empty or all `0xFF`).
+pub(crate) fn prefix_successor(prefix: &[u8]) -> Option<Box<[u8]>> {
+    let last = prefix.iter().rposition(|&byte| byte != 0xFF)?;
+    let mut next = prefix[..=last].to_vec();
+    next[last] += 1;
+    Some(next.into())
+}
+
+/// A half-open range of encoded keys, `start..end`, that a query covered. Every query
+/// condition normalises to one: an exact key is the range holding that key alone.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct KeyRange {
+    start: Box<[u8]>,
+    end: Option<Box<[u8]>>,
+}
+
+impl KeyRange {
+    /// Every key.
+    #[must_use]
+    pub fn all() -> Self {
+        KeyRange { start: Box::default(), end: None }
+    }
+
+    /// Exactly `key`: `key..key ++ [0]`, since `key ++ [0]` is the next byte string.
+    #[must_use]
+    pub fn exact(key: &[u8]) -> Self {
+        let mut end = Vec::with_capacity(key.len() + 1);
+        end.extend_from_slice(key);
+        end.push(0);
+        KeyRange { start: key.into(), end: Some(end.into()) }
+    }
+
+    /// Keys starting with `prefix`.
+    #[must_use]
+    pub fn prefix(prefix: &[u8]) -> Self {
+        KeyRange { start: prefix.into(), end: prefix_successor(prefix) }
+    }
+
+    /// Keys whose leading components are `>= bound`.
+    #[must_use]
+    pub fn at_least(bound: &[u8]) -> Self {
+        KeyRange { start: bound.into(), end: None }
+    }
+
+    /// Keys whose leading components are `> bound`: past every extension of `bound`.
+    #[must_use]
+    pub fn greater_than(bound: &[u8]) -> Self {
+        match prefix_successor(bound) {
+            Some(start) => KeyRange { start, end: None },
+            None => KeyRange::nothing(),
+        }
+    }
+
+    /// Keys whose leading components are `< bound`.
+    #[must_use]
+    pub fn less_than(bound: &[u8]) -> Self {
+        KeyRange { start: Box::default(), end: Some(bound.into()) }
+    }
+
+    /// Keys whose leading components are `<= bound`: up to every extension of `bound`.
+    #[must_use]
+    pub fn at_most(bound: &[u8]) -> Self {
+        KeyRange { start: Box::default(), end: prefix_successor(bound) }
+    }
+
+    /// Keys whose leading components lie in `low..=high`.
+    #[must_use]
+    pub fn between(low: &[u8], high: &[u8]) -> Self {
+        KeyRange { start: low.into(), end: prefix_successor(high) }
+    }
+
+    /// The empty range.
+    #[must_use]
+    pub fn nothing() -> Self {
+        KeyRange { start: Box::default(), end: Some(Box::default()) }
+    }
+
+    /// Inclusive start.
+    #[must_use]
+    pub fn start(&self) -> &[u8] {
+        &self.start
+    }
+
+    /// Exclusive end; `None` means unbounded.
+    #[must_use]
+    pub fn end(&self) -> Option<&[u8]> {
+        self.end.as_deref()
+    }
+
+    /// Whether the range can hold no key.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.end.as_deref().is_some_and(|end| end <= &*self.start)
+    }
+
+    /// Whether `key` lies in the range.
+    #[must_use]
+    pub fn contains(&self, key: &[u8]) -> bool {
+        key >= &*self.start && self.end.as_deref().is_none_or(|end| key < end)
+    }
+}
+
+impl fmt::Debug for KeyRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyRange(")?;
+        debug_encoded(&self.start, f)?;
+        f.write_str(" .. ")?;
+        match &self.end {
+            Some(end) => debug_encoded(end, f)?,
+            None => f.write_str("∞")?,
+        }
+        f.write_str(")")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn enc(part: impl KeyPart) -> Vec<u8> {
+        let mut out = Vec::new();
+        part.encode_key(&mut out);
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, rng_seed: proptest::test_runner::RngSeed::Fixed(7), ..ProptestConfig::default() })]
+
+        #[test]
+        fn integer_order_is_byte_order(a: i64, b: i64, c: u32, d: u32, e: i8, f: i8) {
+            prop_assert_eq!(a.cmp(&b), enc(a).cmp(&enc(b)));
+            prop_assert_eq!(c.cmp(&d), enc(c).cmp(&enc(d)));
+            prop_assert_eq!(e.cmp(&f), enc(e).cmp(&enc(f)));
+        }
+
+        #[test]
+        fn string_tuple_order_is_byte_order(a in "[a\\x00b]{0,4}", b in "[a\\x00b]{0,4}", x: u8, y: u8) {
+            let ka = SortKey::encode((a.as_str(), x));
+            let kb = SortKey::encode((b.as_str(), y));
+            prop_assert_eq!((a.as_str(), x).cmp(&(b.as_str(), y)), ka.cmp(&kb));
+        }
+
+        #[test]
+        fn string_prefix_is_byte_prefix(a in "[a\\x00b]{0,5}", cut in 0usize..6) {
+            let cut = cut.min(a.len());
+            let key = SortKey::encode((7u16, a.as_str()));
+            let prefix = KeyBuilder::new().part(7u16).str_prefix(&a[..cut]);
+            prop_assert!(key.starts_with(&prefix));
+            let layout = [KeyField { name: "n", kind: KeyPartKind::U16 }, KeyField { name: "s", kind: KeyPartKind::Str }];
+            prop_assert!(check_key(key.as_bytes(), &layout).is_ok());
+            prop_assert!(check_prefix(prefix.as_bytes(), &layout).is_ok());
+        }
+
+        #[test]
+        fn prefix_range_holds_exactly_the_extensions(prefix in proptest::collection::vec(prop_oneof![Just(0u8), Just(1), Just(0xFE), Just(0xFF)], 0..4),
+                                                     key in proptest::collection::vec(prop_oneof![Just(0u8), Just(1), Just(0xFE), Just(0xFF)], 0..5)) {
+            prop_assert_eq!(KeyRange::prefix(&prefix).contains(&key), key.starts_with(&prefix));
+            prop_assert_eq!(KeyRange::exact(&prefix).contains(&key), key == prefix);
+        }
+    }
+
+    #[test]
+    fn tuple_prefix_is_byte_prefix() {
+        let file = Ident::new("a.rs");
+        let key = SortKey::encode((file, 2u8, 17u32));
+        assert!(key.starts_with(&KeyPrefix::new((file,))));
+        assert!(key.starts_with(&KeyPrefix::new((file, 2u8))));
+        assert!(!key.starts_with(&KeyPrefix::new((file, 3u8))));
+    }
+
+    #[test]
+    fn plain_string_keys_are_one_component() {
+        let key = SortKey::encode("file|0001");
+        assert!(key.starts_with(&KeyPrefix::new("file|")));
+        assert_eq!(format!("{key:?}"), "SortKey(\"file|0001\")");
+        let layout = [KeyField { name: "key", kind: KeyPartKind::Str }];
+        assert!(check_key(key.as_bytes(), &layout).is_ok());
+    }
+
+    #[test]
+    fn layout_errors_name_the_component() {
+        let layout = [
+            KeyField { name: "file", kind: KeyPartKind::Ident },
+            KeyField { name: "line", kind: KeyPartKind::U32 },
+        ];
+        let short = SortKey::encode((Ident::new("f"), 3u16));
+        let error = check_key(short.as_bytes(), &layout).unwrap_err();
+        assert!(error.contains("`line: u32`"), "{error}");
+        let long = SortKey::encode((Ident::new("f"), 3u32, 1u8));
+        assert!(check_key(long.as_bytes(), &layout).unwrap_err().contains("follow the last"));
+        assert!(check_prefix(KeyPrefix::new((Ident::new("f"),)).as_bytes(), &layout).is_ok());
+        assert!(check_key(SortKey::encode("x").as_bytes(), &layout).is_err());
+        assert_eq!(describe_layout(&layout), "(file: Ident, line: u32)");
+    }
+
+    #[test]
+    fn successor_and_ranges() {
+        assert_eq!(prefix_successor(b"ab").as_deref(), Some(&b"ac"[..]));
+        assert_eq!(prefix_successor(&[1, 0xFF]).as_deref(), Some(&[2u8][..]));
+        assert_eq!(prefix_successor(&[0xFF]), None);
+        assert_eq!(prefix_successor(&[]), None);
+        let range = KeyRange::between(&[2], &[4]);
+        assert!(range.contains(&[2]) && range.contains(&[4, 9]) && !range.contains(&[5]));
+        assert!(KeyRange::greater_than(&[0xFF]).is_empty());
+        assert!(KeyRange::nothing().is_empty());
+        assert!(!KeyRange::less_than(&[3]).contains(&[3, 0]));
+        assert!(KeyRange::at_most(&[3]).contains(&[3, 0]));
+        assert!(!KeyRange::greater_than(&[3]).contains(&[3, 0xFF]));
+    }
+}

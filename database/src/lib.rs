@@ -1,0 +1,54 @@
+//! The chunkdb runtime: an in-memory, content-addressed database of task outputs for
+//! incremental compilers and language servers.
+//!
+//! - A **task** (with a stable [`TaskId`]) writes records through a [`ChunkWriter`]
+//!   or a [`TaskContext`]; its commit becomes an immutable [`Chunk`] addressed by a
+//!   [`ChunkId`] and supersedes the task's previous version.
+//! - Records live under a partition key ([`Ident`]) and a [`SortKey`] whose byte order
+//!   is the order of its typed components.
+//! - A [`Snapshot`] is a consistent view at one clock value; [`Query`] answers exact,
+//!   prefix and range conditions from it in key order, at a cost that does not grow
+//!   with the number of chunks.
+//! - A [`TaskContext`] records what every query read ([`ReadEntry`]), which is what
+//!   invalidation builds on.
+//!
+//! Most users depend on the `chunkdb` facade and declare their language with
+//! `chunk_schema!`; [`reference`] shows the traits implemented by hand.
+
+#![deny(missing_docs)]
+
+mod chunk;
+mod context;
+mod database;
+mod error;
+mod hash;
+mod ident;
+mod index;
+mod key;
+mod query;
+mod read_set;
+pub mod reference;
+mod schema;
+mod snapshot;
+mod state;
+mod stats;
+mod writer;
+
+pub use chunk::{Chunk, PartitionSlice};
+pub use context::TaskContext;
+pub use database::{CommitReceipt, Database};
+pub use error::{Error, Result};
+pub use hash::{ChunkId, ContentHash, StableHash, StableHasher};
+pub use ident::{Ident, TaskId};
+pub use key::{
+    IntoKeyPrefix, IntoSortKey, KeyBuilder, KeyField, KeyPart, KeyPartKind, KeyPrefix, KeyRange, SortKey,
+    describe_layout,
+};
+pub use query::{Hit, Hits, Query, QueryResults, RecordMeta};
+pub use read_set::ReadEntry;
+pub use schema::{
+    PartitionDef, RecordHandle, RecordKind, RecordOf, RecordRefOf, RecordStorage, Schema, StorageBuilder,
+};
+pub use snapshot::Snapshot;
+pub use stats::{PartitionStats, Stats};
+pub use writer::ChunkWriter;

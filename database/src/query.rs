@@ -1,0 +1,362 @@
+//! Queries on a snapshot: one partition, a sort-key condition, results in key order.
+
+use std::fmt;
+
+use imbl::ordmap::RangedIter;
+use imbl::shared_ptr::DefaultSharedPtr;
+
+use crate::chunk::Chunk;
+use crate::error::Result;
+use crate::hash::ChunkId;
+use crate::ident::{Ident, TaskId};
+use crate::index::{Entry, EntryKey};
+use crate::key::{IntoKeyPrefix, IntoSortKey, KeyPrefix, KeyRange, SortKey};
+use crate::read_set::{ReadEntry, ReadLog};
+use crate::schema::{self, Schema};
+use crate::snapshot::Snapshot;
+
+/// The key condition of a query.
+#[derive(Clone, Debug)]
+enum Condition {
+    All,
+    Exact(SortKey),
+    BeginsWith(KeyPrefix),
+    Between(KeyPrefix, KeyPrefix),
+    LessThan(KeyPrefix),
+    AtMost(KeyPrefix),
+    GreaterThan(KeyPrefix),
+    AtLeast(KeyPrefix),
+}
+
+/// A query being built: a partition and (optionally) a sort-key condition.
+///
+/// Range conditions compare *leading components*: `le((file, 2u8))` includes
+/// `(file, 2, 99)`, and `gt((file, 2u8))` starts after every key beginning with
+/// `(file, 2)`. For complete keys this is plain key order.
+#[must_use = "a query does nothing until executed"]
+pub struct Query<'s, S: Schema> {
+    snapshot: &'s Snapshot<S>,
+    log: Option<&'s ReadLog>,
+    partition: Ident,
+    condition: Condition,
+}
+
+impl<'s, S: Schema> Query<'s, S> {
+    pub(crate) fn new(snapshot: &'s Snapshot<S>, log: Option<&'s ReadLog>, partition: Ident) -> Self {
+        Query { snapshot, log, partition, condition: Condition::All }
+    }
+
+    fn with(self, condition: Condition) -> Self {
+        Query { condition, ..self }
+    }
+
+    /// Records whose key is exactly `key`.
+    pub fn exact(self, key: impl IntoSortKey) -> Self {
+        self.with(Condition::Exact(key.into_sort_key()))
+    }
+
+    /// Records whose key begins with `prefix` (whole tuple components, or a bare string
+    /// as the start of a string key; see [`IntoKeyPrefix`]).
+    pub fn begins_with(self, prefix: impl IntoKeyPrefix) -> Self {
+        self.with(Condition::BeginsWith(prefix.into_key_prefix()))
+    }
+
+    /// Records with `low <= key <= high` (inclusive at both ends).
+    pub fn between(self, low: impl IntoKeyPrefix, high: impl IntoKeyPrefix) -> Self {
+        self.with(Condition::Between(low.into_key_prefix(), high.into_key_prefix()))
+    }
+
+    /// Records with `key < bound`.
+    pub fn lt(self, bound: impl IntoKeyPrefix) -> Self {
+        self.with(Condition::LessThan(bound.into_key_prefix()))
+    }
+
+    /// Records with `key <= bound`.
+    pub fn le(self, bound: impl IntoKeyPrefix) -> Self {
+        self.with(Condition::AtMost(bound.into_key_prefix()))
+    }
+
+    /// Records with `key > bound`.
+    pub fn gt(self, bound: impl IntoKeyPrefix) -> Self {
+        self.with(Condition::GreaterThan(bound.into_key_prefix()))
+    }
+
+    /// Records with `key >= bound`.
+    pub fn ge(self, bound: impl IntoKeyPrefix) -> Self {
+        self.with(Condition::AtLeast(bound.into_key_prefix()))
+    }
+
+    /// Checks the query against the schema and normalises its condition to a range.
+    fn prepare(&self) -> Result<KeyRange> {
+        if let Some(def) = schema::partition_def::<S>(self.partition)? {
+            match &self.condition {
+                Condition::All => {}
+                Condition::Exact(key) => schema::check_key_shape(def, key.as_bytes(), false)?,
+                Condition::Between(low, high) => {
+                    schema::check_key_shape(def, low.as_bytes(), true)?;
+                    schema::check_key_shape(def, high.as_bytes(), true)?;
+                }
+                Condition::BeginsWith(p)
+                | Condition::LessThan(p)
+                | Condition::AtMost(p)
+                | Condition::GreaterThan(p)
+                | Condition::AtLeast(p) => schema::check_key_shape(def, p.as_bytes(), true)?,
+            }
+        }
+        Ok(match &self.condition {
+            Condition::All => KeyRange::all(),
+            Condition::Exact(key) => KeyRange::exact(key.as_bytes()),
+            Condition::BeginsWith(p) => KeyRange::prefix(p.as_bytes()),
+            Condition::Between(low, high) => KeyRange::between(low.as_bytes(), high.as_bytes()),
+            Condition::LessThan(p) => KeyRange::less_than(p.as_bytes()),
+            Condition::AtMost(p) => KeyRange::at_most(p.as_bytes()),
+            Condition::GreaterThan(p) => KeyRange::greater_than(p.as_bytes()),
+            Condition::AtLeast(p) => KeyRange::at_least(p.as_bytes()),
+        })
+    }
+
+    /// Runs the query and collects the matching records (borrowed, not copied).
+    ///
+    /// # Errors
+    /// [`Error::UnknownPartition`](crate::Error::UnknownPartition) or
+    /// [`Error::BadSortKey`](crate::Error::BadSortKey) when the schema declares
+    /// partitions and the query does not fit them.
+    pub fn execute(self) -> Result<QueryResults<'s, S>> {
+        let partition = self.partition;
+        let hits: Vec<Hit<'s, S>> = self.iter()?.collect();
+        Ok(QueryResults { partition, hits })
+    }
+
+    /// Runs the query lazily: records are visited in key order as the iterator is
+    /// advanced. A tracked query records its read when the iterator is dropped.
+    ///
+    /// # Errors
+    /// As [`execute`](Self::execute).
+    pub fn iter(self) -> Result<Hits<'s, S>> {
+        let range = self.prepare()?;
+        let inner = if range.is_empty() {
+            None
+        } else {
+            self.snapshot.state.partitions.get(&self.partition).map(|index| index.range(&range))
+        };
+        let tracking = self.log.map(|log| Tracking { log, range, chunks: Vec::new(), hits: 0 });
+        Ok(Hits { partition: self.partition, inner, tracking })
+    }
+
+    /// Number of matching records.
+    ///
+    /// # Errors
+    /// As [`execute`](Self::execute).
+    pub fn count(self) -> Result<usize> {
+        Ok(self.iter()?.count())
+    }
+}
+
+impl<S: Schema> fmt::Debug for Query<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Query")
+            .field("partition", &self.partition)
+            .field("condition", &self.condition)
+            .field("tracked", &self.log.is_some())
+            .finish()
+    }
+}
+
+struct Tracking<'s> {
+    log: &'s ReadLog,
+    range: KeyRange,
+    chunks: Vec<ChunkId>,
+    hits: usize,
+}
+
+/// A lazy iterator over a query's results, in sort-key order (records with equal keys
+/// in ascending task-id order).
+pub struct Hits<'s, S: Schema> {
+    partition: Ident,
+    inner: Option<RangedIter<'s, EntryKey, Entry<S>, DefaultSharedPtr>>,
+    tracking: Option<Tracking<'s>>,
+}
+
+impl<'s, S: Schema> Iterator for Hits<'s, S> {
+    type Item = Hit<'s, S>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (key, entry) = self.inner.as_mut()?.next()?;
+        if let Some(tracking) = &mut self.tracking {
+            if tracking.chunks.last() != Some(&entry.chunk.id) {
+                tracking.chunks.push(entry.chunk.id);
+            }
+            tracking.hits += 1;
+        }
+        Some(Hit { partition: self.partition, key, entry })
+    }
+}
+
+impl<S: Schema> Drop for Hits<'_, S> {
+    fn drop(&mut self) {
+        if let Some(tracking) = self.tracking.take() {
+            let range = tracking.range;
+            tracking.log.record(ReadEntry::new(self.partition, range, tracking.chunks, tracking.hits));
+        }
+    }
+}
+
+/// One result: a record with its metadata, borrowed from the snapshot.
+pub struct Hit<'s, S: Schema> {
+    partition: Ident,
+    key: &'s EntryKey,
+    entry: &'s Entry<S>,
+}
+
+impl<S: Schema> Clone for Hit<'_, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S: Schema> Copy for Hit<'_, S> {}
+
+impl<'s, S: Schema> Hit<'s, S> {
+    /// The typed, borrowed record.
+    #[must_use]
+    pub fn record(&self) -> S::RecordRef<'s> {
+        self.entry.chunk.record(self.entry.row)
+    }
+
+    /// The partition the record lives in.
+    #[must_use]
+    pub fn partition(&self) -> Ident {
+        self.partition
+    }
+
+    /// The record's sort key.
+    #[must_use]
+    pub fn sort_key(&self) -> &'s SortKey {
+        &self.key.key
+    }
+
+    /// The task that wrote the record.
+    #[must_use]
+    pub fn task(&self) -> TaskId {
+        self.key.task
+    }
+
+    /// The id of the chunk holding the record.
+    #[must_use]
+    pub fn chunk_id(&self) -> ChunkId {
+        self.entry.chunk.id
+    }
+
+    /// The chunk holding the record.
+    #[must_use]
+    pub fn chunk(&self) -> &'s Chunk<S> {
+        &self.entry.chunk
+    }
+
+    /// All metadata at once.
+    #[must_use]
+    pub fn meta(&self) -> RecordMeta<'s> {
+        RecordMeta {
+            partition: self.partition,
+            sort_key: &self.key.key,
+            chunk: self.chunk_id(),
+            task: self.task(),
+        }
+    }
+}
+
+impl<S: Schema> fmt::Debug for Hit<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hit").field("meta", &self.meta()).field("record", &self.record()).finish()
+    }
+}
+
+/// Where a record came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordMeta<'s> {
+    /// The partition.
+    pub partition: Ident,
+    /// The sort key.
+    pub sort_key: &'s SortKey,
+    /// The chunk holding the record.
+    pub chunk: ChunkId,
+    /// The task that wrote it.
+    pub task: TaskId,
+}
+
+/// The collected results of a query, in sort-key order.
+pub struct QueryResults<'s, S: Schema> {
+    partition: Ident,
+    hits: Vec<Hit<'s, S>>,
+}
+
+impl<'s, S: Schema> QueryResults<'s, S> {
+    /// The partition queried.
+    #[must_use]
+    pub fn partition(&self) -> Ident {
+        self.partition
+    }
+
+    /// Number of records.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.hits.len()
+    }
+
+    /// Whether nothing matched.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.hits.is_empty()
+    }
+
+    /// The results, in order.
+    #[must_use]
+    pub fn hits(&self) -> &[Hit<'s, S>] {
+        &self.hits
+    }
+
+    /// The first result.
+    #[must_use]
+    pub fn first(&self) -> Option<Hit<'s, S>> {
+        self.hits.first().copied()
+    }
+
+    /// Iterates over the results.
+    pub fn iter(&self) -> std::iter::Copied<std::slice::Iter<'_, Hit<'s, S>>> {
+        self.hits.iter().copied()
+    }
+
+    /// Iterates over (metadata, record) pairs.
+    pub fn pairs(&self) -> impl Iterator<Item = (RecordMeta<'s>, S::RecordRef<'s>)> + '_ {
+        self.hits.iter().map(|hit| (hit.meta(), hit.record()))
+    }
+
+    /// Iterates over the records alone.
+    pub fn records(&self) -> impl Iterator<Item = S::RecordRef<'s>> + '_ {
+        self.hits.iter().map(Hit::record)
+    }
+}
+
+impl<'s, S: Schema> IntoIterator for QueryResults<'s, S> {
+    type Item = Hit<'s, S>;
+    type IntoIter = std::vec::IntoIter<Hit<'s, S>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.hits.into_iter()
+    }
+}
+
+impl<'a, 's, S: Schema> IntoIterator for &'a QueryResults<'s, S> {
+    type Item = Hit<'s, S>;
+    type IntoIter = std::iter::Copied<std::slice::Iter<'a, Hit<'s, S>>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<S: Schema> fmt::Debug for QueryResults<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.hits.iter()).finish()
+    }
+}

@@ -1,0 +1,138 @@
+//! Snapshots: read-only views fixed at one clock value.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::chunk::Chunk;
+use crate::database::Counters;
+use crate::error::Result;
+use crate::hash::ChunkId;
+use crate::ident::{Ident, TaskId};
+use crate::key::IntoSortKey;
+use crate::query::{Query, QueryResults};
+use crate::schema::Schema;
+use crate::state::State;
+
+/// A consistent view of the database at one clock value.
+///
+/// It sees, for every task, the newest version committed at or before its clock, and
+/// nothing of later commits — not even part of one. Taking one is O(1) and never waits
+/// for writers; while it is alive, every chunk it can see stays in memory.
+pub struct Snapshot<S: Schema> {
+    pub(crate) state: Arc<State<S>>,
+    counters: Arc<Counters>,
+}
+
+impl<S: Schema> Snapshot<S> {
+    pub(crate) fn new(state: Arc<State<S>>, counters: Arc<Counters>) -> Self {
+        counters.open_snapshots.fetch_add(1, Ordering::Relaxed);
+        Snapshot { state, counters }
+    }
+
+    /// The clock value this snapshot is fixed at.
+    #[must_use]
+    pub fn clock(&self) -> u64 {
+        self.state.clock
+    }
+
+    /// Starts a query on one partition; refine it with a key condition, then
+    /// [`execute`](Query::execute) or [`iter`](Query::iter) it.
+    #[must_use]
+    pub fn query(&self, partition: Ident) -> Query<'_, S> {
+        Query::new(self, None, partition)
+    }
+
+    /// The records under exactly `key` (one per task that wrote the key).
+    ///
+    /// # Errors
+    /// [`Error::UnknownPartition`](crate::Error::UnknownPartition) or
+    /// [`Error::BadSortKey`](crate::Error::BadSortKey) for a closed schema.
+    pub fn get(&self, partition: Ident, key: impl IntoSortKey) -> Result<QueryResults<'_, S>> {
+        self.query(partition).exact(key).execute()
+    }
+
+    /// Looks up many (partition, key) pairs at once; one result set per pair, in the
+    /// order given.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get), for the first pair that is malformed; then nothing is
+    /// returned.
+    pub fn batch_get<K: IntoSortKey>(
+        &self,
+        pairs: impl IntoIterator<Item = (Ident, K)>,
+    ) -> Result<Vec<QueryResults<'_, S>>> {
+        pairs.into_iter().map(|(partition, key)| self.get(partition, key)).collect()
+    }
+
+    /// The current chunk of `task` in this snapshot.
+    #[must_use]
+    pub fn task_chunk(&self, task: TaskId) -> Option<&Arc<Chunk<S>>> {
+        self.state.tasks.get(&task).map(|version| &version.chunk)
+    }
+
+    /// The clock value at which `task`'s visible version was committed.
+    #[must_use]
+    pub fn task_committed_at(&self, task: TaskId) -> Option<u64> {
+        self.state.tasks.get(&task).map(|version| version.committed_at)
+    }
+
+    /// A chunk visible in this snapshot, by id.
+    #[must_use]
+    pub fn chunk(&self, id: ChunkId) -> Option<&Arc<Chunk<S>>> {
+        self.state.chunks.get(&id)
+    }
+
+    /// The tasks with a version in this snapshot (in no particular order).
+    pub fn tasks(&self) -> impl Iterator<Item = TaskId> + '_ {
+        self.state.tasks.keys().copied()
+    }
+
+    /// The partitions holding records in this snapshot, in partition-key order.
+    #[must_use]
+    pub fn partitions(&self) -> Vec<Ident> {
+        let mut partitions: Vec<Ident> = self.state.partitions.keys().copied().collect();
+        partitions.sort_unstable();
+        partitions
+    }
+
+    /// Number of records in a partition.
+    #[must_use]
+    pub fn partition_len(&self, partition: Ident) -> usize {
+        self.state.partitions.get(&partition).map_or(0, |index| index.len())
+    }
+
+    /// Number of records in all partitions.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.state.records
+    }
+
+    /// Whether the snapshot holds no record.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.state.records == 0
+    }
+}
+
+impl<S: Schema> Clone for Snapshot<S> {
+    fn clone(&self) -> Self {
+        Snapshot::new(Arc::clone(&self.state), Arc::clone(&self.counters))
+    }
+}
+
+impl<S: Schema> Drop for Snapshot<S> {
+    fn drop(&mut self) {
+        self.counters.open_snapshots.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl<S: Schema> fmt::Debug for Snapshot<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("clock", &self.state.clock)
+            .field("tasks", &self.state.tasks.len())
+            .field("records", &self.state.records)
+            .finish()
+    }
+}

@@ -1,0 +1,165 @@
+//! The database's committed state at one clock value: an immutable value that a
+//! commit replaces as a whole and a snapshot holds as a whole.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use crate::chunk::{Chunk, Row};
+use crate::hash::ChunkId;
+use crate::ident::{Ident, TaskId};
+use crate::index::{Entry, EntryKey, IdMap, PartitionIndex, Probe};
+use crate::schema::Schema;
+
+/// A task's current version: its chunk and the clock value of the commit that made it
+/// current.
+pub(crate) struct Version<S: Schema> {
+    pub(crate) chunk: Arc<Chunk<S>>,
+    pub(crate) committed_at: u64,
+}
+
+impl<S: Schema> Clone for Version<S> {
+    fn clone(&self) -> Self {
+        Version { chunk: Arc::clone(&self.chunk), committed_at: self.committed_at }
+    }
+}
+
+/// Everything visible at one clock value. Cloning is O(1): all maps are persistent
+/// and share structure with the state they were cloned from.
+pub(crate) struct State<S: Schema> {
+    pub(crate) clock: u64,
+    pub(crate) partitions: IdMap<Ident, PartitionIndex<S>>,
+    pub(crate) tasks: IdMap<TaskId, Version<S>>,
+    pub(crate) chunks: IdMap<ChunkId, Arc<Chunk<S>>>,
+    pub(crate) records: usize,
+    pub(crate) chunk_bytes: usize,
+}
+
+impl<S: Schema> Clone for State<S> {
+    fn clone(&self) -> Self {
+        State {
+            clock: self.clock,
+            partitions: self.partitions.clone(),
+            tasks: self.tasks.clone(),
+            chunks: self.chunks.clone(),
+            records: self.records,
+            chunk_bytes: self.chunk_bytes,
+        }
+    }
+}
+
+impl<S: Schema> Default for State<S> {
+    fn default() -> Self {
+        State {
+            clock: 0,
+            partitions: IdMap::default(),
+            tasks: IdMap::default(),
+            chunks: IdMap::default(),
+            records: 0,
+            chunk_bytes: 0,
+        }
+    }
+}
+
+impl<S: Schema> State<S> {
+    /// Makes `new` the current version of its task (or, with `None`, removes the task's
+    /// version) and returns the partitions whose contents changed. The caller publishes
+    /// the result as a whole, so no reader sees a part of it.
+    pub(crate) fn replace(&mut self, task: TaskId, new: Option<Arc<Chunk<S>>>) -> Vec<Ident> {
+        let old = match &new {
+            Some(chunk) => {
+                self.tasks.insert(task, Version { chunk: Arc::clone(chunk), committed_at: self.clock })
+            }
+            None => self.tasks.remove(&task),
+        }
+        .map(|version| version.chunk);
+
+        let mut touched = Vec::new();
+        let old_slices = old.as_deref().map_or(&[][..], |chunk| &chunk.partitions[..]);
+        let new_slices = new.as_deref().map_or(&[][..], |chunk| &chunk.partitions[..]);
+        let mut partitions: Vec<Ident> =
+            old_slices.iter().chain(new_slices).map(|slice| slice.partition).collect();
+        partitions.sort_unstable();
+        partitions.dedup();
+        for partition in partitions {
+            let before = old.as_deref().and_then(|chunk| chunk.slice(partition).map(|s| (chunk, s)));
+            let after = new.as_ref().and_then(|chunk| chunk.slice(partition).map(|s| (chunk, s)));
+            let changed = match (before, after) {
+                (Some((_, a)), Some((_, b))) => a.hash != b.hash,
+                _ => true,
+            };
+            if changed {
+                touched.push(partition);
+            }
+            self.update_partition(
+                partition,
+                task,
+                before.map_or(&[][..], |(chunk, slice)| chunk.rows_of(slice)),
+                after.map(|(chunk, slice)| (chunk, slice.range())),
+            );
+        }
+
+        if let Some(old) = old {
+            self.chunks.remove(&old.id);
+            self.records -= old.rows.len();
+            self.chunk_bytes -= old.heap_bytes;
+        }
+        if let Some(new) = new {
+            self.records += new.rows.len();
+            self.chunk_bytes += new.heap_bytes;
+            self.chunks.insert(new.id, new);
+        }
+        touched
+    }
+
+    /// Replaces `task`'s entries in one partition: the old rows go, the new chunk's
+    /// rows come in. Keys present in both are overwritten in place rather than removed
+    /// and re-inserted.
+    fn update_partition(
+        &mut self,
+        partition: Ident,
+        task: TaskId,
+        old_rows: &[Row],
+        new: Option<(&Arc<Chunk<S>>, Range<usize>)>,
+    ) {
+        let index = self.partitions.entry(partition).or_default();
+        let mut old_at = 0;
+        let mut added_rows = false;
+        if let Some((chunk, rows)) = new {
+            added_rows = !rows.is_empty();
+            // Both row lists are sorted by key: walk them together.
+            for row_index in rows {
+                let row = &chunk.rows[row_index];
+                while old_at < old_rows.len() && old_rows[old_at].key < row.key {
+                    remove_entry(index, &old_rows[old_at], task);
+                    old_at += 1;
+                }
+                if old_at < old_rows.len() && old_rows[old_at].key == row.key {
+                    old_at += 1;
+                } else {
+                    index.key_bytes += row.key.len();
+                }
+                // Row counts were checked to fit in u32 when the chunk was built.
+                let entry = Entry { chunk: Arc::clone(chunk), row: row_index as u32 };
+                index.entries.insert(EntryKey { key: row.key.clone(), task }, entry);
+            }
+        }
+        for row in &old_rows[old_at..] {
+            remove_entry(index, row, task);
+        }
+        if !old_rows.is_empty() {
+            index.chunks -= 1;
+        }
+        if added_rows {
+            index.chunks += 1;
+        }
+        if index.entries.is_empty() {
+            self.partitions.remove(&partition);
+        }
+    }
+}
+
+fn remove_entry<S: Schema>(index: &mut PartitionIndex<S>, row: &Row, task: TaskId) {
+    if index.entries.remove(&Probe::new(row.key.as_bytes(), task)).is_some() {
+        index.key_bytes -= row.key.len();
+    }
+}

@@ -1,0 +1,42 @@
+//! Statistics: what the database holds, for monitoring and for the memory figures.
+
+use crate::ident::Ident;
+
+/// A picture of the database at one clock value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// The clock value (number of commits that changed the database).
+    pub clock: u64,
+    /// Tasks with a current version.
+    pub tasks: usize,
+    /// Current chunks (one per task).
+    pub chunks: usize,
+    /// Records in current chunks.
+    pub records: usize,
+    /// Approximate heap bytes of the current chunks and indexes.
+    pub bytes: usize,
+    /// Versions committed since the database was created.
+    pub versions_committed: u64,
+    /// Chunk objects in memory: the current ones plus superseded versions that open
+    /// snapshots still hold.
+    pub chunks_in_memory: usize,
+    /// Snapshots (and task contexts) currently open.
+    pub open_snapshots: usize,
+    /// Per-partition counts, in partition-key order.
+    pub partitions: Vec<PartitionStats>,
+}
+
+/// Counts for one partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PartitionStats {
+    /// The partition key.
+    pub partition: Ident,
+    /// Records in the partition.
+    pub records: usize,
+    /// Chunks holding records of the partition.
+    pub chunks: usize,
+    /// Approximate heap bytes of the partition's index.
+    pub index_bytes: usize,
+}

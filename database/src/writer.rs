@@ -1,0 +1,197 @@
+//! Writing a chunk: a task inserts records into a writer, then commits it.
+
+use std::sync::Arc;
+
+use crate::chunk::{Chunk, LiveCount, PartitionSlice, Row};
+use crate::database::Database;
+use crate::error::{Error, Result};
+use crate::hash::{ChunkId, ContentHash, StableHasher};
+use crate::ident::{Ident, TaskId};
+use crate::key::IntoSortKey;
+use crate::read_set::ReadEntry;
+use crate::schema::{self, RecordStorage, Schema, StorageBuilder};
+
+type BuilderOf<S> = <<S as Schema>::Storage as RecordStorage>::Builder;
+
+/// Collects the records of one task run; [`commit`](ChunkWriter::commit) turns them
+/// into a chunk that becomes the task's current version.
+///
+/// Inserts are checked against the schema as they happen, so a mistake is reported at
+/// the line that made it; nothing reaches the database before `commit`, and a failed
+/// commit changes nothing.
+pub struct ChunkWriter<S: Schema> {
+    db: Database<S>,
+    task: TaskId,
+    parent: Option<TaskId>,
+    declared: Vec<ChunkId>,
+    reads: Vec<ReadEntry>,
+    builder: BuilderOf<S>,
+    rows: Vec<(Ident, Row)>,
+}
+
+impl<S: Schema> ChunkWriter<S> {
+    pub(crate) fn new(db: Database<S>, task: TaskId) -> Self {
+        ChunkWriter {
+            db,
+            task,
+            parent: None,
+            declared: Vec::new(),
+            reads: Vec::new(),
+            builder: BuilderOf::<S>::default(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// The task this writer writes for.
+    #[must_use]
+    pub fn task(&self) -> TaskId {
+        self.task
+    }
+
+    /// Sets the task that spawned this one. A chunk with a parent is derived data; a
+    /// chunk without one is an entry (a source) and a root for garbage collection.
+    pub fn set_parent(&mut self, parent: TaskId) -> &mut Self {
+        self.parent = Some(parent);
+        self
+    }
+
+    /// Declares a dependency on a chunk. Checked at commit: it must be a current chunk.
+    pub fn depend_on(&mut self, chunk: ChunkId) -> &mut Self {
+        self.declared.push(chunk);
+        self
+    }
+
+    /// Number of records inserted so far.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether nothing has been inserted.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Inserts a record under `partition` and `key`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownPartition`], [`Error::RecordNotAllowed`] or
+    /// [`Error::BadSortKey`] when the schema declares partitions and the insert does
+    /// not fit them. The writer is unchanged by a failed insert.
+    pub fn insert(
+        &mut self,
+        partition: Ident,
+        key: impl IntoSortKey,
+        record: impl Into<S::Record>,
+    ) -> Result<()> {
+        let key = key.into_sort_key();
+        let record = record.into();
+        if let Some(def) = schema::partition_def::<S>(partition)? {
+            schema::check_kind::<S>(def, S::kind_of(&record))?;
+            schema::check_key_shape(def, key.as_bytes(), false)?;
+        }
+        let handle = self.builder.push(record);
+        self.rows.push((partition, Row { key, handle }));
+        Ok(())
+    }
+
+    pub(crate) fn add_reads(&mut self, reads: Vec<ReadEntry>) {
+        self.reads.extend(reads);
+    }
+
+    /// Commits the records as the task's new version and returns what changed.
+    ///
+    /// # Errors
+    /// [`Error::DuplicateSortKey`] if one key was inserted twice into a partition,
+    /// [`Error::UnknownDependency`] if a declared dependency is not a current chunk.
+    /// On error the database is unchanged.
+    pub fn commit(self) -> Result<crate::CommitReceipt> {
+        let db = self.db.clone();
+        let (chunk, declared) = self.build()?;
+        db.publish(chunk, &declared)
+    }
+
+    /// Freezes the records into a chunk (sorting, hashing, addressing) without
+    /// touching the database, so this work runs outside the commit lock.
+    fn build(self) -> Result<(Arc<Chunk<S>>, Vec<ChunkId>)> {
+        let ChunkWriter { db, task, parent, mut declared, reads, builder, mut rows } = self;
+        rows.sort_unstable_by(|(pa, a), (pb, b)| pa.cmp(pb).then_with(|| a.key.cmp(&b.key)));
+        if let Some(pair) =
+            rows.windows(2).find(|pair| pair[0].0 == pair[1].0 && pair[0].1.key == pair[1].1.key)
+        {
+            return Err(Error::DuplicateSortKey { task, partition: pair[0].0, key: pair[0].1.key.clone() });
+        }
+        if u32::try_from(rows.len()).is_err() {
+            return Err(Error::TooManyRecords { task, records: rows.len() });
+        }
+        let storage = builder.finish();
+        let (partitions, output_hash) = hash_partitions(&rows, &storage);
+
+        declared.sort_unstable();
+        declared.dedup();
+        let mut dependencies: Vec<ChunkId> = reads
+            .iter()
+            .flat_map(|read| read.chunks().iter().copied())
+            .chain(declared.iter().copied())
+            .collect();
+        dependencies.sort_unstable();
+        dependencies.dedup();
+
+        let id = ChunkId::compute(task, output_hash, &dependencies);
+        let mut chunk = Chunk {
+            id,
+            task,
+            parent,
+            output_hash,
+            dependencies: dependencies.into(),
+            rows: rows.into_iter().map(|(_, row)| row).collect(),
+            partitions: partitions.into(),
+            storage,
+            reads: reads.into(),
+            heap_bytes: 0,
+            _live: LiveCount::new(db.live_chunk_counter()),
+        };
+        chunk.heap_bytes = chunk.estimate_heap_bytes();
+        Ok((Arc::new(chunk), declared))
+    }
+}
+
+/// Splits sorted rows into per-partition slices, each with the hash of its keys and
+/// records, and hashes the slices into the chunk's output hash.
+fn hash_partitions<T: RecordStorage>(
+    rows: &[(Ident, Row)],
+    storage: &T,
+) -> (Vec<PartitionSlice>, ContentHash) {
+    let mut slices = Vec::new();
+    let mut output = StableHasher::new();
+    let mut start = 0;
+    while start < rows.len() {
+        let partition = rows[start].0;
+        let end = start + rows[start..].iter().take_while(|(p, _)| *p == partition).count();
+        let mut hasher = StableHasher::new();
+        hasher.write_len(end - start);
+        for (_, row) in &rows[start..end] {
+            hasher.write_bytes(row.key.as_bytes());
+            storage.hash_record(row.handle, &mut hasher);
+        }
+        let hash = hasher.finish();
+        output.write_u64(partition.raw());
+        output.write_u128(hash.raw());
+        // Chunks are far below 4 billion records; the writer cannot produce more rows
+        // than it has memory for, and u32 keeps index entries small.
+        slices.push(PartitionSlice { partition, hash, rows: (start as u32, end as u32) });
+        start = end;
+    }
+    (slices, output.finish())
+}
+
+impl<S: Schema> std::fmt::Debug for ChunkWriter<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkWriter")
+            .field("task", &self.task)
+            .field("parent", &self.parent)
+            .field("records", &self.rows.len())
+            .finish_non_exhaustive()
+    }
+}
