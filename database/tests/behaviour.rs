@@ -1,0 +1,348 @@
+//! End-to-end behaviour of the runtime on the reference schemas: writing, versions,
+//! snapshots, every query kind, read tracking, errors and stats.
+
+use chunkdb_database::reference::{
+    DIAGNOSTICS, Diagnostic, Function, Module, RefLang, RefRecord, RefRecordRef, SYMBOLS, Struct, TextLang,
+};
+use chunkdb_database::{
+    ChunkId, Database, Error, Ident, KeyBuilder, KeyPrefix, KeyRange, Result, SortKey, TaskId,
+};
+
+fn file(name: &str) -> Ident {
+    Ident::named(name)
+}
+
+fn names(results: &chunkdb_database::QueryResults<'_, RefLang>) -> Vec<String> {
+    results
+        .records()
+        .map(|record| match record {
+            RefRecordRef::Module(m) => m.name.to_string(),
+            RefRecordRef::Function(f) => f.name.to_string(),
+            RefRecordRef::Struct(s) => s.name.to_string(),
+            RefRecordRef::Diagnostic(d) => d.message.clone(),
+        })
+        .collect()
+}
+
+fn parse_file(
+    db: &Database<RefLang>,
+    path: &str,
+    functions: &[&str],
+) -> Result<chunkdb_database::CommitReceipt> {
+    let mut writer = db.writer(format!("parse:{path}"));
+    writer.insert(SYMBOLS, (file(path), path), Module::new(path, functions))?;
+    for name in functions {
+        writer.insert(
+            SYMBOLS,
+            (file(path), format!("{path}::{name}")),
+            Function::new(name, &["i32"], None),
+        )?;
+    }
+    writer.commit()
+}
+
+#[test]
+fn commit_then_query_every_kind() -> Result<()> {
+    let db = Database::<RefLang>::new();
+    parse_file(&db, "a.rs", &["alpha", "beta", "gamma"])?;
+    parse_file(&db, "b.rs", &["delta"])?;
+    let snap = db.snapshot();
+    let a = file("a.rs");
+
+    assert_eq!(snap.query(SYMBOLS).execute()?.len(), 6);
+    assert_eq!(names(&snap.get(SYMBOLS, (a, "a.rs::beta"))?), ["beta"]);
+    assert!(snap.get(SYMBOLS, (a, "a.rs::zeta"))?.is_empty());
+    assert_eq!(names(&snap.query(SYMBOLS).begins_with((a,)).execute()?), ["a.rs", "alpha", "beta", "gamma"]);
+    let partial = KeyPrefix::new((a,)).str_prefix("a.rs::");
+    assert_eq!(names(&snap.query(SYMBOLS).begins_with(partial).execute()?), ["alpha", "beta", "gamma"]);
+    let between = snap.query(SYMBOLS).between((a, "a.rs::alpha"), (a, "a.rs::beta")).execute()?;
+    assert_eq!(names(&between), ["alpha", "beta"]);
+    assert_eq!(names(&snap.query(SYMBOLS).lt((a, "a.rs::beta")).execute()?), ["a.rs", "alpha"]);
+    assert_eq!(names(&snap.query(SYMBOLS).le((a, "a.rs::beta")).execute()?), ["a.rs", "alpha", "beta"]);
+    assert_eq!(names(&snap.query(SYMBOLS).gt((a, "a.rs::beta")).execute()?).len(), 3);
+    assert_eq!(names(&snap.query(SYMBOLS).ge((a, "a.rs::gamma")).execute()?).len(), 3);
+    // A one-component bound covers every key that starts with it.
+    assert_eq!(snap.query(SYMBOLS).le((a,)).count()?, 4);
+    assert_eq!(snap.query(SYMBOLS).gt((a,)).count()?, 2);
+
+    let batch = snap.batch_get([(SYMBOLS, (a, "a.rs::gamma")), (SYMBOLS, (file("b.rs"), "b.rs::delta"))])?;
+    assert_eq!(batch.iter().map(|r| r.len()).collect::<Vec<_>>(), [1, 1]);
+
+    let hit = snap.get(SYMBOLS, (a, "a.rs::alpha"))?.first().expect("alpha is there");
+    assert_eq!(hit.task(), TaskId::new("parse:a.rs"));
+    assert_eq!(hit.partition(), SYMBOLS);
+    assert_eq!(hit.sort_key(), &SortKey::encode((a, "a.rs::alpha")));
+    assert_eq!(Some(hit.chunk_id()), snap.task_chunk(TaskId::new("parse:a.rs")).map(|c| c.id()));
+    Ok(())
+}
+
+#[test]
+fn results_come_in_key_order_with_ties_by_task() -> Result<()> {
+    let db = Database::<TextLang>::new();
+    let p = Ident::named("shared");
+    for task in ["t3", "t1", "t2"] {
+        let mut writer = db.writer(task);
+        writer.insert(p, "same", format!("from {task}"))?;
+        writer.insert(p, format!("{task}-own"), "own".to_string())?;
+        writer.commit()?;
+    }
+    let snap = db.snapshot();
+    let same = snap.get(p, "same")?;
+    let tasks: Vec<u64> = same.iter().map(|hit| hit.task().ident().raw()).collect();
+    let mut sorted = tasks.clone();
+    sorted.sort_unstable();
+    assert_eq!(tasks, sorted, "ties come in ascending task-id order");
+    let all = snap.query(p).execute()?;
+    let keys: Vec<&SortKey> = all.iter().map(|hit| hit.sort_key()).collect();
+    assert!(keys.windows(2).all(|w| w[0] <= w[1]));
+    Ok(())
+}
+
+#[test]
+fn new_version_replaces_old_by_rule_and_old_snapshots_keep_theirs() -> Result<()> {
+    let db = Database::<RefLang>::new();
+    let a = file("a.rs");
+    let first = parse_file(&db, "a.rs", &["old_name", "kept"])?;
+    let before = db.snapshot();
+    let second = parse_file(&db, "a.rs", &["new_name", "kept"])?;
+    assert_eq!(second.superseded, first.chunk);
+    assert!(second.output_changed);
+    assert_eq!(second.partitions_touched, [SYMBOLS]);
+
+    let after = db.snapshot();
+    let prefix = KeyPrefix::new((a,)).str_prefix("a.rs::");
+    assert_eq!(names(&after.query(SYMBOLS).begins_with(prefix.clone()).execute()?), ["kept", "new_name"]);
+    assert_eq!(names(&before.query(SYMBOLS).begins_with(prefix).execute()?), ["kept", "old_name"]);
+    assert_eq!(before.clock() + 1, after.clock());
+    assert_eq!(db.stats().tasks, 1);
+    assert_eq!(db.stats().records, 3);
+    Ok(())
+}
+
+#[test]
+fn identical_commit_is_stored_once() -> Result<()> {
+    let db = Database::<RefLang>::new();
+    let first = parse_file(&db, "a.rs", &["f"])?;
+    let clock = db.clock();
+    let again = parse_file(&db, "a.rs", &["f"])?;
+    assert_eq!(first.chunk, again.chunk);
+    assert!(!again.stored && !again.output_changed);
+    assert_eq!(db.clock(), clock, "an identical commit changes nothing");
+    assert_eq!(db.stats().versions_committed, 1);
+    Ok(())
+}
+
+#[test]
+fn same_output_new_dependencies_is_an_early_cutoff() -> Result<()> {
+    let db = Database::<RefLang>::new();
+    let src = parse_file(&db, "a.rs", &["f"])?.chunk.expect("stored");
+    let src2 = parse_file(&db, "b.rs", &["g"])?.chunk.expect("stored");
+    let write = |dep: ChunkId| -> Result<chunkdb_database::CommitReceipt> {
+        let mut writer = db.writer("summary");
+        writer.set_parent(TaskId::new("parse:a.rs")).depend_on(dep);
+        writer.insert(DIAGNOSTICS, (file("a.rs"), 0u8, 0u32), Diagnostic::new("ok", 0, 1))?;
+        writer.commit()
+    };
+    let one = write(src)?;
+    let two = write(src2)?;
+    assert_ne!(one.chunk, two.chunk, "dependencies are part of the chunk id");
+    assert_eq!(one.output_hash, two.output_hash);
+    assert!(two.stored && !two.output_changed && two.partitions_touched.is_empty());
+    let chunk = db.snapshot().task_chunk(TaskId::new("summary")).cloned().expect("current");
+    assert_eq!(chunk.dependencies(), [src2]);
+    assert_eq!(chunk.parent(), Some(TaskId::new("parse:a.rs")));
+    assert!(!chunk.is_entry());
+    Ok(())
+}
+
+#[test]
+fn partitions_touched_are_only_those_that_changed() -> Result<()> {
+    let db = Database::<RefLang>::new();
+    let a = file("a.rs");
+    let write = |message: &str| -> Result<chunkdb_database::CommitReceipt> {
+        let mut writer = db.writer("check:a.rs");
+        writer.insert(SYMBOLS, (a, "s"), Struct::new("S", &[("x", "i32")]))?;
+        writer.insert(DIAGNOSTICS, (a, 2u8, 0u32), Diagnostic::new(message, 2, 3))?;
+        writer.commit()
+    };
+    let mut both = vec![SYMBOLS, DIAGNOSTICS];
+    both.sort_unstable();
+    assert_eq!(write("first")?.partitions_touched, both);
+    assert_eq!(write("second")?.partitions_touched, [DIAGNOSTICS]);
+    Ok(())
+}
+
+#[test]
+fn remove_task_is_a_tombstone() -> Result<()> {
+    let db = Database::<RefLang>::new();
+    parse_file(&db, "a.rs", &["f"])?;
+    let before = db.snapshot();
+    let removed = db.remove_task("parse:a.rs");
+    assert!(removed.stored && removed.output_changed && removed.chunk.is_none());
+    assert_eq!(removed.partitions_touched, [SYMBOLS]);
+    let after = db.snapshot();
+    assert!(after.query(SYMBOLS).execute()?.is_empty());
+    assert_eq!(before.query(SYMBOLS).count()?, 2);
+    assert!(after.task_chunk(TaskId::new("parse:a.rs")).is_none());
+    let again = db.remove_task("parse:a.rs");
+    assert!(!again.stored, "removing an absent task changes nothing");
+    assert_eq!(db.clock(), removed.clock);
+    Ok(())
+}
+
+#[test]
+fn errors_say_what_was_wrong_and_change_nothing() -> Result<()> {
+    let db = Database::<RefLang>::new();
+    parse_file(&db, "a.rs", &["f"])?;
+    let clock = db.clock();
+    let a = file("a.rs");
+
+    let mut writer = db.writer("bad");
+    let unknown = writer.insert(Ident::named("nope"), (a, "x"), Function::new("f", &[], None)).unwrap_err();
+    assert!(matches!(unknown, Error::UnknownPartition { .. }));
+    assert!(unknown.to_string().contains("`symbols`, `diagnostics`"), "{unknown}");
+
+    let wrong_kind = writer.insert(SYMBOLS, (a, "x"), Diagnostic::new("d", 1, 1)).unwrap_err();
+    assert!(matches!(wrong_kind, Error::RecordNotAllowed { kind: "Diagnostic", .. }), "{wrong_kind}");
+
+    let wrong_key = writer.insert(DIAGNOSTICS, (a, 1u32), Diagnostic::new("d", 1, 1)).unwrap_err();
+    assert!(matches!(wrong_key, Error::BadSortKey { .. }));
+    assert!(wrong_key.to_string().contains("(file: Ident, severity: u8, seq: u32)"), "{wrong_key}");
+    assert!(writer.is_empty(), "failed inserts leave the writer unchanged");
+
+    writer.insert(SYMBOLS, (a, "dup"), Function::new("f", &[], None))?;
+    writer.insert(SYMBOLS, (a, "dup"), Function::new("g", &[], None))?;
+    assert!(matches!(writer.commit().unwrap_err(), Error::DuplicateSortKey { .. }));
+
+    let mut writer = db.writer("bad");
+    writer.depend_on(ChunkId::from_raw(42));
+    writer.insert(SYMBOLS, (a, "ok"), Function::new("f", &[], None))?;
+    let missing = writer.commit().unwrap_err();
+    assert!(matches!(missing, Error::UnknownDependency { .. }), "{missing}");
+
+    let snap = db.snapshot();
+    assert!(matches!(snap.query(Ident::named("nope")).execute(), Err(Error::UnknownPartition { .. })));
+    assert!(matches!(snap.get(SYMBOLS, 5u8), Err(Error::BadSortKey { .. })));
+    assert!(matches!(
+        snap.query(DIAGNOSTICS).begins_with((a, 1u16)).execute(),
+        Err(Error::BadSortKey { .. })
+    ));
+
+    assert_eq!(db.clock(), clock, "no failed operation committed anything");
+    assert_eq!(snap.query(SYMBOLS).count()?, 2);
+    assert!(snap.task_chunk(TaskId::new("bad")).is_none());
+    Ok(())
+}
+
+#[test]
+fn open_schema_accepts_plain_string_keys_laburnum_style() -> Result<()> {
+    let db = Database::<TextLang>::new();
+    let diagnostics = Ident::named("diags");
+    let mut writer = db.writer("lex:a");
+    for (severity, seq) in [(1, 2), (2, 1), (1, 1)] {
+        writer.insert(diagnostics, format!("file:///a|{severity}|{seq:04}"), format!("d{severity}{seq}"))?;
+    }
+    writer.commit()?;
+    let snap = db.snapshot();
+    let errors = snap.query(diagnostics).begins_with("file:///a|2|").execute()?;
+    assert_eq!(errors.records().collect::<Vec<_>>(), ["d21"]);
+    let all: Vec<&str> = snap.query(diagnostics).begins_with("file:///a|").execute()?.records().collect();
+    assert_eq!(all, ["d11", "d12", "d21"]);
+    let range: Vec<&str> =
+        snap.query(diagnostics).between("file:///a|1|0002", "file:///a|2|").execute()?.records().collect();
+    assert_eq!(range, ["d12", "d21"]);
+    Ok(())
+}
+
+#[test]
+fn task_context_records_ranges_chunks_and_pending_reads() -> Result<()> {
+    let db = Database::<RefLang>::new();
+    let a_chunk = parse_file(&db, "a.rs", &["f", "g"])?.chunk.expect("stored");
+    let b_chunk = parse_file(&db, "b.rs", &["h"])?.chunk.expect("stored");
+    let (a, b, c) = (file("a.rs"), file("b.rs"), file("c.rs"));
+
+    let ctx = db.task("resolve:a.rs");
+    ctx.set_parent(TaskId::new("parse:a.rs"));
+    let found = ctx.query(SYMBOLS).begins_with((a,)).execute()?;
+    assert_eq!(found.len(), 3);
+    let exact = ctx.get(SYMBOLS, (b, "b.rs::h"))?;
+    assert_eq!(exact.len(), 1);
+    let missing = ctx.get(SYMBOLS, (c, "c.rs::main"))?;
+    assert!(missing.is_empty());
+    // Reading lazily is recorded too, when the iterator is dropped.
+    assert_eq!(ctx.query(DIAGNOSTICS).iter()?.count(), 0);
+    ctx.insert(DIAGNOSTICS, (a, 2u8, 0u32), Diagnostic::new("unresolved c.rs::main", 2, 1))?;
+
+    let reads = ctx.reads();
+    assert_eq!(reads.len(), 4);
+    assert_eq!(reads[0].range(), &KeyRange::prefix(KeyPrefix::new((a,)).as_bytes()));
+    assert_eq!(reads[0].chunks(), [a_chunk]);
+    assert_eq!(reads[1].range(), &KeyRange::exact(SortKey::encode((b, "b.rs::h")).as_bytes()));
+    assert_eq!(reads[1].chunks(), [b_chunk]);
+    let pending = ctx.pending();
+    assert_eq!(pending.len(), 2);
+    assert!(pending[0].range().contains(SortKey::encode((c, "c.rs::main")).as_bytes()));
+    assert_eq!(pending[1].partition(), DIAGNOSTICS);
+    drop((found, exact, missing));
+
+    let receipt = ctx.commit()?;
+    let chunk = db.snapshot().task_chunk(receipt.task).cloned().expect("committed");
+    let mut expected = vec![a_chunk, b_chunk];
+    expected.sort_unstable();
+    assert_eq!(chunk.dependencies(), expected);
+    assert_eq!(chunk.reads(), reads);
+    Ok(())
+}
+
+#[test]
+fn two_queries_of_one_task_see_the_same_snapshot() -> Result<()> {
+    let db = Database::<RefLang>::new();
+    parse_file(&db, "a.rs", &["f"])?;
+    let ctx = db.task("reader");
+    let first = ctx.query(SYMBOLS).count()?;
+    parse_file(&db, "b.rs", &["g", "h"])?;
+    let second = ctx.query(SYMBOLS).count()?;
+    assert_eq!(first, second, "a snapshot's clock filters every read");
+    assert_eq!(db.snapshot().query(SYMBOLS).count()?, 5);
+    Ok(())
+}
+
+#[test]
+fn stats_count_what_is_held() -> Result<()> {
+    let db = Database::<RefLang>::new();
+    parse_file(&db, "a.rs", &["f", "g"])?;
+    parse_file(&db, "b.rs", &["h"])?;
+    let mut writer = db.writer("check");
+    writer.insert(DIAGNOSTICS, (file("a.rs"), 1u8, 0u32), Diagnostic::new("w", 1, 1))?;
+    writer.commit()?;
+    let held = db.snapshot();
+    parse_file(&db, "a.rs", &["f"])?;
+
+    let stats = db.stats();
+    assert_eq!((stats.tasks, stats.chunks, stats.records), (3, 3, 5));
+    assert_eq!(stats.versions_committed, 4);
+    assert_eq!(stats.open_snapshots, 1);
+    assert_eq!(stats.chunks_in_memory, 4, "the superseded a.rs version is held by a snapshot");
+    assert!(stats.bytes > 0);
+    let symbols = stats.partitions.iter().find(|p| p.partition == SYMBOLS).expect("symbols");
+    assert_eq!((symbols.records, symbols.chunks), (4, 2));
+    drop(held);
+    let stats = db.stats();
+    assert_eq!((stats.open_snapshots, stats.chunks_in_memory), (0, 3));
+    Ok(())
+}
+
+#[test]
+fn records_round_trip_through_typed_views() -> Result<()> {
+    let db = Database::<RefLang>::new();
+    let record = RefRecord::Function(Function::new("f", &["a", "b"], Some("c")));
+    let mut writer = db.writer("t");
+    writer.insert(SYMBOLS, KeyBuilder::new().part(file("x")).part("f").key(), record.clone())?;
+    writer.commit()?;
+    let snap = db.snapshot();
+    let hit = snap.query(SYMBOLS).execute()?.first().expect("one record");
+    assert_eq!(hit.record().to_owned(), record);
+    let chunk = hit.chunk();
+    assert_eq!(chunk.records().count(), 1);
+    Ok(())
+}
