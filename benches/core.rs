@@ -1,1 +1,109 @@
-fn main() {}
+//! Detailed benchmarks behind the runtime figures of `examples/perf_report.rs`:
+//! exact and prefix lookups over a partition spread across many chunks, a 1,000-record
+//! commit that supersedes a previous version, and snapshot + point query.
+//!
+//! `cargo bench --bench core` (criterion; `-- --quick` for a short run).
+
+use std::hint::black_box;
+
+use chunkdb::reference::SYMBOLS;
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+
+#[path = "workloads.rs"]
+mod workloads;
+
+const FILES: usize = 10_000;
+
+fn lookups(c: &mut Criterion) {
+    let corpus = workloads::corpus(FILES);
+    let db = workloads::load(&corpus);
+    let btree = workloads::symbols_btree(&corpus);
+    let keys = workloads::lookup_keys(&corpus, 4096);
+    let prefixes = workloads::lookup_prefixes(&corpus, 4096);
+    let snapshot = db.snapshot();
+
+    let mut group = c.benchmark_group("lookup_exact_10k_chunks");
+    let mut at = 0;
+    group.bench_function("chunkdb", |b| {
+        b.iter(|| {
+            at = (at + 1) % keys.len();
+            let hits = snapshot.get(SYMBOLS, &keys[at]).expect("valid key");
+            black_box(hits.first().map(|hit| hit.record()));
+        });
+    });
+    group.bench_function("btreemap", |b| {
+        b.iter(|| {
+            at = (at + 1) % keys.len();
+            black_box(btree.get(keys[at].as_bytes()));
+        });
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("lookup_prefix_10k_chunks");
+    group.bench_function("chunkdb", |b| {
+        b.iter(|| {
+            at = (at + 1) % prefixes.len();
+            let hits = snapshot.query(SYMBOLS).begins_with(prefixes[at].clone()).execute().expect("valid");
+            for record in hits.records() {
+                black_box(record);
+            }
+        });
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("snapshot_point_query");
+    group.bench_function("chunkdb", |b| {
+        b.iter(|| {
+            at = (at + 1) % keys.len();
+            let snapshot = db.snapshot();
+            black_box(snapshot.get(SYMBOLS, &keys[at]).expect("valid key").len());
+        });
+    });
+    group.finish();
+}
+
+fn commits(c: &mut Criterion) {
+    let corpus = workloads::corpus(FILES);
+    let db = workloads::load(&corpus);
+    let versions = [workloads::file_output(0, 1), workloads::file_output(0, 0)];
+    let mut turn = 0;
+    let mut group = c.benchmark_group("commit");
+    group.bench_function("file_edit_16_records", |b| {
+        b.iter(|| {
+            turn += 1;
+            workloads::commit_file(&db, &versions[turn % 2]);
+        });
+    });
+    group.bench_function("1k_records_supersede", |b| {
+        let chunks = [big_chunk(0), big_chunk(1)];
+        b.iter_batched(
+            || {
+                turn += 1;
+                &chunks[turn % 2]
+            },
+            |chunk| {
+                let mut writer = db.writer("generate:src/generated.rs");
+                for ((file, path), record) in chunk {
+                    writer.insert(SYMBOLS, (*file, path.as_str()), record.clone()).expect("valid");
+                }
+                black_box(writer.commit().expect("valid"));
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    group.finish();
+}
+
+fn big_chunk(variant: usize) -> Vec<((chunkdb::Ident, String), chunkdb::reference::RefRecord)> {
+    let file = chunkdb::Ident::named("src/generated.rs");
+    (0..1000)
+        .map(|i| {
+            let name = format!("generated_{i:04}_{variant}");
+            let record = chunkdb::reference::Function::new(&name, &["u32", "Span"], Some("Tree"));
+            ((file, format!("crate::generated::{name}")), record.into())
+        })
+        .collect()
+}
+
+criterion_group!(benches, lookups, commits);
+criterion_main!(benches);

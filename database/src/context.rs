@@ -82,12 +82,12 @@ impl<S: Schema> TaskContext<S> {
     /// Recorded lookup of many (partition, key) pairs; one result set per pair.
     ///
     /// # Errors
-    /// As [`Snapshot::batch_get`].
+    /// As [`Snapshot::batch_get`]; a failed batch records no read.
     pub fn batch_get<K: IntoSortKey>(
         &self,
         pairs: impl IntoIterator<Item = (Ident, K)>,
     ) -> Result<Vec<QueryResults<'_, S>>> {
-        pairs.into_iter().map(|(partition, key)| self.get(partition, key)).collect()
+        crate::query::batch_get(&self.snapshot, Some(&self.log), pairs)
     }
 
     /// The reads recorded so far.

@@ -36,25 +36,39 @@ impl fmt::Debug for ContentHash {
     }
 }
 
-/// The content address of a chunk: a hash of its task id, its output hash and the ids
-/// of the chunks it depends on. The same inputs, computation and dependencies give the
-/// same id, so storing a chunk twice stores it once.
+/// The content address of a chunk: a hash of its task id, its output hash and its
+/// inputs (the chunks it read, the key ranges it read, and its parent task). The same
+/// inputs, computation and dependencies give the same id, so storing a chunk twice
+/// stores it once; a run that read different ranges or has another parent is a new
+/// version even when its records are the same.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct ChunkId(u128);
 
 impl ChunkId {
-    /// Computes the id of a chunk from its parts. `dependencies` must be sorted and
-    /// free of duplicates (the writer guarantees this).
+    /// Computes the id of a chunk from its task, its output hash and the hash of its
+    /// inputs (see [`ChunkId::inputs_hash`]).
     #[must_use]
-    pub fn compute(task: TaskId, output: ContentHash, dependencies: &[ChunkId]) -> Self {
+    pub fn compute(task: TaskId, output: ContentHash, inputs: ContentHash) -> Self {
         let mut hasher = StableHasher::new();
         hasher.write_u64(task.ident().raw());
         hasher.write_u128(output.raw());
-        hasher.write_u64(dependencies.len() as u64);
-        for dependency in dependencies {
-            hasher.write_u128(dependency.0);
-        }
+        hasher.write_u128(inputs.raw());
         ChunkId(hasher.finish().raw())
+    }
+
+    /// The hash of a chunk's inputs: its parent task, its dependencies (sorted, without
+    /// duplicates) and the read-set entries it recorded, in order.
+    #[must_use]
+    pub fn inputs_hash<R: StableHash>(
+        parent: Option<TaskId>,
+        dependencies: &[ChunkId],
+        reads: &[R],
+    ) -> ContentHash {
+        let mut hasher = StableHasher::new();
+        parent.stable_hash(&mut hasher);
+        dependencies.stable_hash(&mut hasher);
+        reads.stable_hash(&mut hasher);
+        hasher.finish()
     }
 
     /// Wraps a raw id (for example one read back from storage or a log).
@@ -337,10 +351,13 @@ mod tests {
         let task = TaskId::new("t");
         let out = ContentHash::from_raw(1);
         let dep = ChunkId::from_raw(9);
-        let base = ChunkId::compute(task, out, &[]);
-        assert_eq!(base, ChunkId::compute(task, out, &[]));
-        assert_ne!(base, ChunkId::compute(TaskId::new("u"), out, &[]));
-        assert_ne!(base, ChunkId::compute(task, ContentHash::from_raw(2), &[]));
-        assert_ne!(base, ChunkId::compute(task, out, &[dep]));
+        let none = ChunkId::inputs_hash::<u8>(None, &[], &[]);
+        let base = ChunkId::compute(task, out, none);
+        assert_eq!(base, ChunkId::compute(task, out, ChunkId::inputs_hash::<u8>(None, &[], &[])));
+        assert_ne!(base, ChunkId::compute(TaskId::new("u"), out, none));
+        assert_ne!(base, ChunkId::compute(task, ContentHash::from_raw(2), none));
+        assert_ne!(base, ChunkId::compute(task, out, ChunkId::inputs_hash::<u8>(None, &[dep], &[])));
+        assert_ne!(base, ChunkId::compute(task, out, ChunkId::inputs_hash::<u8>(Some(task), &[], &[])));
+        assert_ne!(base, ChunkId::compute(task, out, ChunkId::inputs_hash(None, &[], &[1u8])));
     }
 }

@@ -24,7 +24,7 @@ use imbl::{GenericHashMap, OrdMap};
 
 use crate::chunk::Chunk;
 use crate::ident::TaskId;
-use crate::key::{KeyRange, SortKey};
+use crate::key::{SortKey, Start, compare_keys};
 use crate::schema::Schema;
 
 /// Index key: records order by sort key, then by task id, so records with equal sort
@@ -48,33 +48,40 @@ impl<S: Schema> Clone for Entry<S> {
     }
 }
 
-/// A borrowed (key bytes, task) pair to search the tree without allocating a key.
-pub(crate) struct Probe<'a> {
-    key: &'a [u8],
-    task: TaskId,
+/// A borrowed search position in the tree, so lookups never allocate a key.
+pub(crate) enum Probe<'a> {
+    /// The position of (key, task).
+    At { key: &'a [u8], task: TaskId },
+    /// The position right after every key that starts with the prefix.
+    PastPrefix(&'a [u8]),
 }
 
 impl<'a> Probe<'a> {
     pub(crate) fn new(key: &'a [u8], task: TaskId) -> Self {
-        Probe { key, task }
-    }
-
-    fn lowest(key: &'a [u8]) -> Self {
-        Probe { key, task: TaskId::from_ident(crate::Ident::from_raw(0)) }
+        Probe::At { key, task }
     }
 }
 
 impl Equivalent<EntryKey> for Probe<'_> {
     fn equivalent(&self, key: &EntryKey) -> bool {
-        self.key == key.key.as_bytes() && self.task == key.task
+        self.compare(key) == Ordering::Equal
     }
 }
 
 impl Comparable<EntryKey> for Probe<'_> {
-    fn compare(&self, key: &EntryKey) -> Ordering {
-        self.key.cmp(key.key.as_bytes()).then_with(|| self.task.cmp(&key.task))
+    fn compare(&self, entry: &EntryKey) -> Ordering {
+        match self {
+            Probe::At { key, task } => {
+                compare_keys(key, entry.key.as_bytes()).then_with(|| task.cmp(&entry.task))
+            }
+            Probe::PastPrefix(prefix) if entry.key.as_bytes().starts_with(prefix) => Ordering::Greater,
+            Probe::PastPrefix(prefix) => compare_keys(prefix, entry.key.as_bytes()),
+        }
     }
 }
+
+/// The lowest task id, which sorts before every other with the same key.
+const FIRST_TASK: TaskId = TaskId::from_ident(crate::Ident::from_raw(0));
 
 /// One partition's records across all current chunks.
 pub(crate) struct PartitionIndex<S: Schema> {
@@ -102,17 +109,22 @@ impl<S: Schema> Default for PartitionIndex<S> {
 pub(crate) const ENTRY_BYTES: usize = size_of::<(EntryKey, Arc<()>, u32)>() * 3 / 2;
 
 impl<S: Schema> PartitionIndex<S> {
-    /// The entries whose sort key lies in `range`, in (key, task) order.
-    pub(crate) fn range<'s>(
+    /// The entries from `start` on, in (key, task) order. The caller stops at the
+    /// range's end: giving imbl only a lower bound makes it descend the tree once
+    /// instead of twice (it seeks both ends of a bounded range up front).
+    pub(crate) fn scan_from<'s>(
         &'s self,
-        range: &KeyRange,
+        start: Start<'_>,
     ) -> imbl::ordmap::RangedIter<'s, EntryKey, Entry<S>, DefaultSharedPtr> {
-        let lower = Bound::Included(Probe::lowest(range.start()));
-        let upper = match range.end() {
-            Some(end) => Bound::Excluded(Probe::lowest(end)),
-            None => Bound::Unbounded,
-        };
-        self.entries.range((lower, upper))
+        match start {
+            Start::At([]) => self.entries.range::<_, Probe<'_>>(..),
+            Start::At(key) => {
+                self.entries.range((Bound::Included(Probe::At { key, task: FIRST_TASK }), Bound::Unbounded))
+            }
+            Start::PastPrefix(prefix) => {
+                self.entries.range((Bound::Included(Probe::PastPrefix(prefix)), Bound::Unbounded))
+            }
+        }
     }
 
     pub(crate) fn len(&self) -> usize {

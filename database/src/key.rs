@@ -14,14 +14,77 @@
 //! A plain string sort key (`"file|0001"`) is a key of one string component.
 
 use std::borrow::Borrow;
+use std::cell::RefCell;
+use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
 
 use crate::ident::Ident;
 
 /// An encoded sort key. Cheap to clone (the bytes are shared).
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct SortKey(Arc<[u8]>);
+
+impl Ord for SortKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        compare_keys(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for SortKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Compares encoded keys eight bytes at a time. Keys are short and share long prefixes
+/// (a file, then a module path), where this beats a `memcmp` call per comparison.
+#[inline]
+pub(crate) fn compare_keys(a: &[u8], b: &[u8]) -> Ordering {
+    let common = a.len().min(b.len());
+    let (a_words, b_words) = (a[..common].chunks_exact(8), b[..common].chunks_exact(8));
+    let (a_tail, b_tail) = (a_words.remainder(), b_words.remainder());
+    for (x, y) in a_words.zip(b_words) {
+        let (x, y) = (u64::from_be_bytes(word(x)), u64::from_be_bytes(word(y)));
+        if x != y {
+            return x.cmp(&y);
+        }
+    }
+    for (x, y) in a_tail.iter().zip(b_tail) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+#[inline]
+fn word(bytes: &[u8]) -> [u8; 8] {
+    let mut word = [0; 8];
+    word.copy_from_slice(bytes);
+    word
+}
+
+/// Encodes into a per-thread scratch buffer, then copies once into the shared key:
+/// one allocation per key instead of a growing `Vec` plus the `Arc` copy.
+fn encode_shared(encode: impl FnOnce(&mut Vec<u8>)) -> Arc<[u8]> {
+    thread_local! {
+        static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(64));
+    }
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buffer) => {
+            buffer.clear();
+            encode(&mut buffer);
+            Arc::from(&buffer[..])
+        }
+        // A `KeyPart` that builds keys while being encoded: use a buffer of its own.
+        Err(_) => {
+            let mut buffer = Vec::new();
+            encode(&mut buffer);
+            Arc::from(buffer)
+        }
+    })
+}
 
 impl SortKey {
     /// A key from already-encoded bytes (for example from [`KeyBuilder`] or storage).
@@ -281,6 +344,86 @@ impl KeyPartKind {
     }
 }
 
+/// The component kinds a typed key or prefix was built from, so it can be checked
+/// against a partition's layout kind by kind (`u64` is not an `Ident`, `i32` is not a
+/// `u32`), not just by width. Keys of up to eight components carry a shape; raw
+/// encoded bytes do not, and are checked by their encoding alone.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct KeyShape {
+    kinds: [KeyPartKind; MAX_SHAPE],
+    len: u8,
+    /// Whether the last component is the start of a string rather than a whole one.
+    partial_str: bool,
+}
+
+const MAX_SHAPE: usize = 8;
+
+impl KeyShape {
+    /// The empty shape.
+    #[must_use]
+    pub const fn empty() -> Self {
+        KeyShape { kinds: [KeyPartKind::U8; MAX_SHAPE], len: 0, partial_str: false }
+    }
+
+    /// This shape with one more whole component; `None` past eight components.
+    #[must_use]
+    pub const fn push(mut self, kind: KeyPartKind) -> Option<Self> {
+        if self.partial_str || self.len as usize == MAX_SHAPE {
+            return None;
+        }
+        self.kinds[self.len as usize] = kind;
+        self.len += 1;
+        Some(self)
+    }
+
+    /// This shape followed by the start of a string component.
+    #[must_use]
+    pub const fn push_str_start(self) -> Option<Self> {
+        match self.push(KeyPartKind::Str) {
+            Some(mut shape) => {
+                shape.partial_str = true;
+                Some(shape)
+            }
+            None => None,
+        }
+    }
+
+    /// The component kinds, in order.
+    #[must_use]
+    pub fn kinds(&self) -> &[KeyPartKind] {
+        &self.kinds[..usize::from(self.len)]
+    }
+
+    /// Checks the shape against a layout: a whole key must match it exactly, a prefix
+    /// must match its leading components.
+    pub(crate) fn check(&self, layout: &[KeyField], prefix: bool) -> Result<(), String> {
+        let kinds = self.kinds();
+        if kinds.len() > layout.len() {
+            return Err(format!("it has {} components, the layout {}", kinds.len(), layout.len()));
+        }
+        for (at, (kind, field)) in kinds.iter().zip(layout).enumerate() {
+            if *kind != field.kind {
+                return Err(format!(
+                    "component {at} (`{}`) must be {}, not {}",
+                    field.name,
+                    field.kind.type_name(),
+                    kind.type_name()
+                ));
+            }
+        }
+        if !prefix && kinds.len() < layout.len() {
+            let missing = &layout[kinds.len()];
+            return Err(format!(
+                "component {} (`{}: {}`) is missing",
+                kinds.len(),
+                missing.name,
+                missing.kind.type_name()
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// One named component of a partition's sort-key layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeyField {
@@ -355,9 +498,16 @@ fn check_against(mut bytes: &[u8], layout: &[KeyField], prefix: bool) -> Result<
 /// let prefix = KeyBuilder::new().part(file).str_prefix("parse_");
 /// assert!(key.starts_with(&prefix));
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct KeyBuilder {
     bytes: Vec<u8>,
+    shape: Option<KeyShape>,
+}
+
+impl Default for KeyBuilder {
+    fn default() -> Self {
+        KeyBuilder { bytes: Vec::new(), shape: Some(KeyShape::empty()) }
+    }
 }
 
 impl KeyBuilder {
@@ -369,8 +519,9 @@ impl KeyBuilder {
 
     /// Appends a whole component.
     #[must_use]
-    pub fn part(mut self, part: impl KeyPart) -> Self {
+    pub fn part<P: KeyPart>(mut self, part: P) -> Self {
         part.encode_key(&mut self.bytes);
+        self.shape = self.shape.and_then(|shape| shape.push(P::KIND));
         self
     }
 
@@ -383,7 +534,7 @@ impl KeyBuilder {
     /// The components so far, as a prefix.
     #[must_use]
     pub fn prefix(self) -> KeyPrefix {
-        KeyPrefix { bytes: self.bytes.into() }
+        KeyPrefix { bytes: self.bytes.into(), shape: self.shape }
     }
 
     /// The components so far followed by the start of a string component: matches
@@ -391,7 +542,13 @@ impl KeyBuilder {
     #[must_use]
     pub fn str_prefix(mut self, start: &str) -> KeyPrefix {
         escape_str(start, &mut self.bytes);
-        KeyPrefix { bytes: self.bytes.into() }
+        KeyPrefix { bytes: self.bytes.into(), shape: self.shape.and_then(KeyShape::push_str_start) }
+    }
+
+    /// The component kinds so far, when known.
+    #[must_use]
+    pub fn shape(&self) -> Option<KeyShape> {
+        self.shape
     }
 }
 
@@ -400,6 +557,11 @@ impl KeyBuilder {
 pub trait IntoSortKey {
     /// Encodes `self`.
     fn into_sort_key(self) -> SortKey;
+
+    /// The component kinds `self` is made of, when known (see [`KeyShape`]).
+    fn key_shape(&self) -> Option<KeyShape> {
+        None
+    }
 }
 
 impl IntoSortKey for SortKey {
@@ -414,18 +576,31 @@ impl IntoSortKey for &SortKey {
     }
 }
 
+impl IntoSortKey for KeyBuilder {
+    fn into_sort_key(self) -> SortKey {
+        SortKey::from_encoded(&self.bytes)
+    }
+
+    fn key_shape(&self) -> Option<KeyShape> {
+        self.shape
+    }
+}
+
 impl<T: KeyPart> IntoSortKey for T {
     fn into_sort_key(self) -> SortKey {
-        let mut bytes = Vec::with_capacity(16);
-        self.encode_key(&mut bytes);
-        SortKey::from_encoded(&bytes)
+        SortKey(encode_shared(|bytes| self.encode_key(bytes)))
+    }
+
+    fn key_shape(&self) -> Option<KeyShape> {
+        KeyShape::empty().push(T::KIND)
     }
 }
 
 /// A byte prefix of sort keys, used by `begins_with` and the range conditions.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct KeyPrefix {
     bytes: Box<[u8]>,
+    shape: Option<KeyShape>,
 }
 
 impl KeyPrefix {
@@ -437,7 +612,7 @@ impl KeyPrefix {
     /// The empty prefix, which every key starts with.
     #[must_use]
     pub fn empty() -> Self {
-        KeyPrefix { bytes: Box::default() }
+        KeyPrefix { bytes: Box::default(), shape: Some(KeyShape::empty()) }
     }
 
     /// This prefix followed by the start of a string component.
@@ -445,13 +620,19 @@ impl KeyPrefix {
     pub fn str_prefix(self, start: &str) -> Self {
         let mut bytes = self.bytes.into_vec();
         escape_str(start, &mut bytes);
-        KeyPrefix { bytes: bytes.into() }
+        KeyPrefix { bytes: bytes.into(), shape: self.shape.and_then(KeyShape::push_str_start) }
     }
 
-    /// A prefix from already-encoded bytes.
+    /// A prefix from already-encoded bytes (checked by its encoding alone).
     #[must_use]
     pub fn from_encoded(bytes: &[u8]) -> Self {
-        KeyPrefix { bytes: bytes.into() }
+        KeyPrefix { bytes: bytes.into(), shape: None }
+    }
+
+    /// The component kinds the prefix was built from, when known.
+    #[must_use]
+    pub fn shape(&self) -> Option<KeyShape> {
+        self.shape
     }
 
     /// The encoded bytes.
@@ -483,6 +664,12 @@ pub trait IntoKeyPrefix {
 impl IntoKeyPrefix for KeyPrefix {
     fn into_key_prefix(self) -> KeyPrefix {
         self
+    }
+}
+
+impl IntoKeyPrefix for &KeyPrefix {
+    fn into_key_prefix(self) -> KeyPrefix {
+        self.clone()
     }
 }
 
@@ -522,7 +709,7 @@ macro_rules! scalar_prefix {
             fn into_key_prefix(self) -> KeyPrefix {
                 let mut bytes = Vec::new();
                 self.encode_key(&mut bytes);
-                KeyPrefix { bytes: bytes.into() }
+                KeyPrefix { bytes: bytes.into(), shape: KeyShape::empty().push(<$ty>::KIND) }
             }
         }
     )*};
@@ -530,15 +717,22 @@ macro_rules! scalar_prefix {
 
 scalar_prefix!(u8, u16, u32, u64, i8, i16, i32, i64, bool, Ident);
 
+/// The shape of a tuple of components.
+fn tuple_shape(kinds: &[KeyPartKind]) -> Option<KeyShape> {
+    kinds.iter().try_fold(KeyShape::empty(), |shape, &kind| shape.push(kind))
+}
+
 macro_rules! tuple_keys {
     ($(($($name:ident),+)),* $(,)?) => {$(
         impl<$($name: KeyPart),+> IntoSortKey for ($($name,)+) {
             #[allow(non_snake_case)]
             fn into_sort_key(self) -> SortKey {
                 let ($($name,)+) = self;
-                let mut bytes = Vec::with_capacity(24);
-                $($name.encode_key(&mut bytes);)+
-                SortKey::from_encoded(&bytes)
+                SortKey(encode_shared(|bytes| { $($name.encode_key(bytes);)+ }))
+            }
+
+            fn key_shape(&self) -> Option<KeyShape> {
+                tuple_shape(&[$($name::KIND),+])
             }
         }
 
@@ -548,7 +742,7 @@ macro_rules! tuple_keys {
                 let ($($name,)+) = self;
                 let mut bytes = Vec::with_capacity(24);
                 $($name.encode_key(&mut bytes);)+
-                KeyPrefix { bytes: bytes.into() }
+                KeyPrefix { bytes: bytes.into(), shape: tuple_shape(&[$($name::KIND),+]) }
             }
         }
     )*};
@@ -574,6 +768,75 @@ pub(crate) fn prefix_successor(prefix: &[u8]) -> Option<Box<[u8]>> {
     Some(next.into())
 }
 
+/// Where a scan starts, borrowed from a query's condition.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Start<'a> {
+    /// At the first key `>= bytes` (the empty slice: the first key).
+    At(&'a [u8]),
+    /// After every key that starts with `prefix`.
+    PastPrefix(&'a [u8]),
+}
+
+/// Where a scan ends, borrowed from a query's condition.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum End<'a> {
+    /// After the last key.
+    Unbounded,
+    /// Before the first key `>= bytes`.
+    Before(&'a [u8]),
+    /// After `key` itself.
+    Through(&'a [u8]),
+    /// After every key that starts with `prefix`.
+    ThroughPrefix(&'a [u8]),
+}
+
+/// A key range in borrowed, symbolic form: what a query scans, without computing (or
+/// allocating) prefix successors. [`KeyRange`] is its owned form.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RangeRef<'a> {
+    pub(crate) start: Start<'a>,
+    pub(crate) end: End<'a>,
+}
+
+impl RangeRef<'_> {
+    /// Whether `key`, which is at or after the start, is still inside the range.
+    #[inline]
+    pub(crate) fn admits_end(&self, key: &[u8]) -> bool {
+        match self.end {
+            End::Unbounded => true,
+            End::Before(bound) => compare_keys(key, bound) == Ordering::Less,
+            End::Through(last) => compare_keys(key, last) != Ordering::Greater,
+            End::ThroughPrefix(prefix) => {
+                key.starts_with(prefix) || compare_keys(key, prefix) == Ordering::Less
+            }
+        }
+    }
+
+    /// The owned, normalised `start..end` form.
+    pub(crate) fn to_owned(self) -> KeyRange {
+        let start = match self.start {
+            Start::At(bytes) => bytes.into(),
+            Start::PastPrefix(prefix) => match prefix_successor(prefix) {
+                Some(next) => next,
+                None => return KeyRange::nothing(),
+            },
+        };
+        let end = match self.end {
+            End::Unbounded => None,
+            End::Before(bound) => Some(bound.into()),
+            End::Through(last) => {
+                // `last ++ [0]` is the byte string right after `last`.
+                let mut end = Vec::with_capacity(last.len() + 1);
+                end.extend_from_slice(last);
+                end.push(0);
+                Some(end.into())
+            }
+            End::ThroughPrefix(prefix) => prefix_successor(prefix),
+        };
+        KeyRange { start, end }
+    }
+}
+
 /// A half-open range of encoded keys, `start..end`, that a query covered. Every query
 /// condition normalises to one: an exact key is the range holding that key alone.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -589,52 +852,46 @@ impl KeyRange {
         KeyRange { start: Box::default(), end: None }
     }
 
-    /// Exactly `key`: `key..key ++ [0]`, since `key ++ [0]` is the next byte string.
+    /// Exactly `key`.
     #[must_use]
     pub fn exact(key: &[u8]) -> Self {
-        let mut end = Vec::with_capacity(key.len() + 1);
-        end.extend_from_slice(key);
-        end.push(0);
-        KeyRange { start: key.into(), end: Some(end.into()) }
+        RangeRef { start: Start::At(key), end: End::Through(key) }.to_owned()
     }
 
     /// Keys starting with `prefix`.
     #[must_use]
     pub fn prefix(prefix: &[u8]) -> Self {
-        KeyRange { start: prefix.into(), end: prefix_successor(prefix) }
+        RangeRef { start: Start::At(prefix), end: End::ThroughPrefix(prefix) }.to_owned()
     }
 
     /// Keys whose leading components are `>= bound`.
     #[must_use]
     pub fn at_least(bound: &[u8]) -> Self {
-        KeyRange { start: bound.into(), end: None }
+        RangeRef { start: Start::At(bound), end: End::Unbounded }.to_owned()
     }
 
     /// Keys whose leading components are `> bound`: past every extension of `bound`.
     #[must_use]
     pub fn greater_than(bound: &[u8]) -> Self {
-        match prefix_successor(bound) {
-            Some(start) => KeyRange { start, end: None },
-            None => KeyRange::nothing(),
-        }
+        RangeRef { start: Start::PastPrefix(bound), end: End::Unbounded }.to_owned()
     }
 
     /// Keys whose leading components are `< bound`.
     #[must_use]
     pub fn less_than(bound: &[u8]) -> Self {
-        KeyRange { start: Box::default(), end: Some(bound.into()) }
+        RangeRef { start: Start::At(&[]), end: End::Before(bound) }.to_owned()
     }
 
     /// Keys whose leading components are `<= bound`: up to every extension of `bound`.
     #[must_use]
     pub fn at_most(bound: &[u8]) -> Self {
-        KeyRange { start: Box::default(), end: prefix_successor(bound) }
+        RangeRef { start: Start::At(&[]), end: End::ThroughPrefix(bound) }.to_owned()
     }
 
     /// Keys whose leading components lie in `low..=high`.
     #[must_use]
     pub fn between(low: &[u8], high: &[u8]) -> Self {
-        KeyRange { start: low.into(), end: prefix_successor(high) }
+        RangeRef { start: Start::At(low), end: End::ThroughPrefix(high) }.to_owned()
     }
 
     /// The empty range.
@@ -761,6 +1018,36 @@ mod tests {
         assert!(check_prefix(KeyPrefix::new((Ident::new("f"),)).as_bytes(), &layout).is_ok());
         assert!(check_key(SortKey::encode("x").as_bytes(), &layout).is_err());
         assert_eq!(describe_layout(&layout), "(file: Ident, line: u32)");
+    }
+
+    #[test]
+    fn shapes_are_checked_kind_by_kind() {
+        let layout = [
+            KeyField { name: "file", kind: KeyPartKind::Ident },
+            KeyField { name: "line", kind: KeyPartKind::U32 },
+        ];
+        let good = (Ident::new("f"), 3u32).key_shape().expect("tuples have shapes");
+        assert!(good.check(&layout, false).is_ok());
+        let wrong = (7u64, 3u32).key_shape().expect("tuples have shapes");
+        assert!(wrong.check(&layout, false).unwrap_err().contains("must be Ident, not u64"));
+        let short = KeyPrefix::new((Ident::new("f"),)).shape().expect("shape");
+        assert!(short.check(&layout, true).is_ok());
+        assert!(short.check(&layout, false).unwrap_err().contains("`line: u32`) is missing"));
+        let text = KeyPrefix::new("src/main.rs").shape().expect("shape");
+        assert!(text.check(&layout, true).is_err(), "a bare string is not an Ident");
+        assert_eq!(KeyBuilder::new().part(1u8).part("x").shape().map(|s| s.kinds().len()), Some(2));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2048, rng_seed: proptest::test_runner::RngSeed::Fixed(11), ..ProptestConfig::default() })]
+
+        #[test]
+        fn fast_compare_matches_slice_order(a in proptest::collection::vec(prop_oneof![Just(0u8), Just(1), Just(0x80), Just(0xFF)], 0..20),
+                                            b in proptest::collection::vec(prop_oneof![Just(0u8), Just(1), Just(0x80), Just(0xFF)], 0..20)) {
+            prop_assert_eq!(compare_keys(&a, &b), a.cmp(&b));
+            let shared: Vec<u8> = a.iter().chain(&b).copied().collect();
+            prop_assert_eq!(compare_keys(&shared, &a), shared.cmp(&a));
+        }
     }
 
     #[test]

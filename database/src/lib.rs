@@ -41,8 +41,8 @@ pub use error::{Error, Result};
 pub use hash::{ChunkId, ContentHash, StableHash, StableHasher};
 pub use ident::{Ident, TaskId};
 pub use key::{
-    IntoKeyPrefix, IntoSortKey, KeyBuilder, KeyField, KeyPart, KeyPartKind, KeyPrefix, KeyRange, SortKey,
-    describe_layout,
+    IntoKeyPrefix, IntoSortKey, KeyBuilder, KeyField, KeyPart, KeyPartKind, KeyPrefix, KeyRange, KeyShape,
+    SortKey, describe_layout,
 };
 pub use query::{Hit, Hits, Query, QueryResults, RecordMeta};
 pub use read_set::ReadEntry;

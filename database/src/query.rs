@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::hash::ChunkId;
 use crate::ident::{Ident, TaskId};
 use crate::index::{Entry, EntryKey};
-use crate::key::{IntoKeyPrefix, IntoSortKey, KeyPrefix, KeyRange, SortKey};
+use crate::key::{End, IntoKeyPrefix, IntoSortKey, KeyPrefix, KeyShape, RangeRef, SortKey, Start};
 use crate::read_set::{ReadEntry, ReadLog};
 use crate::schema::{self, Schema};
 use crate::snapshot::Snapshot;
@@ -19,7 +19,7 @@ use crate::snapshot::Snapshot;
 #[derive(Clone, Debug)]
 enum Condition {
     All,
-    Exact(SortKey),
+    Exact(SortKey, Option<KeyShape>),
     BeginsWith(KeyPrefix),
     Between(KeyPrefix, KeyPrefix),
     LessThan(KeyPrefix),
@@ -30,9 +30,12 @@ enum Condition {
 
 /// A query being built: a partition and (optionally) a sort-key condition.
 ///
-/// Range conditions compare *leading components*: `le((file, 2u8))` includes
-/// `(file, 2, 99)`, and `gt((file, 2u8))` starts after every key beginning with
-/// `(file, 2)`. For complete keys this is plain key order.
+/// Range bounds are prefixes, and a key is compared with a bound on the key's leading
+/// part of the bound's length: `le((file, 2u8))` includes `(file, 2, 99)`, and
+/// `gt((file, 2u8))` starts after every key beginning with `(file, 2)`. For complete
+/// keys this is plain key order. A bare string is the start of a string component
+/// (as in [`begins_with`](Self::begins_with)), so `le("c")` includes `"cat"`; to bound
+/// by the exact string, pass `SortKey::encode("c")`.
 #[must_use = "a query does nothing until executed"]
 pub struct Query<'s, S: Schema> {
     snapshot: &'s Snapshot<S>,
@@ -52,7 +55,8 @@ impl<'s, S: Schema> Query<'s, S> {
 
     /// Records whose key is exactly `key`.
     pub fn exact(self, key: impl IntoSortKey) -> Self {
-        self.with(Condition::Exact(key.into_sort_key()))
+        let shape = key.key_shape();
+        self.with(Condition::Exact(key.into_sort_key(), shape))
     }
 
     /// Records whose key begins with `prefix` (whole tuple components, or a bare string
@@ -61,58 +65,48 @@ impl<'s, S: Schema> Query<'s, S> {
         self.with(Condition::BeginsWith(prefix.into_key_prefix()))
     }
 
-    /// Records with `low <= key <= high` (inclusive at both ends).
+    /// Records with `low <= key <= high`, inclusive at both ends (see the type's
+    /// docs for how a bound shorter than the key compares).
     pub fn between(self, low: impl IntoKeyPrefix, high: impl IntoKeyPrefix) -> Self {
         self.with(Condition::Between(low.into_key_prefix(), high.into_key_prefix()))
     }
 
-    /// Records with `key < bound`.
+    /// Records with `key < bound` (comparing the key's leading part).
     pub fn lt(self, bound: impl IntoKeyPrefix) -> Self {
         self.with(Condition::LessThan(bound.into_key_prefix()))
     }
 
-    /// Records with `key <= bound`.
+    /// Records with `key <= bound` (comparing the key's leading part).
     pub fn le(self, bound: impl IntoKeyPrefix) -> Self {
         self.with(Condition::AtMost(bound.into_key_prefix()))
     }
 
-    /// Records with `key > bound`.
+    /// Records with `key > bound` (comparing the key's leading part).
     pub fn gt(self, bound: impl IntoKeyPrefix) -> Self {
         self.with(Condition::GreaterThan(bound.into_key_prefix()))
     }
 
-    /// Records with `key >= bound`.
+    /// Records with `key >= bound` (comparing the key's leading part).
     pub fn ge(self, bound: impl IntoKeyPrefix) -> Self {
         self.with(Condition::AtLeast(bound.into_key_prefix()))
     }
 
-    /// Checks the query against the schema and normalises its condition to a range.
-    fn prepare(&self) -> Result<KeyRange> {
-        if let Some(def) = schema::partition_def::<S>(self.partition)? {
-            match &self.condition {
-                Condition::All => {}
-                Condition::Exact(key) => schema::check_key_shape(def, key.as_bytes(), false)?,
-                Condition::Between(low, high) => {
-                    schema::check_key_shape(def, low.as_bytes(), true)?;
-                    schema::check_key_shape(def, high.as_bytes(), true)?;
-                }
-                Condition::BeginsWith(p)
-                | Condition::LessThan(p)
-                | Condition::AtMost(p)
-                | Condition::GreaterThan(p)
-                | Condition::AtLeast(p) => schema::check_key_shape(def, p.as_bytes(), true)?,
-            }
+    /// Checks the query against the schema.
+    fn validate(&self) -> Result<()> {
+        let Some(def) = schema::partition_def::<S>(self.partition)? else {
+            return Ok(());
+        };
+        let prefix = |p: &KeyPrefix| schema::check_key_shape(def, p.as_bytes(), p.shape(), true);
+        match &self.condition {
+            Condition::All => Ok(()),
+            Condition::Exact(key, shape) => schema::check_key_shape(def, key.as_bytes(), *shape, false),
+            Condition::Between(low, high) => prefix(low).and_then(|()| prefix(high)),
+            Condition::BeginsWith(p)
+            | Condition::LessThan(p)
+            | Condition::AtMost(p)
+            | Condition::GreaterThan(p)
+            | Condition::AtLeast(p) => prefix(p),
         }
-        Ok(match &self.condition {
-            Condition::All => KeyRange::all(),
-            Condition::Exact(key) => KeyRange::exact(key.as_bytes()),
-            Condition::BeginsWith(p) => KeyRange::prefix(p.as_bytes()),
-            Condition::Between(low, high) => KeyRange::between(low.as_bytes(), high.as_bytes()),
-            Condition::LessThan(p) => KeyRange::less_than(p.as_bytes()),
-            Condition::AtMost(p) => KeyRange::at_most(p.as_bytes()),
-            Condition::GreaterThan(p) => KeyRange::greater_than(p.as_bytes()),
-            Condition::AtLeast(p) => KeyRange::at_least(p.as_bytes()),
-        })
     }
 
     /// Runs the query and collects the matching records (borrowed, not copied).
@@ -133,14 +127,15 @@ impl<'s, S: Schema> Query<'s, S> {
     /// # Errors
     /// As [`execute`](Self::execute).
     pub fn iter(self) -> Result<Hits<'s, S>> {
-        let range = self.prepare()?;
-        let inner = if range.is_empty() {
-            None
-        } else {
-            self.snapshot.state.partitions.get(&self.partition).map(|index| index.range(&range))
-        };
-        let tracking = self.log.map(|log| Tracking { log, range, chunks: Vec::new(), hits: 0 });
-        Ok(Hits { partition: self.partition, inner, tracking })
+        self.validate()?;
+        let inner = self
+            .snapshot
+            .state
+            .partitions
+            .get(&self.partition)
+            .map(|index| index.scan_from(self.condition.range().start));
+        let tracking = self.log.map(|log| Tracking { log, chunks: Vec::new(), hits: 0 });
+        Ok(Hits { partition: self.partition, inner, condition: self.condition, tracking })
     }
 
     /// Number of matching records.
@@ -150,6 +145,21 @@ impl<'s, S: Schema> Query<'s, S> {
     pub fn count(self) -> Result<usize> {
         Ok(self.iter()?.count())
     }
+}
+
+/// Looks up many (partition, key) pairs: all are checked before any runs, so a bad
+/// pair leaves no partial reads behind.
+pub(crate) fn batch_get<'s, S: Schema, K: IntoSortKey>(
+    snapshot: &'s Snapshot<S>,
+    log: Option<&'s ReadLog>,
+    pairs: impl IntoIterator<Item = (Ident, K)>,
+) -> Result<Vec<QueryResults<'s, S>>> {
+    let queries: Vec<Query<'s, S>> =
+        pairs.into_iter().map(|(partition, key)| Query::new(snapshot, log, partition).exact(key)).collect();
+    for query in &queries {
+        query.validate()?;
+    }
+    queries.into_iter().map(Query::execute).collect()
 }
 
 impl<S: Schema> fmt::Debug for Query<'_, S> {
@@ -162,9 +172,25 @@ impl<S: Schema> fmt::Debug for Query<'_, S> {
     }
 }
 
+impl Condition {
+    /// The range of keys the condition selects.
+    fn range(&self) -> RangeRef<'_> {
+        let (start, end) = match self {
+            Condition::All => (Start::At(&[]), End::Unbounded),
+            Condition::Exact(key, _) => (Start::At(key.as_bytes()), End::Through(key.as_bytes())),
+            Condition::BeginsWith(p) => (Start::At(p.as_bytes()), End::ThroughPrefix(p.as_bytes())),
+            Condition::Between(low, high) => (Start::At(low.as_bytes()), End::ThroughPrefix(high.as_bytes())),
+            Condition::LessThan(p) => (Start::At(&[]), End::Before(p.as_bytes())),
+            Condition::AtMost(p) => (Start::At(&[]), End::ThroughPrefix(p.as_bytes())),
+            Condition::GreaterThan(p) => (Start::PastPrefix(p.as_bytes()), End::Unbounded),
+            Condition::AtLeast(p) => (Start::At(p.as_bytes()), End::Unbounded),
+        };
+        RangeRef { start, end }
+    }
+}
+
 struct Tracking<'s> {
     log: &'s ReadLog,
-    range: KeyRange,
     chunks: Vec<ChunkId>,
     hits: usize,
 }
@@ -174,6 +200,7 @@ struct Tracking<'s> {
 pub struct Hits<'s, S: Schema> {
     partition: Ident,
     inner: Option<RangedIter<'s, EntryKey, Entry<S>, DefaultSharedPtr>>,
+    condition: Condition,
     tracking: Option<Tracking<'s>>,
 }
 
@@ -182,6 +209,10 @@ impl<'s, S: Schema> Iterator for Hits<'s, S> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let (key, entry) = self.inner.as_mut()?.next()?;
+        if !self.condition.range().admits_end(key.key.as_bytes()) {
+            self.inner = None;
+            return None;
+        }
         if let Some(tracking) = &mut self.tracking {
             if tracking.chunks.last() != Some(&entry.chunk.id) {
                 tracking.chunks.push(entry.chunk.id);
@@ -195,7 +226,7 @@ impl<'s, S: Schema> Iterator for Hits<'s, S> {
 impl<S: Schema> Drop for Hits<'_, S> {
     fn drop(&mut self) {
         if let Some(tracking) = self.tracking.take() {
-            let range = tracking.range;
+            let range = self.condition.range().to_owned();
             tracking.log.record(ReadEntry::new(self.partition, range, tracking.chunks, tracking.hits));
         }
     }

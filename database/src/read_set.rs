@@ -11,7 +11,7 @@ use std::mem::size_of;
 
 use parking_lot::Mutex;
 
-use crate::hash::ChunkId;
+use crate::hash::{ChunkId, StableHash, StableHasher};
 use crate::ident::Ident;
 use crate::key::KeyRange;
 
@@ -56,10 +56,12 @@ impl ReadEntry {
         self.hits
     }
 
-    /// Whether the query found nothing: a pending dependency on data that may arrive.
+    /// Whether the query found nothing in a range that could hold data: a pending
+    /// dependency on data that may arrive. (A query over an empty range, such as
+    /// `between(high, low)`, waits for nothing.)
     #[must_use]
     pub fn is_pending(&self) -> bool {
-        self.hits == 0
+        self.hits == 0 && !self.range.is_empty()
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
@@ -67,6 +69,22 @@ impl ReadEntry {
             + self.range.end().map_or(0, <[u8]>::len)
             + self.chunks.len() * size_of::<ChunkId>()
             + size_of::<Self>()
+    }
+}
+
+/// A read's identity for a chunk's id: the partition and the range. Its chunks are
+/// hashed with the dependencies; its hit count follows from them.
+impl StableHash for ReadEntry {
+    fn stable_hash(&self, hasher: &mut StableHasher) {
+        hasher.write_u64(self.partition.raw());
+        hasher.write_bytes(self.range.start());
+        match self.range.end() {
+            None => hasher.write_u8(0),
+            Some(end) => {
+                hasher.write_u8(1);
+                hasher.write_bytes(end);
+            }
+        }
     }
 }
 

@@ -149,15 +149,21 @@ pub(crate) fn check_kind<S: Schema>(def: &PartitionDef, kind: RecordKind) -> cra
     })
 }
 
-/// Checks a complete key (or, with `prefix`, a key prefix) against the layout.
-pub(crate) fn check_key_shape(def: &PartitionDef, bytes: &[u8], prefix: bool) -> crate::Result<()> {
+/// Checks a complete key (or, with `prefix`, a key prefix) against the layout: kind by
+/// kind when the key's shape is known, by its encoding otherwise.
+pub(crate) fn check_key_shape(
+    def: &PartitionDef,
+    bytes: &[u8],
+    shape: Option<crate::key::KeyShape>,
+    prefix: bool,
+) -> crate::Result<()> {
     if def.layout.is_empty() {
         return Ok(());
     }
-    let checked = if prefix {
-        crate::key::check_prefix(bytes, def.layout)
-    } else {
-        crate::key::check_key(bytes, def.layout)
+    let checked = match shape {
+        Some(shape) => shape.check(def.layout, prefix),
+        None if prefix => crate::key::check_prefix(bytes, def.layout),
+        None => crate::key::check_key(bytes, def.layout),
     };
     checked.map_err(|reason| crate::Error::BadSortKey {
         partition: def.name,

@@ -56,13 +56,13 @@ impl<S: Schema> Snapshot<S> {
     /// order given.
     ///
     /// # Errors
-    /// As [`get`](Self::get), for the first pair that is malformed; then nothing is
-    /// returned.
+    /// As [`get`](Self::get), for the first pair that is malformed; every pair is
+    /// checked before any is looked up.
     pub fn batch_get<K: IntoSortKey>(
         &self,
         pairs: impl IntoIterator<Item = (Ident, K)>,
     ) -> Result<Vec<QueryResults<'_, S>>> {
-        pairs.into_iter().map(|(partition, key)| self.get(partition, key)).collect()
+        crate::query::batch_get(self, None, pairs)
     }
 
     /// The current chunk of `task` in this snapshot.

@@ -17,8 +17,8 @@ type BuilderOf<S> = <<S as Schema>::Storage as RecordStorage>::Builder;
 /// into a chunk that becomes the task's current version.
 ///
 /// Inserts are checked against the schema as they happen, so a mistake is reported at
-/// the line that made it; nothing reaches the database before `commit`, and a failed
-/// commit changes nothing.
+/// the line that made it (a repeated key, which needs all keys to see, at commit);
+/// nothing reaches the database before `commit`, and a failed commit changes nothing.
 pub struct ChunkWriter<S: Schema> {
     db: Database<S>,
     task: TaskId,
@@ -73,7 +73,8 @@ impl<S: Schema> ChunkWriter<S> {
         self.rows.is_empty()
     }
 
-    /// Inserts a record under `partition` and `key`.
+    /// Inserts a record under `partition` and `key`. (A key inserted twice into one
+    /// partition is reported by [`commit`](Self::commit), which sees all the keys.)
     ///
     /// # Errors
     /// [`Error::UnknownPartition`], [`Error::RecordNotAllowed`] or
@@ -85,11 +86,12 @@ impl<S: Schema> ChunkWriter<S> {
         key: impl IntoSortKey,
         record: impl Into<S::Record>,
     ) -> Result<()> {
+        let shape = key.key_shape();
         let key = key.into_sort_key();
         let record = record.into();
         if let Some(def) = schema::partition_def::<S>(partition)? {
             schema::check_kind::<S>(def, S::kind_of(&record))?;
-            schema::check_key_shape(def, key.as_bytes(), false)?;
+            schema::check_key_shape(def, key.as_bytes(), shape, false)?;
         }
         let handle = self.builder.push(record);
         self.rows.push((partition, Row { key, handle }));
@@ -104,8 +106,9 @@ impl<S: Schema> ChunkWriter<S> {
     ///
     /// # Errors
     /// [`Error::DuplicateSortKey`] if one key was inserted twice into a partition,
-    /// [`Error::UnknownDependency`] if a declared dependency is not a current chunk.
-    /// On error the database is unchanged.
+    /// [`Error::UnknownDependency`] if a declared dependency is not a current chunk,
+    /// [`Error::TooManyRecords`] past `u32::MAX` records. On error the database is
+    /// unchanged.
     pub fn commit(self) -> Result<crate::CommitReceipt> {
         let db = self.db.clone();
         let (chunk, declared) = self.build()?;
@@ -138,7 +141,7 @@ impl<S: Schema> ChunkWriter<S> {
         dependencies.sort_unstable();
         dependencies.dedup();
 
-        let id = ChunkId::compute(task, output_hash, &dependencies);
+        let id = ChunkId::compute(task, output_hash, ChunkId::inputs_hash(parent, &dependencies, &reads));
         let mut chunk = Chunk {
             id,
             task,

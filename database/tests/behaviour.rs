@@ -346,3 +346,54 @@ fn records_round_trip_through_typed_views() -> Result<()> {
     assert_eq!(chunk.records().count(), 1);
     Ok(())
 }
+
+#[test]
+fn same_output_from_different_reads_is_a_new_version() -> Result<()> {
+    let db = Database::<RefLang>::new();
+    let run = |read: &str| -> Result<chunkdb_database::CommitReceipt> {
+        let ctx = db.task("check");
+        assert!(ctx.query(SYMBOLS).begins_with((file(read),)).execute()?.is_empty());
+        ctx.insert(DIAGNOSTICS, (file("x"), 0u8, 0u32), Diagnostic::new("same", 0, 0))?;
+        ctx.commit()
+    };
+    let first = run("a.rs")?;
+    let second = run("b.rs")?;
+    assert_ne!(first.chunk, second.chunk, "the read ranges are part of the chunk's identity");
+    assert!(second.stored && !second.output_changed);
+    let chunk = db.snapshot().task_chunk(TaskId::new("check")).cloned().expect("current");
+    let prefix = KeyPrefix::new((file("b.rs"),));
+    assert_eq!(chunk.reads()[0].range(), &KeyRange::prefix(prefix.as_bytes()));
+    assert!(!run("b.rs")?.stored, "the same run again is stored once");
+    Ok(())
+}
+
+#[test]
+fn key_shapes_are_checked_kind_by_kind() {
+    let db = Database::<RefLang>::new();
+    let mut writer = db.writer("t");
+    let record = || Diagnostic::new("d", 1, 1);
+    let error = writer.insert(DIAGNOSTICS, (7u64, 1u8, 0u32), record()).unwrap_err();
+    assert!(error.to_string().contains("component 0 (`file`) must be Ident, not u64"), "{error}");
+    let error = writer.insert(DIAGNOSTICS, (file("a"), 1u8, 0i32), record()).unwrap_err();
+    assert!(error.to_string().contains("must be u32, not i32"), "{error}");
+    let snap = db.snapshot();
+    let error = snap.query(SYMBOLS).begins_with("src/main.rs").execute().unwrap_err();
+    assert!(matches!(error, Error::BadSortKey { .. }), "a bare string is not an Ident: {error}");
+    // Raw encoded keys carry no shape: they are checked by their encoding.
+    assert!(snap.get(SYMBOLS, SortKey::encode((file("a"), "f"))).is_ok());
+    assert!(snap.get(SYMBOLS, SortKey::from_encoded(&[1, 2, 3])).is_err());
+}
+
+#[test]
+fn empty_ranges_are_not_pending_and_failed_batches_record_nothing() -> Result<()> {
+    let db = Database::<RefLang>::new();
+    let ctx = db.task("t");
+    let a = file("a.rs");
+    assert!(ctx.query(SYMBOLS).between((a, "z"), (a, "a")).execute()?.is_empty());
+    assert_eq!(ctx.reads().len(), 1);
+    assert!(ctx.pending().is_empty(), "nothing can ever arrive in an empty range");
+    let bad = ctx.batch_get([(SYMBOLS, SortKey::encode((a, "f"))), (SYMBOLS, SortKey::from_encoded(&[9]))]);
+    assert!(bad.is_err());
+    assert_eq!(ctx.reads().len(), 1, "a failed batch records no read");
+    Ok(())
+}

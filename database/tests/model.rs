@@ -98,19 +98,30 @@ impl Model {
             .and_then(|(_, _, r)| r.as_ref())
     }
 
-    fn commit(&mut self, task: usize, records: BTreeMap<(usize, Key), String>) {
-        if self.current(task, self.clock) == Some(&records) {
-            return; // identical chunk: stored once, nothing changes
+    /// Returns (stored, output changed), as the receipt must report them.
+    fn commit(&mut self, task: usize, records: BTreeMap<(usize, Key), String>) -> (bool, bool) {
+        let previous = self.current(task, self.clock);
+        if previous == Some(&records) {
+            return (false, false); // identical chunk: stored once, nothing changes
         }
+        let changed = previous.map_or(!records.is_empty(), |_| true);
         self.clock += 1;
         self.versions.push((self.clock, task, Some(records)));
+        (true, changed)
     }
 
-    fn remove(&mut self, task: usize) {
-        if self.current(task, self.clock).is_some() {
-            self.clock += 1;
-            self.versions.push((self.clock, task, None));
+    /// Returns whether the removal changed anything.
+    fn remove(&mut self, task: usize) -> bool {
+        if self.current(task, self.clock).is_none() {
+            return false;
         }
+        self.clock += 1;
+        self.versions.push((self.clock, task, None));
+        true
+    }
+
+    fn records(&self, at: u64) -> usize {
+        (0..TASKS.len()).filter_map(|task| self.current(task, at)).map(BTreeMap::len).sum()
     }
 
     fn query(&self, at: u64, partition: usize, condition: &Condition) -> Vec<(Key, u64, String)> {
@@ -218,14 +229,16 @@ fn run(ops: &[Op]) -> Result<usize, TestCaseError> {
                     Err(other) => return Err(TestCaseError::fail(format!("unexpected error {other}"))),
                     Ok(receipt) => {
                         prop_assert!(!duplicate);
-                        model.commit(*task, expected);
+                        let (stored, changed) = model.commit(*task, expected);
                         prop_assert_eq!(receipt.clock, model.clock);
+                        prop_assert_eq!((receipt.stored, receipt.output_changed), (stored, changed));
+                        prop_assert_eq!(db.stats().records, model.records(model.clock));
                     }
                 }
             }
             Op::Remove { task } => {
                 let receipt = db.remove_task(TASKS[*task]);
-                model.remove(*task);
+                prop_assert_eq!(receipt.stored, model.remove(*task));
                 prop_assert_eq!(receipt.clock, model.clock);
             }
             Op::TakeSnapshot => snapshots.push((db.snapshot(), model.clock)),
@@ -237,6 +250,7 @@ fn run(ops: &[Op]) -> Result<usize, TestCaseError> {
             Op::Query { snapshot, partition, condition } => {
                 let (snap, at) = &snapshots[snapshot % snapshots.len()];
                 prop_assert_eq!(snap.clock(), *at);
+                prop_assert_eq!(snap.len(), model.records(*at));
                 let query = build(snap.query(Ident::named(PARTITIONS[*partition])), condition);
                 let got: Vec<(Key, u64, String)> = query
                     .execute()

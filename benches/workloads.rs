@@ -1,0 +1,128 @@
+//! Workloads shared by `examples/perf_report.rs` and the criterion benches, so both
+//! measure exactly the same thing.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use chunkdb::reference::{DIAGNOSTICS, Diagnostic, Function, Module, RefLang, RefRecord, SYMBOLS, Struct};
+use chunkdb::{Database, Ident, KeyPrefix, SortKey, StableHash, StableHasher};
+
+/// Records per file in the `symbols` partition (one module, ten functions, four
+/// structs); each file also gets one diagnostic in `diagnostics`.
+pub const SYMBOLS_PER_FILE: usize = 15;
+
+/// One file's parse output.
+pub struct FileOutput {
+    pub file: Ident,
+    pub task: String,
+    pub symbols: Vec<((Ident, String), RefRecord)>,
+    pub diagnostic: ((Ident, u8, u32), RefRecord),
+}
+
+/// A deterministic corpus of `files` files that look like a real crate's symbols.
+pub fn corpus(files: usize) -> Vec<FileOutput> {
+    (0..files).map(|i| file_output(i, 0)).collect()
+}
+
+/// File `i`'s output; `variant` changes every record's content (an edit).
+pub fn file_output(i: usize, variant: usize) -> FileOutput {
+    let path = format!("src/module_{i:05}.rs");
+    let file = Ident::named(&path);
+    let module = format!("crate::module_{i:05}");
+    let mut symbols = Vec::with_capacity(SYMBOLS_PER_FILE);
+    let exports: Vec<String> = (0..10).map(|f| format!("function_{f:02}_{variant}")).collect();
+    let export_refs: Vec<&str> = exports.iter().map(String::as_str).collect();
+    symbols.push(((file, module.clone()), Module::new(&module, &export_refs).into()));
+    for f in 0..10 {
+        let name = format!("function_{f:02}_{variant}");
+        let record = Function::new(&name, &["usize", "Context"], Some("Result"));
+        symbols.push(((file, format!("{module}::{name}")), record.into()));
+    }
+    for s in 0..4 {
+        let name = format!("Struct{s}V{variant}");
+        let record = Struct::new(&name, &[("id", "u64"), ("name", "String"), ("span", "Span")]);
+        symbols.push(((file, format!("{module}::{name}")), record.into()));
+    }
+    let diagnostic =
+        ((file, 1u8, 0u32), Diagnostic::new(&format!("unused import in {path} ({variant})"), 1, 3).into());
+    FileOutput { file, task: format!("parse:{path}"), symbols, diagnostic }
+}
+
+/// Commits one file's output as its task's new version.
+pub fn commit_file(db: &Database<RefLang>, output: &FileOutput) {
+    let mut writer = db.writer(output.task.as_str());
+    for ((file, path), record) in &output.symbols {
+        writer.insert(SYMBOLS, (*file, path.as_str()), record.clone()).expect("valid insert");
+    }
+    let ((file, severity, seq), record) = &output.diagnostic;
+    writer.insert(DIAGNOSTICS, (*file, *severity, *seq), record.clone()).expect("valid insert");
+    writer.commit().expect("valid commit");
+}
+
+/// A database holding the corpus, one chunk per file.
+pub fn load(corpus: &[FileOutput]) -> Database<RefLang> {
+    let db = Database::new();
+    for output in corpus {
+        commit_file(&db, output);
+    }
+    db
+}
+
+/// The baseline: one `BTreeMap` of the `symbols` records, keyed by the same encoded keys.
+pub fn symbols_btree(corpus: &[FileOutput]) -> BTreeMap<Vec<u8>, RefRecord> {
+    corpus
+        .iter()
+        .flat_map(|output| output.symbols.iter())
+        .map(|((file, path), record)| {
+            (SortKey::encode((*file, path.as_str())).as_bytes().to_vec(), record.clone())
+        })
+        .collect()
+}
+
+/// Every `symbols` key of the corpus, encoded, in a scrambled but fixed order.
+pub fn lookup_keys(corpus: &[FileOutput], count: usize) -> Vec<SortKey> {
+    let all: Vec<SortKey> = corpus
+        .iter()
+        .flat_map(|output| output.symbols.iter())
+        .map(|((file, path), _)| SortKey::encode((*file, path.as_str())))
+        .collect();
+    scramble(count, all.len()).map(|at| all[at].clone()).collect()
+}
+
+/// File prefixes of the corpus in a scrambled but fixed order.
+pub fn lookup_prefixes(corpus: &[FileOutput], count: usize) -> Vec<KeyPrefix> {
+    scramble(count, corpus.len()).map(|at| KeyPrefix::new((corpus[at].file,))).collect()
+}
+
+/// `count` indexes below `len`, spread by a fixed multiplicative walk (no RNG needed).
+fn scramble(count: usize, len: usize) -> impl Iterator<Item = usize> {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..count).map(move |_| {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 33) as usize) % len
+    })
+}
+
+/// Bytes of the canonical encoding of every record of the corpus: partition key,
+/// sort key and record content, as `StableHash` defines them.
+pub fn raw_encoded_bytes(corpus: &[FileOutput]) -> u64 {
+    let mut hasher = StableHasher::new();
+    for output in corpus {
+        for ((file, path), record) in &output.symbols {
+            hasher.write_u64(SYMBOLS.raw());
+            hasher.write_raw(SortKey::encode((*file, path.as_str())).as_bytes());
+            record.stable_hash(&mut hasher);
+        }
+        let ((file, severity, seq), record) = &output.diagnostic;
+        hasher.write_u64(DIAGNOSTICS.raw());
+        hasher.write_raw(SortKey::encode((*file, *severity, *seq)).as_bytes());
+        record.stable_hash(&mut hasher);
+    }
+    hasher.bytes_written()
+}
+
+/// Records of the corpus (both partitions).
+pub fn record_count(corpus: &[FileOutput]) -> usize {
+    corpus.len() * (SYMBOLS_PER_FILE + 1)
+}
