@@ -146,8 +146,8 @@ impl<S: Schema> Chunk<S> {
         })
     }
 
-    pub(crate) fn record(&self, row: u32) -> RecordRefOf<'_, S> {
-        self.storage.get(self.rows[row as usize].handle)
+    pub(crate) fn record(&self, handle: RecordHandle) -> RecordRefOf<'_, S> {
+        self.storage.get(handle)
     }
 
     pub(crate) fn slice(&self, partition: Ident) -> Option<&PartitionSlice> {

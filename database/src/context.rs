@@ -76,7 +76,7 @@ impl<S: Schema> TaskContext<S> {
     /// # Errors
     /// As [`Snapshot::get`].
     pub fn get(&self, partition: Ident, key: impl IntoSortKey) -> Result<QueryResults<'_, S>> {
-        self.query(partition).exact(key).execute()
+        crate::query::get(&self.snapshot, Some(&self.log), partition, key)
     }
 
     /// Recorded lookup of many (partition, key) pairs; one result set per pair.

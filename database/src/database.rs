@@ -46,9 +46,11 @@ pub struct Database<S: Schema> {
 struct Shared<S: Schema> {
     /// The current state; readers load it without locking.
     current: ArcSwap<State<S>>,
-    /// Serialises the short publish step of commits. Building a chunk (sorting,
-    /// hashing) happens before it, in parallel across threads.
-    publish: Mutex<()>,
+    /// Serialises the short publish step of commits (building a chunk, sorting and
+    /// hashing, happens before it, in parallel across threads). It guards the states
+    /// replaced by commits, which are freed here rather than by whichever reader drops
+    /// the last snapshot of them: readers never pay for writers' garbage.
+    publish: Mutex<Vec<Arc<State<S>>>>,
     counters: Arc<Counters>,
 }
 
@@ -119,7 +121,7 @@ impl<S: Schema> Database<S> {
         Database {
             shared: Arc::new(Shared {
                 current: ArcSwap::from_pointee(State::default()),
-                publish: Mutex::new(()),
+                publish: Mutex::new(Vec::new()),
                 counters: Arc::default(),
             }),
         }
@@ -156,7 +158,7 @@ impl<S: Schema> Database<S> {
     /// changes nothing and returns a receipt with `stored == false`.
     pub fn remove_task(&self, task: impl Into<TaskId>) -> CommitReceipt {
         let task = task.into();
-        let _publishing = self.shared.publish.lock();
+        let mut retired = self.shared.publish.lock();
         let current = self.shared.current.load_full();
         let Some(old) = current.tasks.get(&task) else {
             return CommitReceipt {
@@ -176,7 +178,7 @@ impl<S: Schema> Database<S> {
         next.clock += 1;
         let partitions_touched = next.replace(task, None);
         let clock = next.clock;
-        self.shared.current.store(Arc::new(next));
+        self.install(&mut retired, next);
         CommitReceipt {
             task,
             chunk: None,
@@ -193,7 +195,7 @@ impl<S: Schema> Database<S> {
     /// private copy of the state, which is then published in one atomic store: the clock
     /// value and every index update become visible together.
     pub(crate) fn publish(&self, chunk: Arc<Chunk<S>>, declared: &[ChunkId]) -> Result<CommitReceipt> {
-        let _publishing = self.shared.publish.lock();
+        let mut retired = self.shared.publish.lock();
         let current = self.shared.current.load_full();
         if let Some(&missing) = declared.iter().find(|id| !current.chunks.contains_key(*id)) {
             return Err(Error::UnknownDependency { task: chunk.task, chunk: missing });
@@ -219,7 +221,7 @@ impl<S: Schema> Database<S> {
         let (task, id, output_hash) = (chunk.task, chunk.id, chunk.output_hash);
         let partitions_touched = next.replace(task, Some(chunk));
         let clock = next.clock;
-        self.shared.current.store(Arc::new(next));
+        self.install(&mut retired, next);
         self.shared.counters.versions_committed.fetch_add(1, Ordering::Relaxed);
         Ok(CommitReceipt {
             task,
@@ -231,6 +233,25 @@ impl<S: Schema> Database<S> {
             superseded,
             partitions_touched,
         })
+    }
+
+    /// Publishes `next` as the current state. The replaced state is retired, and
+    /// retired states that no snapshot holds any more are freed now, on the writer's
+    /// thread.
+    fn install(&self, retired: &mut Vec<Arc<State<S>>>, next: State<S>) {
+        let previous = self.shared.current.swap(Arc::new(next));
+        retired.retain(|state| Arc::strong_count(state) > 1);
+        retired.push(previous);
+    }
+
+    /// Frees the superseded states (and the versions only they held) that no
+    /// snapshot can see any more, returning how many were freed. Commits do this on
+    /// their own; call it when writing has gone quiet and memory should be returned.
+    pub fn reclaim(&self) -> usize {
+        let mut retired = self.shared.publish.lock();
+        let before = retired.len();
+        retired.retain(|state| Arc::strong_count(state) > 1);
+        before - retired.len()
     }
 
     pub(crate) fn live_chunk_counter(&self) -> &Arc<AtomicUsize> {
@@ -254,6 +275,7 @@ impl<S: Schema> Database<S> {
         partitions.sort_unstable_by_key(|stats| stats.partition);
         let index_bytes: usize = partitions.iter().map(|p| p.index_bytes).sum();
         let counters = &self.shared.counters;
+        let retired_states = self.shared.publish.lock().len();
         Stats {
             clock: state.clock,
             tasks: state.tasks.len(),
@@ -263,6 +285,7 @@ impl<S: Schema> Database<S> {
             versions_committed: counters.versions_committed.load(Ordering::Relaxed),
             chunks_in_memory: counters.live_chunks.load(Ordering::Relaxed),
             open_snapshots: counters.open_snapshots.load(Ordering::Relaxed),
+            retired_states,
             partitions,
         }
     }

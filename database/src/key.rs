@@ -68,22 +68,12 @@ fn word(bytes: &[u8]) -> [u8; 8] {
 /// Encodes into a per-thread scratch buffer, then copies once into the shared key:
 /// one allocation per key instead of a growing `Vec` plus the `Arc` copy.
 fn encode_shared(encode: impl FnOnce(&mut Vec<u8>)) -> Arc<[u8]> {
-    thread_local! {
-        static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(64));
-    }
-    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut buffer) => {
-            buffer.clear();
-            encode(&mut buffer);
-            Arc::from(&buffer[..])
-        }
-        // A `KeyPart` that builds keys while being encoded: use a buffer of its own.
-        Err(_) => {
-            let mut buffer = Vec::new();
-            encode(&mut buffer);
-            Arc::from(buffer)
-        }
-    })
+    with_scratch(encode, |bytes| Arc::from(bytes))
+}
+
+thread_local! {
+    /// Scratch space for encoding keys, reused by every encode on the thread.
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(64));
 }
 
 impl SortKey {
@@ -562,6 +552,32 @@ pub trait IntoSortKey {
     fn key_shape(&self) -> Option<KeyShape> {
         None
     }
+
+    /// Calls `f` with the encoded key, without allocating one where the encoding can
+    /// go to a scratch buffer (lookups use this).
+    fn with_encoded<R>(self, f: impl FnOnce(&[u8]) -> R) -> R
+    where
+        Self: Sized,
+    {
+        f(self.into_sort_key().as_bytes())
+    }
+}
+
+/// Encodes into the per-thread scratch buffer and calls `f` with the bytes.
+fn with_scratch<R>(encode: impl FnOnce(&mut Vec<u8>), f: impl FnOnce(&[u8]) -> R) -> R {
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buffer) => {
+            buffer.clear();
+            encode(&mut buffer);
+            f(&buffer)
+        }
+        // Re-entered (f encodes another key): use a buffer of its own.
+        Err(_) => {
+            let mut buffer = Vec::new();
+            encode(&mut buffer);
+            f(&buffer)
+        }
+    })
 }
 
 impl IntoSortKey for SortKey {
@@ -573,6 +589,10 @@ impl IntoSortKey for SortKey {
 impl IntoSortKey for &SortKey {
     fn into_sort_key(self) -> SortKey {
         self.clone()
+    }
+
+    fn with_encoded<R>(self, f: impl FnOnce(&[u8]) -> R) -> R {
+        f(self.as_bytes())
     }
 }
 
@@ -593,6 +613,10 @@ impl<T: KeyPart> IntoSortKey for T {
 
     fn key_shape(&self) -> Option<KeyShape> {
         KeyShape::empty().push(T::KIND)
+    }
+
+    fn with_encoded<R>(self, f: impl FnOnce(&[u8]) -> R) -> R {
+        with_scratch(|bytes| self.encode_key(bytes), f)
     }
 }
 
@@ -733,6 +757,12 @@ macro_rules! tuple_keys {
 
             fn key_shape(&self) -> Option<KeyShape> {
                 tuple_shape(&[$($name::KIND),+])
+            }
+
+            #[allow(non_snake_case)]
+            fn with_encoded<R>(self, f: impl FnOnce(&[u8]) -> R) -> R {
+                let ($($name,)+) = self;
+                with_scratch(|bytes| { $($name.encode_key(bytes);)+ }, f)
             }
         }
 

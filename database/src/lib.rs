@@ -32,6 +32,7 @@ mod schema;
 mod snapshot;
 mod state;
 mod stats;
+mod tree;
 mod writer;
 
 pub use chunk::{Chunk, PartitionSlice};
@@ -44,7 +45,7 @@ pub use key::{
     IntoKeyPrefix, IntoSortKey, KeyBuilder, KeyField, KeyPart, KeyPartKind, KeyPrefix, KeyRange, KeyShape,
     SortKey, describe_layout,
 };
-pub use query::{Hit, Hits, Query, QueryResults, RecordMeta};
+pub use query::{Hit, Hits, Query, QueryResults, RecordMeta, ResultsIter};
 pub use read_set::ReadEntry;
 pub use schema::{
     PartitionDef, RecordHandle, RecordKind, RecordOf, RecordRefOf, RecordStorage, Schema, StorageBuilder,

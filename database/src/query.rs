@@ -2,15 +2,12 @@
 
 use std::fmt;
 
-use imbl::ordmap::RangedIter;
-use imbl::shared_ptr::DefaultSharedPtr;
-
 use crate::chunk::Chunk;
 use crate::error::Result;
 use crate::hash::ChunkId;
 use crate::ident::{Ident, TaskId};
-use crate::index::{Entry, EntryKey};
-use crate::key::{End, IntoKeyPrefix, IntoSortKey, KeyPrefix, KeyShape, RangeRef, SortKey, Start};
+use crate::index::{IndexKey, Posting, Scan};
+use crate::key::{End, IntoKeyPrefix, IntoSortKey, KeyPrefix, KeyRange, KeyShape, RangeRef, SortKey, Start};
 use crate::read_set::{ReadEntry, ReadLog};
 use crate::schema::{self, Schema};
 use crate::snapshot::Snapshot;
@@ -109,16 +106,23 @@ impl<'s, S: Schema> Query<'s, S> {
         }
     }
 
-    /// Runs the query and collects the matching records (borrowed, not copied).
+    /// Runs the query and collects the matching records (borrowed, not copied). An
+    /// exact-key query is a single tree descent and allocates nothing.
     ///
     /// # Errors
     /// [`Error::UnknownPartition`](crate::Error::UnknownPartition) or
     /// [`Error::BadSortKey`](crate::Error::BadSortKey) when the schema declares
     /// partitions and the query does not fit them.
     pub fn execute(self) -> Result<QueryResults<'s, S>> {
+        if let Condition::Exact(key, _) = &self.condition {
+            self.validate()?;
+            return Ok(exact(self.snapshot, self.log, self.partition, key.as_bytes()));
+        }
         let partition = self.partition;
-        let hits: Vec<Hit<'s, S>> = self.iter()?.collect();
-        Ok(QueryResults { partition, hits })
+        // Most scans return a handful of records: start with room for a file's worth.
+        let mut hits = Vec::with_capacity(16);
+        hits.extend(self.iter()?);
+        Ok(QueryResults { partition, found: Found::List(hits) })
     }
 
     /// Runs the query lazily: records are visited in key order as the iterator is
@@ -135,7 +139,7 @@ impl<'s, S: Schema> Query<'s, S> {
             .get(&self.partition)
             .map(|index| index.scan_from(self.condition.range().start));
         let tracking = self.log.map(|log| Tracking { log, chunks: Vec::new(), hits: 0 });
-        Ok(Hits { partition: self.partition, inner, condition: self.condition, tracking })
+        Ok(Hits { partition: self.partition, inner, current: None, condition: self.condition, tracking })
     }
 
     /// Number of matching records.
@@ -143,8 +147,46 @@ impl<'s, S: Schema> Query<'s, S> {
     /// # Errors
     /// As [`execute`](Self::execute).
     pub fn count(self) -> Result<usize> {
-        Ok(self.iter()?.count())
+        Ok(self.execute()?.len())
     }
+}
+
+/// Looks up one exact key (already validated): one descent, no allocation unless the
+/// read is tracked.
+fn exact<'s, S: Schema>(
+    snapshot: &'s Snapshot<S>,
+    log: Option<&ReadLog>,
+    partition: Ident,
+    key: &[u8],
+) -> QueryResults<'s, S> {
+    let found = snapshot.state.partitions.get(&partition).and_then(|index| index.get(key));
+    let found = match found {
+        Some((key, postings)) => Found::Key { key: &key.key, postings: postings.as_slice() },
+        None => Found::List(Vec::new()),
+    };
+    let results = QueryResults { partition, found };
+    if let Some(log) = log {
+        let chunks = results.iter().map(|hit| hit.chunk_id()).collect();
+        log.record(ReadEntry::new(partition, KeyRange::exact(key), chunks, results.len()));
+    }
+    results
+}
+
+/// Looks up exactly `key` in `partition`, encoding a typed key into a scratch buffer
+/// rather than allocating it.
+pub(crate) fn get<'s, S: Schema>(
+    snapshot: &'s Snapshot<S>,
+    log: Option<&ReadLog>,
+    partition: Ident,
+    key: impl IntoSortKey,
+) -> Result<QueryResults<'s, S>> {
+    let shape = key.key_shape();
+    key.with_encoded(|bytes| {
+        if let Some(def) = schema::partition_def::<S>(partition)? {
+            schema::check_key_shape(def, bytes, shape, false)?;
+        }
+        Ok(exact(snapshot, log, partition, bytes))
+    })
 }
 
 /// Looks up many (partition, key) pairs: all are checked before any runs, so a bad
@@ -189,6 +231,16 @@ impl Condition {
     }
 }
 
+/// Whether a key at or after a scan's start is still before its end; prefix ends of
+/// up to eight bytes (a file, say) are decided on the key's inline head.
+#[inline]
+fn admits_end(end: &End<'_>, key: &IndexKey) -> bool {
+    match end {
+        End::ThroughPrefix(prefix) if key.starts_with(prefix) => true,
+        _ => RangeRef { start: Start::At(&[]), end: *end }.admits_end(key.key.as_bytes()),
+    }
+}
+
 struct Tracking<'s> {
     log: &'s ReadLog,
     chunks: Vec<ChunkId>,
@@ -199,7 +251,9 @@ struct Tracking<'s> {
 /// in ascending task-id order).
 pub struct Hits<'s, S: Schema> {
     partition: Ident,
-    inner: Option<RangedIter<'s, EntryKey, Entry<S>, DefaultSharedPtr>>,
+    inner: Option<Scan<'s, S>>,
+    /// The key being visited and its postings not yet returned.
+    current: Option<(&'s SortKey, std::slice::Iter<'s, Posting<S>>)>,
     condition: Condition,
     tracking: Option<Tracking<'s>>,
 }
@@ -208,18 +262,25 @@ impl<'s, S: Schema> Iterator for Hits<'s, S> {
     type Item = Hit<'s, S>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (key, entry) = self.inner.as_mut()?.next()?;
-        if !self.condition.range().admits_end(key.key.as_bytes()) {
-            self.inner = None;
-            return None;
-        }
-        if let Some(tracking) = &mut self.tracking {
-            if tracking.chunks.last() != Some(&entry.chunk.id) {
-                tracking.chunks.push(entry.chunk.id);
+        loop {
+            if let Some((key, postings)) = &mut self.current
+                && let Some(posting) = postings.next()
+            {
+                if let Some(tracking) = &mut self.tracking {
+                    if tracking.chunks.last() != Some(&posting.chunk.id) {
+                        tracking.chunks.push(posting.chunk.id);
+                    }
+                    tracking.hits += 1;
+                }
+                return Some(Hit { partition: self.partition, key, posting });
             }
-            tracking.hits += 1;
+            let (key, postings) = self.inner.as_mut()?.next()?;
+            if !admits_end(&self.condition.range().end, key) {
+                self.inner = None;
+                return None;
+            }
+            self.current = Some((&key.key, postings.as_slice().iter()));
         }
-        Some(Hit { partition: self.partition, key, entry })
     }
 }
 
@@ -235,8 +296,8 @@ impl<S: Schema> Drop for Hits<'_, S> {
 /// One result: a record with its metadata, borrowed from the snapshot.
 pub struct Hit<'s, S: Schema> {
     partition: Ident,
-    key: &'s EntryKey,
-    entry: &'s Entry<S>,
+    key: &'s SortKey,
+    posting: &'s Posting<S>,
 }
 
 impl<S: Schema> Clone for Hit<'_, S> {
@@ -251,7 +312,7 @@ impl<'s, S: Schema> Hit<'s, S> {
     /// The typed, borrowed record.
     #[must_use]
     pub fn record(&self) -> S::RecordRef<'s> {
-        self.entry.chunk.record(self.entry.row)
+        self.posting.chunk.record(self.posting.handle)
     }
 
     /// The partition the record lives in.
@@ -263,25 +324,25 @@ impl<'s, S: Schema> Hit<'s, S> {
     /// The record's sort key.
     #[must_use]
     pub fn sort_key(&self) -> &'s SortKey {
-        &self.key.key
+        self.key
     }
 
     /// The task that wrote the record.
     #[must_use]
     pub fn task(&self) -> TaskId {
-        self.key.task
+        self.posting.task()
     }
 
     /// The id of the chunk holding the record.
     #[must_use]
     pub fn chunk_id(&self) -> ChunkId {
-        self.entry.chunk.id
+        self.posting.chunk.id
     }
 
     /// The chunk holding the record.
     #[must_use]
     pub fn chunk(&self) -> &'s Chunk<S> {
-        &self.entry.chunk
+        &self.posting.chunk
     }
 
     /// All metadata at once.
@@ -289,7 +350,7 @@ impl<'s, S: Schema> Hit<'s, S> {
     pub fn meta(&self) -> RecordMeta<'s> {
         RecordMeta {
             partition: self.partition,
-            sort_key: &self.key.key,
+            sort_key: self.key,
             chunk: self.chunk_id(),
             task: self.task(),
         }
@@ -315,10 +376,17 @@ pub struct RecordMeta<'s> {
     pub task: TaskId,
 }
 
+/// What a query found: the postings of one key, borrowed straight from the tree, or a
+/// list collected by a scan.
+enum Found<'s, S: Schema> {
+    Key { key: &'s SortKey, postings: &'s [Posting<S>] },
+    List(Vec<Hit<'s, S>>),
+}
+
 /// The collected results of a query, in sort-key order.
 pub struct QueryResults<'s, S: Schema> {
     partition: Ident,
-    hits: Vec<Hit<'s, S>>,
+    found: Found<'s, S>,
 }
 
 impl<'s, S: Schema> QueryResults<'s, S> {
@@ -331,55 +399,77 @@ impl<'s, S: Schema> QueryResults<'s, S> {
     /// Number of records.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.hits.len()
+        match &self.found {
+            Found::Key { postings, .. } => postings.len(),
+            Found::List(hits) => hits.len(),
+        }
     }
 
     /// Whether nothing matched.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.hits.is_empty()
+        self.len() == 0
     }
 
-    /// The results, in order.
+    /// The result at `index`.
     #[must_use]
-    pub fn hits(&self) -> &[Hit<'s, S>] {
-        &self.hits
+    pub fn get(&self, index: usize) -> Option<Hit<'s, S>> {
+        match &self.found {
+            Found::Key { key, postings } => {
+                postings.get(index).map(|posting| Hit { partition: self.partition, key, posting })
+            }
+            Found::List(hits) => hits.get(index).copied(),
+        }
     }
 
     /// The first result.
     #[must_use]
     pub fn first(&self) -> Option<Hit<'s, S>> {
-        self.hits.first().copied()
+        self.get(0)
     }
 
-    /// Iterates over the results.
-    pub fn iter(&self) -> std::iter::Copied<std::slice::Iter<'_, Hit<'s, S>>> {
-        self.hits.iter().copied()
+    /// Iterates over the results, in order.
+    pub fn iter(&self) -> ResultsIter<'_, 's, S> {
+        ResultsIter { results: self, at: 0 }
     }
 
     /// Iterates over (metadata, record) pairs.
     pub fn pairs(&self) -> impl Iterator<Item = (RecordMeta<'s>, S::RecordRef<'s>)> + '_ {
-        self.hits.iter().map(|hit| (hit.meta(), hit.record()))
+        self.iter().map(|hit| (hit.meta(), hit.record()))
     }
 
     /// Iterates over the records alone.
     pub fn records(&self) -> impl Iterator<Item = S::RecordRef<'s>> + '_ {
-        self.hits.iter().map(Hit::record)
+        self.iter().map(|hit| hit.record())
     }
 }
 
-impl<'s, S: Schema> IntoIterator for QueryResults<'s, S> {
-    type Item = Hit<'s, S>;
-    type IntoIter = std::vec::IntoIter<Hit<'s, S>>;
+/// Iterator over [`QueryResults`].
+pub struct ResultsIter<'r, 's, S: Schema> {
+    results: &'r QueryResults<'s, S>,
+    at: usize,
+}
 
-    fn into_iter(self) -> Self::IntoIter {
-        self.hits.into_iter()
+impl<'s, S: Schema> Iterator for ResultsIter<'_, 's, S> {
+    type Item = Hit<'s, S>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let hit = self.results.get(self.at)?;
+        self.at += 1;
+        Some(hit)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.results.len() - self.at;
+        (left, Some(left))
     }
 }
 
-impl<'a, 's, S: Schema> IntoIterator for &'a QueryResults<'s, S> {
+impl<S: Schema> ExactSizeIterator for ResultsIter<'_, '_, S> {}
+
+impl<'r, 's, S: Schema> IntoIterator for &'r QueryResults<'s, S> {
     type Item = Hit<'s, S>;
-    type IntoIter = std::iter::Copied<std::slice::Iter<'a, Hit<'s, S>>>;
+    type IntoIter = ResultsIter<'r, 's, S>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
@@ -388,6 +478,6 @@ impl<'a, 's, S: Schema> IntoIterator for &'a QueryResults<'s, S> {
 
 impl<S: Schema> fmt::Debug for QueryResults<'_, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.hits.iter()).finish()
+        f.debug_list().entries(self.iter()).finish()
     }
 }

@@ -38,7 +38,6 @@ impl<S: Schema> Snapshot<S> {
 
     /// Starts a query on one partition; refine it with a key condition, then
     /// [`execute`](Query::execute) or [`iter`](Query::iter) it.
-    #[must_use]
     pub fn query(&self, partition: Ident) -> Query<'_, S> {
         Query::new(self, None, partition)
     }
@@ -49,7 +48,7 @@ impl<S: Schema> Snapshot<S> {
     /// [`Error::UnknownPartition`](crate::Error::UnknownPartition) or
     /// [`Error::BadSortKey`](crate::Error::BadSortKey) for a closed schema.
     pub fn get(&self, partition: Ident, key: impl IntoSortKey) -> Result<QueryResults<'_, S>> {
-        self.query(partition).exact(key).execute()
+        crate::query::get(self, None, partition, key)
     }
 
     /// Looks up many (partition, key) pairs at once; one result set per pair, in the

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::chunk::{Chunk, Row};
 use crate::hash::ChunkId;
 use crate::ident::{Ident, TaskId};
-use crate::index::{Entry, EntryKey, IdMap, PartitionIndex, Probe};
+use crate::index::{Change, IdMap, IndexKey, Op, PartitionIndex, Posting};
 use crate::schema::Schema;
 
 /// A task's current version: its chunk and the clock value of the commit that made it
@@ -111,9 +111,9 @@ impl<S: Schema> State<S> {
         touched
     }
 
-    /// Replaces `task`'s entries in one partition: the old rows go, the new chunk's
-    /// rows come in. Keys present in both are overwritten in place rather than removed
-    /// and re-inserted.
+    /// Replaces `task`'s records in one partition: the old rows go, the new chunk's
+    /// rows come in, as one sorted batch of changes. Keys present in both are
+    /// overwritten in place rather than removed and re-inserted.
     fn update_partition(
         &mut self,
         partition: Ident,
@@ -121,45 +121,31 @@ impl<S: Schema> State<S> {
         old_rows: &[Row],
         new: Option<(&Arc<Chunk<S>>, Range<usize>)>,
     ) {
-        let index = self.partitions.entry(partition).or_default();
-        let mut old_at = 0;
-        let mut added_rows = false;
-        if let Some((chunk, rows)) = new {
-            added_rows = !rows.is_empty();
-            // Both row lists are sorted by key: walk them together.
-            for row_index in rows {
-                let row = &chunk.rows[row_index];
-                while old_at < old_rows.len() && old_rows[old_at].key < row.key {
-                    remove_entry(index, &old_rows[old_at], task);
-                    old_at += 1;
-                }
-                if old_at < old_rows.len() && old_rows[old_at].key == row.key {
-                    old_at += 1;
-                } else {
-                    index.key_bytes += row.key.len();
-                }
-                // Row counts were checked to fit in u32 when the chunk was built.
-                let entry = Entry { chunk: Arc::clone(chunk), row: row_index as u32 };
-                index.entries.insert(EntryKey { key: row.key.clone(), task }, entry);
+        let new_rows = new.as_ref().map_or(&[][..], |(chunk, rows)| &chunk.rows[rows.clone()]);
+        let mut changes = Vec::with_capacity(old_rows.len().max(new_rows.len()));
+        let mut old = old_rows.iter().peekable();
+        for row in new_rows {
+            while let Some(gone) = old.next_if(|old| old.key < row.key) {
+                changes.push(Change { key: IndexKey::new(gone.key.clone()), op: Op::Remove(task) });
+            }
+            old.next_if(|old| old.key == row.key);
+            if let Some((chunk, _)) = &new {
+                let posting = Posting { chunk: Arc::clone(chunk), handle: row.handle };
+                changes.push(Change { key: IndexKey::new(row.key.clone()), op: Op::Upsert(posting) });
             }
         }
-        for row in &old_rows[old_at..] {
-            remove_entry(index, row, task);
-        }
+        changes.extend(old.map(|gone| Change { key: IndexKey::new(gone.key.clone()), op: Op::Remove(task) }));
+
+        let index = self.partitions.entry(partition).or_default();
+        index.apply(&changes);
         if !old_rows.is_empty() {
             index.chunks -= 1;
         }
-        if added_rows {
+        if !new_rows.is_empty() {
             index.chunks += 1;
         }
-        if index.entries.is_empty() {
+        if index.is_empty() {
             self.partitions.remove(&partition);
         }
-    }
-}
-
-fn remove_entry<S: Schema>(index: &mut PartitionIndex<S>, row: &Row, task: TaskId) {
-    if index.entries.remove(&Probe::new(row.key.as_bytes(), task)).is_some() {
-        index.key_bytes -= row.key.len();
     }
 }

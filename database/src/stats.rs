@@ -23,6 +23,9 @@ pub struct Stats {
     pub chunks_in_memory: usize,
     /// Snapshots (and task contexts) currently open.
     pub open_snapshots: usize,
+    /// Superseded states waiting to be freed: held by open snapshots, or released
+    /// since the last commit (see [`Database::reclaim`](crate::Database::reclaim)).
+    pub retired_states: usize,
     /// Per-partition counts, in partition-key order.
     pub partitions: Vec<PartitionStats>,
 }

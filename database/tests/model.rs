@@ -81,16 +81,19 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// One task's records: (partition, key) to value.
+type Records = BTreeMap<(usize, Key), String>;
+
 /// The reference: every version ever committed, with its clock.
 #[derive(Default)]
 struct Model {
     clock: u64,
     /// (clock, task, records or None for a removal)
-    versions: Vec<(u64, usize, Option<BTreeMap<(usize, Key), String>>)>,
+    versions: Vec<(u64, usize, Option<Records>)>,
 }
 
 impl Model {
-    fn current(&self, task: usize, at: u64) -> Option<&BTreeMap<(usize, Key), String>> {
+    fn current(&self, task: usize, at: u64) -> Option<&Records> {
         self.versions
             .iter()
             .rev()
@@ -99,7 +102,7 @@ impl Model {
     }
 
     /// Returns (stored, output changed), as the receipt must report them.
-    fn commit(&mut self, task: usize, records: BTreeMap<(usize, Key), String>) -> (bool, bool) {
+    fn commit(&mut self, task: usize, records: Records) -> (bool, bool) {
         let previous = self.current(task, self.clock);
         if previous == Some(&records) {
             return (false, false); // identical chunk: stored once, nothing changes
@@ -126,11 +129,11 @@ impl Model {
 
     fn query(&self, at: u64, partition: usize, condition: &Condition) -> Vec<(Key, u64, String)> {
         let mut out = Vec::new();
-        for task in 0..TASKS.len() {
+        for (task, name) in TASKS.iter().enumerate() {
             if let Some(records) = self.current(task, at) {
                 for ((p, key), value) in records {
                     if *p == partition && matches(key, condition) {
-                        out.push((key.clone(), TaskId::new(TASKS[task]).ident().raw(), value.clone()));
+                        out.push((key.clone(), TaskId::new(name).ident().raw(), value.clone()));
                     }
                 }
             }
@@ -266,8 +269,8 @@ fn run(ops: &[Op]) -> Result<usize, TestCaseError> {
     }
     // The newest snapshot agrees with the model on everything.
     let latest = db.snapshot();
-    for partition in 0..PARTITIONS.len() {
-        let got = latest.query(Ident::named(PARTITIONS[partition])).count().unwrap();
+    for (partition, name) in PARTITIONS.iter().enumerate() {
+        let got = latest.query(Ident::named(name)).count().unwrap();
         prop_assert_eq!(got, model.query(model.clock, partition, &Condition::All).len());
     }
     Ok(checked)
