@@ -9,7 +9,7 @@
 //! task makes is recorded, so the database can tell what an edit invalidates.
 //!
 //! This crate is the facade: it re-exports the runtime ([`Database`], [`Snapshot`],
-//! [`TaskContext`], …). See [`reference`] for a schema written out by hand.
+//! [`TaskContext`], …). See [`reference`](mod@reference) for a schema written out by hand.
 //!
 //! ```
 //! use chunkdb::reference::{Function, RefLang, SYMBOLS};
@@ -37,3 +37,8 @@ pub use chunkdb_database::*;
 pub mod __private {
     pub use chunkdb_database::*;
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

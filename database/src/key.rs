@@ -431,6 +431,98 @@ pub fn describe_layout(layout: &[KeyField]) -> String {
     format!("({})", fields.join(", "))
 }
 
+/// One decoded sort-key component.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyValue {
+    /// An unsigned integer component.
+    Unsigned(u64),
+    /// A signed integer component.
+    Signed(i64),
+    /// A `bool` component.
+    Bool(bool),
+    /// An [`Ident`] component.
+    Ident(Ident),
+    /// A string component; `partial` when a prefix ends inside it.
+    Str {
+        /// The text (lossily decoded if not UTF-8).
+        text: String,
+        /// Whether the string continues past the encoded bytes.
+        partial: bool,
+    },
+}
+
+impl fmt::Display for KeyValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyValue::Unsigned(value) => write!(f, "{value}"),
+            KeyValue::Signed(value) => write!(f, "{value}"),
+            KeyValue::Bool(value) => write!(f, "{value}"),
+            KeyValue::Ident(ident) => write!(f, "{ident}"),
+            KeyValue::Str { text, partial: false } => write!(f, "{text:?}"),
+            KeyValue::Str { text, partial: true } => write!(f, "{text:?}…"),
+        }
+    }
+}
+
+/// Decodes an encoded key or key prefix into its components, following `layout`
+/// (a prefix decodes to fewer components). Identifiers show their names where the
+/// process knows them.
+///
+/// ```
+/// use chunkdb_database::{decode_key, Ident, KeyField, KeyPartKind, SortKey};
+/// let layout = [
+///     KeyField { name: "file", kind: KeyPartKind::Ident },
+///     KeyField { name: "line", kind: KeyPartKind::U32 },
+/// ];
+/// let key = SortKey::encode((Ident::named("a.rs"), 7u32));
+/// let parts: Vec<String> = decode_key(key.as_bytes(), &layout)?.iter().map(ToString::to_string).collect();
+/// assert_eq!(parts, ["a.rs", "7"]);
+/// # Ok::<(), String>(())
+/// ```
+///
+/// # Errors
+/// A message saying where the bytes stop fitting the layout.
+pub fn decode_key(bytes: &[u8], layout: &[KeyField]) -> Result<Vec<KeyValue>, String> {
+    check_prefix(bytes, layout)?;
+    let mut rest = bytes;
+    let mut values = Vec::with_capacity(layout.len());
+    for field in layout {
+        if rest.is_empty() {
+            break;
+        }
+        let value = match field.kind.fixed_width() {
+            Some(width) => {
+                let mut word = [0u8; 8];
+                word[8 - width..].copy_from_slice(&rest[..width]);
+                let raw = u64::from_be_bytes(word);
+                rest = &rest[width..];
+                // Undo the sign flip: the top bit of the component's width.
+                let signed = |bits: u32| ((raw ^ (1 << (bits - 1))) << (64 - bits)) as i64 >> (64 - bits);
+                match field.kind {
+                    KeyPartKind::Bool => KeyValue::Bool(raw == 1),
+                    KeyPartKind::Ident => KeyValue::Ident(Ident::from_raw(raw)),
+                    KeyPartKind::I8 => KeyValue::Signed(signed(8)),
+                    KeyPartKind::I16 => KeyValue::Signed(signed(16)),
+                    KeyPartKind::I32 => KeyValue::Signed(signed(32)),
+                    KeyPartKind::I64 => KeyValue::Signed(signed(64)),
+                    _ => KeyValue::Unsigned(raw),
+                }
+            }
+            None => {
+                let mut text = Vec::new();
+                let (partial, after) = match take_str(rest, Some(&mut text)) {
+                    Ok(after) => (false, after),
+                    Err(_) => (true, &rest[rest.len()..]),
+                };
+                rest = after;
+                KeyValue::Str { text: String::from_utf8_lossy(&text).into_owned(), partial }
+            }
+        };
+        values.push(value);
+    }
+    Ok(values)
+}
+
 /// Checks that `bytes` is a complete key of `layout`. The error says which component
 /// is wrong.
 pub(crate) fn check_key(bytes: &[u8], layout: &[KeyField]) -> Result<(), String> {
@@ -942,6 +1034,12 @@ impl KeyRange {
         self.end.as_deref()
     }
 
+    /// The prefix this range is, if it is exactly "every key starting with" some bytes.
+    #[must_use]
+    pub fn as_prefix(&self) -> Option<&[u8]> {
+        (self.end == prefix_successor(&self.start) && !self.start.is_empty()).then_some(&self.start[..])
+    }
+
     /// Whether the range can hold no key.
     #[must_use]
     pub fn is_empty(&self) -> bool {
@@ -1048,6 +1146,32 @@ mod tests {
         assert!(check_prefix(KeyPrefix::new((Ident::new("f"),)).as_bytes(), &layout).is_ok());
         assert!(check_key(SortKey::encode("x").as_bytes(), &layout).is_err());
         assert_eq!(describe_layout(&layout), "(file: Ident, line: u32)");
+    }
+
+    #[test]
+    fn keys_decode_back_to_their_components() {
+        let layout = [
+            KeyField { name: "n", kind: KeyPartKind::I16 },
+            KeyField { name: "b", kind: KeyPartKind::Bool },
+            KeyField { name: "s", kind: KeyPartKind::Str },
+            KeyField { name: "u", kind: KeyPartKind::U8 },
+        ];
+        let key = SortKey::encode((-300i16, true, "a\0b", 9u8));
+        let decoded = decode_key(key.as_bytes(), &layout).expect("valid key");
+        assert_eq!(
+            decoded,
+            [
+                KeyValue::Signed(-300),
+                KeyValue::Bool(true),
+                KeyValue::Str { text: "a\0b".into(), partial: false },
+                KeyValue::Unsigned(9)
+            ]
+        );
+        let prefix = KeyPrefix::new((5i16, false)).str_prefix("ab");
+        let decoded = decode_key(prefix.as_bytes(), &layout).expect("valid prefix");
+        assert_eq!(decoded.last(), Some(&KeyValue::Str { text: "ab".into(), partial: true }));
+        assert_eq!(decoded[0], KeyValue::Signed(5));
+        assert!(decode_key(&[1], &layout).is_err());
     }
 
     #[test]

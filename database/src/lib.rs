@@ -13,7 +13,7 @@
 //!   invalidation builds on.
 //!
 //! Most users depend on the `chunkdb` facade and declare their language with
-//! `chunk_schema!`; [`reference`] shows the traits implemented by hand.
+//! `chunk_schema!`; [`reference`](mod@reference) shows the traits implemented by hand.
 
 #![deny(missing_docs)]
 
@@ -43,7 +43,7 @@ pub use hash::{ChunkId, ContentHash, StableHash, StableHasher};
 pub use ident::{Ident, TaskId};
 pub use key::{
     IntoKeyPrefix, IntoSortKey, KeyBuilder, KeyField, KeyPart, KeyPartKind, KeyPrefix, KeyRange, KeyShape,
-    SortKey, describe_layout,
+    KeyValue, SortKey, decode_key, describe_layout,
 };
 pub use query::{Hit, Hits, Query, QueryResults, RecordMeta, ResultsIter};
 pub use read_set::ReadEntry;
