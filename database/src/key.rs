@@ -17,17 +17,32 @@ use std::borrow::Borrow;
 use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::fmt;
-use std::sync::Arc;
+use triomphe::ThinArc;
 
 use crate::ident::Ident;
 
-/// An encoded sort key. Cheap to clone (the bytes are shared).
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SortKey(Arc<[u8]>);
+/// An encoded sort key. Cheap to clone: the bytes are shared, behind a thin (one-word)
+/// pointer, since every record's key is referenced from its chunk and from the index.
+#[derive(Clone)]
+pub struct SortKey(ThinArc<(), u8>);
+
+impl PartialEq for SortKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for SortKey {}
+
+impl std::hash::Hash for SortKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
 
 impl Ord for SortKey {
     fn cmp(&self, other: &Self) -> Ordering {
-        compare_keys(&self.0, &other.0)
+        compare_keys(self.as_bytes(), other.as_bytes())
     }
 }
 
@@ -67,8 +82,8 @@ fn word(bytes: &[u8]) -> [u8; 8] {
 
 /// Encodes into a per-thread scratch buffer, then copies once into the shared key:
 /// one allocation per key instead of a growing `Vec` plus the `Arc` copy.
-fn encode_shared(encode: impl FnOnce(&mut Vec<u8>)) -> Arc<[u8]> {
-    with_scratch(encode, |bytes| Arc::from(bytes))
+fn encode_shared(encode: impl FnOnce(&mut Vec<u8>)) -> ThinArc<(), u8> {
+    with_scratch(encode, |bytes| ThinArc::from_header_and_slice((), bytes))
 }
 
 thread_local! {
@@ -80,7 +95,7 @@ impl SortKey {
     /// A key from already-encoded bytes (for example from [`KeyBuilder`] or storage).
     #[must_use]
     pub fn from_encoded(bytes: &[u8]) -> Self {
-        SortKey(Arc::from(bytes))
+        SortKey(ThinArc::from_header_and_slice((), bytes))
     }
 
     /// Encodes a value (a component or a tuple of components) as a key.
@@ -98,38 +113,38 @@ impl SortKey {
     /// The encoded bytes.
     #[must_use]
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        &self.0.slice
     }
 
     /// Number of encoded bytes.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.0.slice.len()
     }
 
     /// Whether this is the empty key.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.as_bytes().is_empty()
     }
 
     /// Whether `prefix` is a prefix of this key.
     #[must_use]
     pub fn starts_with(&self, prefix: &KeyPrefix) -> bool {
-        self.0.starts_with(prefix.as_bytes())
+        self.as_bytes().starts_with(prefix.as_bytes())
     }
 }
 
 impl Borrow<[u8]> for SortKey {
     fn borrow(&self) -> &[u8] {
-        &self.0
+        self.as_bytes()
     }
 }
 
 impl fmt::Debug for SortKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SortKey(")?;
-        debug_encoded(&self.0, f)?;
+        debug_encoded(self.as_bytes(), f)?;
         f.write_str(")")
     }
 }
