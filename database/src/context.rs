@@ -9,7 +9,8 @@ use crate::error::Result;
 use crate::hash::ChunkId;
 use crate::ident::{Ident, TaskId};
 use crate::key::IntoSortKey;
-use crate::query::{Query, QueryResults};
+use crate::query::{IndexQuery, Query, QueryResults};
+use crate::typed::{Holds, IndexHandle, TypedPartition, TypedQuery};
 use crate::read_set::{ReadEntry, ReadLog};
 use crate::schema::Schema;
 use crate::snapshot::Snapshot;
@@ -71,6 +72,17 @@ impl<S: Schema> TaskContext<S> {
         Query::new(&self.snapshot, Some(&self.log), partition)
     }
 
+    /// Starts a recorded query on a typed partition.
+    pub fn partition<P: TypedPartition<Schema = S>>(&self, partition: P) -> TypedQuery<'_, P> {
+        let _ = partition;
+        TypedQuery::new(self.query(P::KEY))
+    }
+
+    /// Recorded lookups through a secondary index.
+    pub fn index<V: ?Sized>(&self, index: IndexHandle<S, V>) -> IndexQuery<'_, S, V> {
+        IndexQuery::new(&self.snapshot, Some(&self.log), index)
+    }
+
     /// Recorded lookup of exactly `key`.
     ///
     /// # Errors
@@ -113,6 +125,18 @@ impl<S: Schema> TaskContext<S> {
         record: impl Into<S::Record>,
     ) -> Result<()> {
         self.writer.lock().insert(partition, key, record)
+    }
+
+    /// Inserts an output record into a typed partition; see [`ChunkWriter::put`].
+    ///
+    /// # Errors
+    /// As [`ChunkWriter::put`].
+    pub fn put<P, R>(&self, partition: P, key: P::Key, record: R) -> Result<()>
+    where
+        P: TypedPartition<Schema = S> + Holds<R>,
+        R: Into<S::Record>,
+    {
+        self.writer.lock().put(partition, key, record)
     }
 
     /// Sets the task that spawned this one; see [`ChunkWriter::set_parent`].

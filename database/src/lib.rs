@@ -29,10 +29,12 @@ mod query;
 mod read_set;
 pub mod reference;
 mod schema;
+mod secondary;
 mod snapshot;
 mod state;
 mod stats;
 mod tree;
+mod typed;
 mod writer;
 
 pub use chunk::{Chunk, PartitionSlice};
@@ -45,11 +47,13 @@ pub use key::{
     IntoKeyPrefix, IntoSortKey, KeyBuilder, KeyField, KeyPart, KeyPartKind, KeyPrefix, KeyRange, KeyShape,
     KeyValue, SortKey, decode_key, describe_layout,
 };
-pub use query::{Hit, Hits, Query, QueryResults, RecordMeta, ResultsIter};
+pub use query::{Hit, Hits, IndexQuery, Query, QueryResults, RecordMeta, ResultsIter};
 pub use read_set::ReadEntry;
 pub use schema::{
     PartitionDef, RecordHandle, RecordKind, RecordOf, RecordRefOf, RecordStorage, Schema, StorageBuilder,
 };
+pub use secondary::IndexValue;
 pub use snapshot::Snapshot;
 pub use stats::{PartitionStats, Stats};
+pub use typed::{Holds, IndexHandle, PrefixOf, TypedPartition, TypedQuery};
 pub use writer::ChunkWriter;

@@ -1,5 +1,6 @@
 //! Queries on a snapshot: one partition, a sort-key condition, results in key order.
 
+use std::borrow::Borrow;
 use std::fmt;
 
 use crate::chunk::Chunk;
@@ -7,7 +8,8 @@ use crate::error::Result;
 use crate::hash::ChunkId;
 use crate::ident::{Ident, TaskId};
 use crate::index::{IndexKey, Posting, Scan};
-use crate::key::{End, IntoKeyPrefix, IntoSortKey, KeyPrefix, KeyRange, KeyShape, RangeRef, SortKey, Start};
+use crate::key::{End, IntoKeyPrefix, IntoSortKey, KeyPart, KeyPrefix, KeyRange, KeyShape, RangeRef, SortKey, Start};
+use crate::typed::IndexHandle;
 use crate::read_set::{ReadEntry, ReadLog};
 use crate::schema::{self, Schema};
 use crate::snapshot::Snapshot;
@@ -390,7 +392,7 @@ pub struct QueryResults<'s, S: Schema> {
 }
 
 impl<'s, S: Schema> QueryResults<'s, S> {
-    /// The partition queried.
+    /// The partition queried (the index's id for an index lookup).
     #[must_use]
     pub fn partition(&self) -> Ident {
         self.partition
@@ -479,5 +481,49 @@ impl<'r, 's, S: Schema> IntoIterator for &'r QueryResults<'s, S> {
 impl<S: Schema> fmt::Debug for QueryResults<'_, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// A lookup in a secondary index; see [`Snapshot::index`].
+pub struct IndexQuery<'s, S: Schema, V: ?Sized> {
+    snapshot: &'s Snapshot<S>,
+    log: Option<&'s ReadLog>,
+    index: IndexHandle<S, V>,
+}
+
+impl<'s, S: Schema, V: ?Sized> IndexQuery<'s, S, V> {
+    pub(crate) fn new(snapshot: &'s Snapshot<S>, log: Option<&'s ReadLog>, index: IndexHandle<S, V>) -> Self {
+        IndexQuery { snapshot, log, index }
+    }
+
+    /// The records whose indexed field equals `value`, in (partition, task, sort key)
+    /// order. A tracked lookup records the read under the index's id.
+    pub fn get<Q>(&self, value: &Q) -> QueryResults<'s, S>
+    where
+        Q: KeyPart + ?Sized,
+        V: Borrow<Q>,
+    {
+        let mut bytes = Vec::with_capacity(16);
+        value.encode_key(&mut bytes);
+        let id = self.index.id();
+        let hits: Vec<Hit<'s, S>> = match self.snapshot.state.indexes.get(&id) {
+            Some(index) => index
+                .lookup(&bytes)
+                .map(|hit| Hit { partition: hit.partition, key: &hit.key, posting: &hit.posting })
+                .collect(),
+            None => Vec::new(),
+        };
+        let results = QueryResults { partition: id, found: Found::List(hits) };
+        if let Some(log) = self.log {
+            let chunks = results.iter().map(|hit| hit.chunk_id()).collect();
+            log.record(ReadEntry::new(id, KeyRange::prefix(&bytes), chunks, results.len()));
+        }
+        results
+    }
+}
+
+impl<S: Schema, V: ?Sized> fmt::Debug for IndexQuery<'_, S, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IndexQuery").field("index", &self.index).field("tracked", &self.log.is_some()).finish()
     }
 }

@@ -35,6 +35,17 @@ pub struct PartitionDef {
     pub layout: &'static [KeyField],
 }
 
+/// A secondary index declared by a schema.
+#[derive(Clone, Copy, Debug)]
+pub struct IndexDef {
+    /// The index's name.
+    pub name: &'static str,
+    /// Its id (`Ident::new(name)`).
+    pub id: Ident,
+    /// The (record kind, field name) pairs it indexes.
+    pub fields: &'static [(RecordKind, &'static str)],
+}
+
 /// A language: its records, how they are stored, and (optionally) the partitions they
 /// may live in.
 ///
@@ -67,6 +78,18 @@ pub trait Schema: Sized + Send + Sync + 'static {
     /// A hash of the declaration that changes whenever the schema changes, so data
     /// written under another schema can be refused.
     fn fingerprint() -> u64;
+
+    /// The declared secondary indexes.
+    fn indexes() -> &'static [IndexDef] {
+        &[]
+    }
+
+    /// Reports the indexed values of a record: `emit(index, value)` once per index
+    /// entry. Called at commit for every record of every chunk, when the schema
+    /// declares indexes.
+    fn index_values(record: Self::RecordRef<'_>, emit: &mut dyn FnMut(Ident, &dyn crate::IndexValue)) {
+        let _ = (record, emit);
+    }
 
     /// The name of a record kind, for messages.
     fn kind_name(kind: RecordKind) -> &'static str {

@@ -10,7 +10,8 @@ use crate::error::Result;
 use crate::hash::ChunkId;
 use crate::ident::{Ident, TaskId};
 use crate::key::IntoSortKey;
-use crate::query::{Query, QueryResults};
+use crate::query::{IndexQuery, Query, QueryResults};
+use crate::typed::{IndexHandle, TypedPartition, TypedQuery};
 use crate::schema::Schema;
 use crate::state::State;
 
@@ -40,6 +41,18 @@ impl<S: Schema> Snapshot<S> {
     /// [`execute`](Query::execute) or [`iter`](Query::iter) it.
     pub fn query(&self, partition: Ident) -> Query<'_, S> {
         Query::new(self, None, partition)
+    }
+
+    /// Starts a query on a typed partition: its conditions take only keys and
+    /// prefixes of the partition's layout.
+    pub fn partition<P: TypedPartition<Schema = S>>(&self, partition: P) -> TypedQuery<'_, P> {
+        let _ = partition;
+        TypedQuery::new(self.query(P::KEY))
+    }
+
+    /// Looks records up through a secondary index.
+    pub fn index<V: ?Sized>(&self, index: IndexHandle<S, V>) -> IndexQuery<'_, S, V> {
+        IndexQuery::new(self, None, index)
     }
 
     /// The records under exactly `key` (one per task that wrote the key).

@@ -8,6 +8,7 @@ use crate::chunk::{Chunk, Row};
 use crate::hash::ChunkId;
 use crate::ident::{Ident, TaskId};
 use crate::index::{Change, IdMap, IndexKey, Op, PartitionIndex, Posting};
+use crate::secondary::{self, IndexHit, SecondaryIndex};
 use crate::schema::Schema;
 
 /// A task's current version: its chunk and the clock value of the commit that made it
@@ -30,6 +31,7 @@ pub(crate) struct State<S: Schema> {
     pub(crate) partitions: IdMap<Ident, PartitionIndex<S>>,
     pub(crate) tasks: IdMap<TaskId, Version<S>>,
     pub(crate) chunks: IdMap<ChunkId, Arc<Chunk<S>>>,
+    pub(crate) indexes: IdMap<Ident, SecondaryIndex<S>>,
     pub(crate) records: usize,
     pub(crate) chunk_bytes: usize,
 }
@@ -41,6 +43,7 @@ impl<S: Schema> Clone for State<S> {
             partitions: self.partitions.clone(),
             tasks: self.tasks.clone(),
             chunks: self.chunks.clone(),
+            indexes: self.indexes.clone(),
             records: self.records,
             chunk_bytes: self.chunk_bytes,
         }
@@ -54,6 +57,7 @@ impl<S: Schema> Default for State<S> {
             partitions: IdMap::default(),
             tasks: IdMap::default(),
             chunks: IdMap::default(),
+            indexes: IdMap::default(),
             records: 0,
             chunk_bytes: 0,
         }
@@ -98,6 +102,10 @@ impl<S: Schema> State<S> {
             );
         }
 
+        if !S::indexes().is_empty() {
+            self.update_indexes(old.as_ref(), new.as_ref());
+        }
+
         if let Some(old) = old {
             self.chunks.remove(&old.id);
             self.records -= old.rows.len();
@@ -109,6 +117,39 @@ impl<S: Schema> State<S> {
             self.chunks.insert(new.id, new);
         }
         touched
+    }
+
+    /// Replaces the old version's secondary-index entries with the new version's.
+    /// Entries of both are re-pointed at the new chunk, so every entry is set; those
+    /// only the old version had are removed.
+    fn update_indexes(&mut self, old: Option<&Arc<Chunk<S>>>, new: Option<&Arc<Chunk<S>>>) {
+        let old_entries = old.map(secondary::entries_of).unwrap_or_default();
+        let new_entries = new.map(secondary::entries_of).unwrap_or_default();
+        let mut changes: Vec<(Ident, IndexKey, Option<IndexHit<S>>)> =
+            Vec::with_capacity(old_entries.len().max(new_entries.len()));
+        let mut old = old_entries.into_iter().peekable();
+        for (index, key, hit) in new_entries {
+            while let Some((gone_index, gone, _)) =
+                old.next_if(|(i, k, _)| (*i, k) < (index, &key))
+            {
+                changes.push((gone_index, gone, None));
+            }
+            old.next_if(|(i, k, _)| *i == index && *k == key);
+            changes.push((index, key, Some(hit)));
+        }
+        changes.extend(old.map(|(index, key, _)| (index, key, None)));
+        let mut rest = &changes[..];
+        while let Some((index, _, _)) = rest.first() {
+            let run = rest.iter().take_while(|(i, _, _)| i == index).count();
+            let batch: Vec<(IndexKey, Option<IndexHit<S>>)> =
+                rest[..run].iter().map(|(_, key, hit)| (key.clone(), hit.clone())).collect();
+            let tree = self.indexes.entry(*index).or_default();
+            tree.apply(&batch);
+            if tree.is_empty() {
+                self.indexes.remove(index);
+            }
+            rest = &rest[run..];
+        }
     }
 
     /// Replaces `task`'s records in one partition: the old rows go, the new chunk's

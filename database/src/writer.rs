@@ -10,6 +10,7 @@ use crate::ident::{Ident, TaskId};
 use crate::key::IntoSortKey;
 use crate::read_set::ReadEntry;
 use crate::schema::{self, RecordStorage, Schema, StorageBuilder};
+use crate::typed::{Holds, TypedPartition};
 
 type BuilderOf<S> = <<S as Schema>::Storage as RecordStorage>::Builder;
 
@@ -96,6 +97,21 @@ impl<S: Schema> ChunkWriter<S> {
         let handle = self.builder.push(record);
         self.rows.push((partition, Row { key, handle }));
         Ok(())
+    }
+
+    /// Inserts a record into a typed partition: the record kind must be one the
+    /// partition holds and the key must be the partition's key type, both checked at
+    /// compile time.
+    ///
+    /// # Errors
+    /// Only what the types cannot rule out: see [`insert`](Self::insert).
+    pub fn put<P, R>(&mut self, partition: P, key: P::Key, record: R) -> Result<()>
+    where
+        P: TypedPartition<Schema = S> + Holds<R>,
+        R: Into<S::Record>,
+    {
+        let _ = partition;
+        self.insert(P::KEY, key, record)
     }
 
     pub(crate) fn add_reads(&mut self, reads: Vec<ReadEntry>) {

@@ -1,0 +1,105 @@
+//! Secondary indexes: records looked up by the value of a field, maintained by the
+//! runtime at every commit, atomically with the records themselves.
+//!
+//! An index is a persistent tree like a partition's, keyed by `value ++ partition ++
+//! task ++ sort key` (fixed-width parts before the variable-length sort key, so the
+//! composite is unambiguous), one entry per indexed record.
+
+use std::sync::Arc;
+
+use crate::chunk::Chunk;
+use crate::ident::Ident;
+use crate::index::{IndexKey, Posting, Probe};
+use crate::key::{KeyPart, SortKey};
+use crate::schema::Schema;
+use crate::tree::Tree;
+
+/// A value an index can be keyed by: anything with a sort-key encoding. Object safe,
+/// so generated code can hand field values to the runtime without knowing their type.
+pub trait IndexValue {
+    /// Appends the value's order-preserving encoding.
+    fn encode_index_value(&self, out: &mut Vec<u8>);
+}
+
+impl<T: KeyPart + ?Sized> IndexValue for T {
+    fn encode_index_value(&self, out: &mut Vec<u8>) {
+        self.encode_key(out);
+    }
+}
+
+/// One indexed record: where it lives.
+pub(crate) struct IndexHit<S: Schema> {
+    pub(crate) partition: Ident,
+    pub(crate) key: SortKey,
+    pub(crate) posting: Posting<S>,
+}
+
+impl<S: Schema> Clone for IndexHit<S> {
+    fn clone(&self) -> Self {
+        IndexHit { partition: self.partition, key: self.key.clone(), posting: self.posting.clone() }
+    }
+}
+
+/// One secondary index.
+pub(crate) struct SecondaryIndex<S: Schema> {
+    tree: Tree<IndexKey, IndexHit<S>>,
+}
+
+impl<S: Schema> Clone for SecondaryIndex<S> {
+    fn clone(&self) -> Self {
+        SecondaryIndex { tree: self.tree.clone() }
+    }
+}
+
+impl<S: Schema> Default for SecondaryIndex<S> {
+    fn default() -> Self {
+        SecondaryIndex { tree: Tree::default() }
+    }
+}
+
+/// An index entry a chunk contributes: (index, composite key, where the record is).
+pub(crate) type IndexEntry<S> = (Ident, IndexKey, IndexHit<S>);
+
+impl<S: Schema> SecondaryIndex<S> {
+    /// The records whose indexed value encodes to `value`, in (partition, task, key)
+    /// order.
+    pub(crate) fn lookup<'s, 'v>(&'s self, value: &'v [u8]) -> impl Iterator<Item = &'s IndexHit<S>> + use<'s, 'v, S> {
+        self.tree.iter_from(&Probe::new(value)).take_while(move |(key, _)| key.starts_with(value)).map(|(_, hit)| hit)
+    }
+
+    /// Applies sorted changes: `Some` sets an entry, `None` removes it.
+    pub(crate) fn apply(&mut self, changes: &[(IndexKey, Option<IndexHit<S>>)]) {
+        self.tree.apply(changes, |(key, _)| key, |_, (_, hit)| hit.clone());
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+}
+
+/// Every index entry of a chunk, sorted by (index, composite key).
+pub(crate) fn entries_of<S: Schema>(chunk: &Arc<Chunk<S>>) -> Vec<IndexEntry<S>> {
+    let mut entries = Vec::new();
+    let task = chunk.task.ident().raw().to_be_bytes();
+    for slice in chunk.partitions.iter() {
+        for row in chunk.rows_of(slice) {
+            let record = chunk.record(row.handle);
+            S::index_values(record, &mut |index, value| {
+                let mut bytes = Vec::with_capacity(32 + row.key.len());
+                value.encode_index_value(&mut bytes);
+                bytes.extend_from_slice(&slice.partition.raw().to_be_bytes());
+                bytes.extend_from_slice(&task);
+                bytes.extend_from_slice(row.key.as_bytes());
+                let hit = IndexHit {
+                    partition: slice.partition,
+                    key: row.key.clone(),
+                    posting: Posting { chunk: Arc::clone(chunk), handle: row.handle },
+                };
+                entries.push((index, IndexKey::new(SortKey::from_encoded(&bytes)), hit));
+            });
+        }
+    }
+    entries.sort_by(|(ia, ka, _), (ib, kb, _)| ia.cmp(ib).then_with(|| ka.cmp(kb)));
+    entries.dedup_by(|(ia, ka, _), (ib, kb, _)| ia == ib && ka == kb);
+    entries
+}
