@@ -36,7 +36,14 @@ pub use chunkdb_database::*;
 #[doc(hidden)]
 pub mod __private {
     pub use chunkdb_database::*;
+
+    /// Heap bytes of a vector's buffer (used by generated storage accounting).
+    pub fn vec_heap_bytes<T>(vector: &Vec<T>) -> usize {
+        vector.capacity() * core::mem::size_of::<T>()
+    }
 }
+
+pub use chunkdb_codegen::chunk_schema;
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -10,10 +10,10 @@ use crate::hash::ChunkId;
 use crate::ident::{Ident, TaskId};
 use crate::key::IntoSortKey;
 use crate::query::{IndexQuery, Query, QueryResults};
-use crate::typed::{Holds, IndexHandle, TypedPartition, TypedQuery};
 use crate::read_set::{ReadEntry, ReadLog};
 use crate::schema::Schema;
 use crate::snapshot::Snapshot;
+use crate::typed::{Holds, IndexHandle, TypedPartition, TypedQuery};
 use crate::writer::ChunkWriter;
 
 /// One run of a task: a snapshot to read from and a writer for the output.

@@ -466,6 +466,53 @@ pub enum KeyValue {
     },
 }
 
+impl KeyValue {
+    /// The value of an unsigned component.
+    #[must_use]
+    pub fn into_u64(self) -> Option<u64> {
+        match self {
+            KeyValue::Unsigned(value) => Some(value),
+            _ => None,
+        }
+    }
+
+    /// The value of a signed component.
+    #[must_use]
+    pub fn into_i64(self) -> Option<i64> {
+        match self {
+            KeyValue::Signed(value) => Some(value),
+            _ => None,
+        }
+    }
+
+    /// The value of a `bool` component.
+    #[must_use]
+    pub fn into_bool(self) -> Option<bool> {
+        match self {
+            KeyValue::Bool(value) => Some(value),
+            _ => None,
+        }
+    }
+
+    /// The value of an [`Ident`] component.
+    #[must_use]
+    pub fn into_ident(self) -> Option<Ident> {
+        match self {
+            KeyValue::Ident(value) => Some(value),
+            _ => None,
+        }
+    }
+
+    /// The value of a whole (not partial) string component.
+    #[must_use]
+    pub fn into_string(self) -> Option<String> {
+        match self {
+            KeyValue::Str { text, partial: false } => Some(text),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for KeyValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -50,7 +50,8 @@ pub use key::{
 pub use query::{Hit, Hits, IndexQuery, Query, QueryResults, RecordMeta, ResultsIter};
 pub use read_set::ReadEntry;
 pub use schema::{
-    PartitionDef, RecordHandle, RecordKind, RecordOf, RecordRefOf, RecordStorage, Schema, StorageBuilder,
+    IndexDef, PartitionDef, RecordHandle, RecordKind, RecordOf, RecordRefOf, RecordStorage, Schema,
+    StorageBuilder,
 };
 pub use secondary::IndexValue;
 pub use snapshot::Snapshot;

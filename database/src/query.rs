@@ -8,11 +8,13 @@ use crate::error::Result;
 use crate::hash::ChunkId;
 use crate::ident::{Ident, TaskId};
 use crate::index::{IndexKey, Posting, Scan};
-use crate::key::{End, IntoKeyPrefix, IntoSortKey, KeyPart, KeyPrefix, KeyRange, KeyShape, RangeRef, SortKey, Start};
-use crate::typed::IndexHandle;
+use crate::key::{
+    End, IntoKeyPrefix, IntoSortKey, KeyPart, KeyPrefix, KeyRange, KeyShape, RangeRef, SortKey, Start,
+};
 use crate::read_set::{ReadEntry, ReadLog};
 use crate::schema::{self, Schema};
 use crate::snapshot::Snapshot;
+use crate::typed::IndexHandle;
 
 /// The key condition of a query.
 #[derive(Clone, Debug)]
@@ -524,6 +526,9 @@ impl<'s, S: Schema, V: ?Sized> IndexQuery<'s, S, V> {
 
 impl<S: Schema, V: ?Sized> fmt::Debug for IndexQuery<'_, S, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IndexQuery").field("index", &self.index).field("tracked", &self.log.is_some()).finish()
+        f.debug_struct("IndexQuery")
+            .field("index", &self.index)
+            .field("tracked", &self.log.is_some())
+            .finish()
     }
 }

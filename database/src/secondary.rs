@@ -63,8 +63,14 @@ pub(crate) type IndexEntry<S> = (Ident, IndexKey, IndexHit<S>);
 impl<S: Schema> SecondaryIndex<S> {
     /// The records whose indexed value encodes to `value`, in (partition, task, key)
     /// order.
-    pub(crate) fn lookup<'s, 'v>(&'s self, value: &'v [u8]) -> impl Iterator<Item = &'s IndexHit<S>> + use<'s, 'v, S> {
-        self.tree.iter_from(&Probe::new(value)).take_while(move |(key, _)| key.starts_with(value)).map(|(_, hit)| hit)
+    pub(crate) fn lookup<'s, 'v>(
+        &'s self,
+        value: &'v [u8],
+    ) -> impl Iterator<Item = &'s IndexHit<S>> + use<'s, 'v, S> {
+        self.tree
+            .iter_from(&Probe::new(value))
+            .take_while(move |(key, _)| key.starts_with(value))
+            .map(|(_, hit)| hit)
     }
 
     /// Applies sorted changes: `Some` sets an entry, `None` removes it.

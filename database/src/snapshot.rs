@@ -11,9 +11,9 @@ use crate::hash::ChunkId;
 use crate::ident::{Ident, TaskId};
 use crate::key::IntoSortKey;
 use crate::query::{IndexQuery, Query, QueryResults};
-use crate::typed::{IndexHandle, TypedPartition, TypedQuery};
 use crate::schema::Schema;
 use crate::state::State;
+use crate::typed::{IndexHandle, TypedPartition, TypedQuery};
 
 /// A consistent view of the database at one clock value.
 ///

@@ -8,8 +8,8 @@ use crate::chunk::{Chunk, Row};
 use crate::hash::ChunkId;
 use crate::ident::{Ident, TaskId};
 use crate::index::{Change, IdMap, IndexKey, Op, PartitionIndex, Posting};
-use crate::secondary::{self, IndexHit, SecondaryIndex};
 use crate::schema::Schema;
+use crate::secondary::{self, IndexHit, SecondaryIndex};
 
 /// A task's current version: its chunk and the clock value of the commit that made it
 /// current.
@@ -129,9 +129,7 @@ impl<S: Schema> State<S> {
             Vec::with_capacity(old_entries.len().max(new_entries.len()));
         let mut old = old_entries.into_iter().peekable();
         for (index, key, hit) in new_entries {
-            while let Some((gone_index, gone, _)) =
-                old.next_if(|(i, k, _)| (*i, k) < (index, &key))
-            {
+            while let Some((gone_index, gone, _)) = old.next_if(|(i, k, _)| (*i, k) < (index, &key)) {
                 changes.push((gone_index, gone, None));
             }
             old.next_if(|(i, k, _)| *i == index && *k == key);

@@ -127,8 +127,12 @@ impl<P: TypedPartition> fmt::Debug for TypedQuery<'_, P> {
 pub struct IndexHandle<S, V: ?Sized> {
     id: Ident,
     name: &'static str,
-    types: PhantomData<(fn() -> S, fn() -> Box<V>)>,
+    types: PhantomData<Marker<S, V>>,
 }
+
+/// Ties a handle to its schema and value type without owning either (so the handle
+/// is `Copy`, `Send` and `Sync` whatever they are).
+type Marker<S, V> = (fn() -> S, fn() -> Box<V>);
 
 impl<S, V: ?Sized> IndexHandle<S, V> {
     /// The handle of the index named `name` (its id is `Ident::new(name)`).

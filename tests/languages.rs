@@ -1,0 +1,204 @@
+//! Two languages declared with `chunk_schema!` in one crate, used with the runtime:
+//! inserts through typed partitions, every query kind, typed keys and prefixes,
+//! secondary indexes, and the generated docs and fingerprint.
+
+#![deny(missing_docs, unused)]
+
+use chunkdb::{Database, Ident, Schema, TaskId};
+
+/// The languages under test.
+pub mod langs {
+    chunkdb::chunk_schema! {
+        /// A small Algol-style language.
+        pub schema MiniLang {
+            records {
+                /// A module and the names it exports.
+                Module { name: Ident, exports: Vec<Ident> },
+                /// A function signature.
+                Function { name: Ident, params: Vec<Ident>, return_type: Option<Ident> },
+                Struct { name: Ident, fields: Vec<(Ident, Ident)> },
+                Diagnostic { message: String, severity: u8, line: u32 },
+            }
+            partitions {
+                /// Every named item, by file and path.
+                symbols: "symbols" holds Module, Function, Struct key (file: Ident, path: String),
+                diagnostics: "diagnostics" holds Diagnostic key (file: Ident, severity: u8, seq: u32),
+            }
+            indexes {
+                /// Items by name.
+                by_name on Function.name, Struct.name,
+                by_export on Module.exports,
+            }
+        }
+    }
+
+    chunkdb::chunk_schema! {
+        /// A configuration language: settings and their uses.
+        pub schema Conf {
+            records {
+                Setting { name: String, value: i64, secret: bool, tags: Box<[String]> },
+                Use { setting: String, at: u32 },
+            }
+            partitions {
+                settings holds Setting key (section: String, name: String),
+                uses: "setting-uses" holds Use key (setting: String, line: i32),
+            }
+            indexes {
+                by_setting on Use.setting, Setting.name,
+            }
+        }
+    }
+}
+
+use langs::*;
+
+fn file(name: &str) -> Ident {
+    Ident::named(name)
+}
+
+#[test]
+fn mini_lang_inserts_and_queries_every_kind() -> chunkdb::Result<()> {
+    let db = Database::<MiniLang>::new();
+    let a = file("a.rs");
+    let mut parse = db.writer("parse:a.rs");
+    parse.put(
+        MiniLang::SYMBOLS,
+        SymbolsKey::new(a, "a"),
+        Module { name: file("a"), exports: vec![file("f")] },
+    )?;
+    for (path, name) in [("a::f", "f"), ("a::g", "g"), ("a::h", "h")] {
+        let function = Function { name: file(name), params: vec![file("i32")], return_type: None };
+        parse.put(MiniLang::SYMBOLS, SymbolsKey::new(a, path), function)?;
+    }
+    parse.put(
+        MiniLang::SYMBOLS,
+        SymbolsKey::new(a, "a::S"),
+        Struct { name: file("S"), fields: vec![(file("x"), file("i32"))] },
+    )?;
+    parse.put(
+        MiniLang::DIAGNOSTICS,
+        DiagnosticsKey::new(a, 2, 0),
+        Diagnostic { message: "unused".into(), severity: 2, line: 3 },
+    )?;
+    parse.commit()?;
+
+    let snap = db.snapshot();
+    let symbols = snap.partition(MiniLang::SYMBOLS);
+    assert_eq!(symbols.execute()?.len(), 5);
+    let exact = snap.partition(MiniLang::SYMBOLS).exact(SymbolsKey::new(a, "a::g")).execute()?;
+    assert_eq!(exact.first().and_then(|hit| hit.record().as_function()).map(|f| f.name), Some(file("g")));
+    let in_file = snap.partition(MiniLang::SYMBOLS).begins_with(SymbolsKey::prefix().file(a)).count()?;
+    assert_eq!(in_file, 5);
+    let functions = SymbolsKey::prefix().file(a).path_starts_with("a::");
+    assert_eq!(snap.partition(MiniLang::SYMBOLS).begins_with(functions).count()?, 4);
+    let range = snap
+        .partition(MiniLang::SYMBOLS)
+        .between(SymbolsKey::prefix().file(a).path("a::f"), SymbolsKey::prefix().file(a).path("a::g"))
+        .count()?;
+    assert_eq!(range, 2);
+    assert_eq!(snap.partition(MiniLang::SYMBOLS).lt(SymbolsKey::new(a, "a::S")).count()?, 1);
+    assert_eq!(snap.partition(MiniLang::SYMBOLS).le(SymbolsKey::new(a, "a::S")).count()?, 2);
+    assert_eq!(snap.partition(MiniLang::SYMBOLS).gt(SymbolsKey::new(a, "a::g")).count()?, 1);
+    assert_eq!(snap.partition(MiniLang::SYMBOLS).ge(SymbolsKey::new(a, "a::g")).count()?, 2);
+    let errors = snap
+        .partition(MiniLang::DIAGNOSTICS)
+        .begins_with(DiagnosticsKey::prefix().file(a).severity(2))
+        .execute()?;
+    assert_eq!(errors.len(), 1);
+    let key = DiagnosticsKey::decode(errors.first().expect("one error").sort_key()).expect("decodes");
+    assert_eq!(key, DiagnosticsKey::new(a, 2, 0));
+    assert_eq!(
+        SymbolsKey::decode(errors.first().expect("one").sort_key()),
+        None,
+        "a diagnostics key is not a symbols key"
+    );
+    let batch = snap.batch_get([
+        (MiniLang::SYMBOLS.into(), SymbolsKey::new(a, "a::h")),
+        (MiniLang::SYMBOLS.into(), SymbolsKey::new(a, "zz")),
+    ])?;
+    assert_eq!(batch.iter().map(|r| r.len()).collect::<Vec<_>>(), [1, 0]);
+    Ok(())
+}
+
+#[test]
+fn secondary_indexes_follow_commits() -> chunkdb::Result<()> {
+    let db = Database::<MiniLang>::new();
+    let (a, b) = (file("a.rs"), file("b.rs"));
+    let write = |task: &str, f: Ident, names: &[&str]| -> chunkdb::Result<()> {
+        let mut writer = db.writer(task);
+        for name in names {
+            let function = Function { name: file(name), params: vec![], return_type: None };
+            writer.put(MiniLang::SYMBOLS, SymbolsKey::new(f, *name), function)?;
+        }
+        writer.put(
+            MiniLang::SYMBOLS,
+            SymbolsKey::new(f, ""),
+            Module { name: f, exports: names.iter().map(|n| file(n)).collect() },
+        )?;
+        writer.commit().map(|_| ())
+    };
+    write("parse:a", a, &["main", "helper"])?;
+    write("parse:b", b, &["main"])?;
+    let snap = db.snapshot();
+    let mains = snap.index(MiniLang::BY_NAME).get(&file("main"));
+    assert_eq!(mains.len(), 2);
+    assert_eq!(mains.iter().map(|hit| hit.task()).collect::<Vec<_>>().len(), 2);
+    assert_eq!(
+        snap.index(MiniLang::BY_EXPORT).get(&file("helper")).len(),
+        1,
+        "each element of a Vec field is indexed"
+    );
+
+    write("parse:a", a, &["renamed"])?;
+    let after = db.snapshot();
+    assert_eq!(after.index(MiniLang::BY_NAME).get(&file("main")).len(), 1);
+    assert_eq!(after.index(MiniLang::BY_NAME).get(&file("helper")).len(), 0);
+    assert_eq!(after.index(MiniLang::BY_NAME).get(&file("renamed")).len(), 1);
+    assert_eq!(snap.index(MiniLang::BY_NAME).get(&file("main")).len(), 2, "old snapshots keep their index");
+    db.remove_task("parse:b");
+    assert!(db.snapshot().index(MiniLang::BY_NAME).get(&file("main")).is_empty());
+
+    let ctx = db.task("check");
+    assert!(ctx.index(MiniLang::BY_NAME).get(&file("nowhere")).is_empty());
+    assert_eq!(ctx.pending().len(), 1, "index lookups are recorded reads");
+    assert_eq!(ctx.pending()[0].partition(), MiniLang::BY_NAME.id());
+    Ok(())
+}
+
+#[test]
+fn a_second_language_in_the_same_crate() -> chunkdb::Result<()> {
+    let db = Database::<Conf>::new();
+    let mut writer = db.writer("load:app.conf");
+    writer.put(
+        Conf::SETTINGS,
+        SettingsKey::new("server", "port"),
+        Setting { name: "port".into(), value: 8080, secret: false, tags: vec!["net".to_string()].into() },
+    )?;
+    writer.put(Conf::USES, UsesKey::new("port", -1), Use { setting: "port".into(), at: 12 })?;
+    writer.commit()?;
+    let snap = db.snapshot();
+    let server =
+        snap.partition(Conf::SETTINGS).begins_with(SettingsKey::prefix().section("server")).execute()?;
+    assert_eq!(server.first().and_then(|h| h.record().as_setting()).map(|s| s.value), Some(8080));
+    assert_eq!(snap.index(Conf::BY_SETTING).get("port").len(), 2, "a String index is queried with &str");
+    assert_eq!(
+        UsesKey::decode(snap.partition(Conf::USES).execute()?.first().expect("a use").sort_key()),
+        Some(UsesKey::new("port", -1))
+    );
+    assert_eq!(Ident::from(Conf::USES), Ident::new("setting-uses"));
+    Ok(())
+}
+
+#[test]
+fn schemas_describe_themselves() {
+    assert_eq!(MiniLang::NAME, "MiniLang");
+    assert_eq!(MiniLang::record_kinds(), ["Module", "Function", "Struct", "Diagnostic"]);
+    assert_eq!(MiniLang::partitions().len(), 2);
+    assert_eq!(MiniLang::indexes().len(), 2);
+    assert_ne!(MiniLang::fingerprint(), Conf::fingerprint());
+    assert_eq!(
+        chunkdb::describe_layout(MiniLang::partitions()[1].layout),
+        "(file: Ident, severity: u8, seq: u32)"
+    );
+    let _ = TaskId::new("unused-import-guard");
+}
