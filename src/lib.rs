@@ -31,6 +31,9 @@
 
 pub use chunkdb_database::*;
 
+// Lets the macro's absolute paths (`::chunkdb::…`) resolve inside this crate too.
+extern crate self as chunkdb;
+
 /// Paths used by generated code. Not part of the public API: it may change in any
 /// release.
 #[doc(hidden)]

@@ -3,7 +3,8 @@
 //! given with `#[chunkdb(crate = …)]`), never through the user's imports.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::{GenericArgument, Ident, PathArguments, Type};
 
 use crate::names::{Names, snake};
@@ -115,8 +116,8 @@ fn heap_bytes(ty: &FieldType, value: TokenStream, rt: &TokenStream) -> TokenStre
             quote!(#value.as_ref().map_or(0usize, |item| #each))
         }
         FieldType::Box(inner) => {
-            let each = heap_bytes(inner, quote!((**#value)), rt);
-            quote!(::core::mem::size_of_val(&**#value) + #each)
+            let each = heap_bytes(inner, quote!((*#value)), rt);
+            quote!(::core::mem::size_of_val(&*#value) + #each)
         }
         FieldType::Tuple(elems) => {
             let parts = elems.iter().enumerate().map(|(at, elem)| {
@@ -275,9 +276,10 @@ impl Context<'_, '_> {
                 let (fname, ty) = (&field.name, runtime_type(&field.ty, rt));
                 quote!(#doc pub #fname: #ty)
             });
+            // Spanned on the field's type, so a type without `StableHash` is reported there.
             let hashes = record.fields.iter().map(|(field, _)| {
                 let fname = &field.name;
-                quote!(#rt::StableHash::stable_hash(&self.#fname, hasher);)
+                quote_spanned!(field.ty.span()=> #rt::StableHash::stable_hash(&self.#fname, hasher);)
             });
             let hasher = if record.fields.is_empty() { quote!(_hasher) } else { quote!(hasher) };
             out.extend(quote! {

@@ -200,7 +200,7 @@ pub fn check(schema: &Schema) -> syn::Result<Checked<'_>> {
     for index in &schema.indexes {
         errors.unique(&mut index_names, &index.name, "index");
         let mut targets = Vec::new();
-        let mut value: Option<(Scalar, &Ident)> = None;
+        let mut value: Option<(Scalar, String)> = None;
         for target in &index.targets {
             let Some(at) = record_at(&target.record) else {
                 errors.push(
@@ -235,8 +235,8 @@ pub fn check(schema: &Schema) -> syn::Result<Checked<'_>> {
                 );
                 continue;
             };
-            match value {
-                Some((first, first_at)) if first != scalar => {
+            match &value {
+                Some((first, first_at)) if *first != scalar => {
                     errors.push(
                         target.field.span(),
                         format!(
@@ -250,7 +250,7 @@ pub fn check(schema: &Schema) -> syn::Result<Checked<'_>> {
                     );
                 }
                 Some(_) => {}
-                None => value = Some((scalar, &target.field)),
+                None => value = Some((scalar, format!("{}.{}", target.record, target.field))),
             }
             targets.push((at, &target.field, shape));
         }
@@ -271,8 +271,14 @@ pub fn check(schema: &Schema) -> syn::Result<Checked<'_>> {
             );
         }
     }
-    let mut consts: HashMap<String, &Ident> = HashMap::new();
-    for name in schema.partitions.iter().map(|p| &p.name).chain(schema.indexes.iter().map(|i| &i.name)) {
+    // Partition and index handles share the schema type's namespace.
+    let mut consts: HashMap<String, (&Ident, &str)> = HashMap::new();
+    let handles = schema
+        .partitions
+        .iter()
+        .map(|p| (&p.name, "partition"))
+        .chain(schema.indexes.iter().map(|i| (&i.name, "index")));
+    for (name, what) in handles {
         let upper = name.to_string().to_uppercase();
         if RESERVED_CONSTS.contains(&upper.as_str()) {
             errors.push(
@@ -282,18 +288,19 @@ pub fn check(schema: &Schema) -> syn::Result<Checked<'_>> {
                     schema.name
                 ),
             );
-        } else if let Some(first) = consts.get(&upper) {
-            if *first != name {
+        } else if let Some((first, first_what)) = consts.get(&upper) {
+            // Two of one kind with one name are already reported as declared twice.
+            if *first != name || *first_what != what {
                 errors.push(
                     name.span(),
                     format!(
-                        "`{name}` and `{first}` would both become `{}::{upper}`: rename one",
+                        "{what} `{name}` and {first_what} `{first}` would both become `{}::{upper}`: rename one",
                         schema.name
                     ),
                 );
             }
         } else {
-            consts.insert(upper, name);
+            consts.insert(upper, (name, what));
         }
     }
 
@@ -304,6 +311,7 @@ pub fn check(schema: &Schema) -> syn::Result<Checked<'_>> {
 }
 
 fn list(names: impl Iterator<Item = String>) -> String {
-    let names: Vec<String> = names.map(|name| format!("`{name}`")).collect();
+    let mut names: Vec<String> = names.map(|name| format!("`{name}`")).collect();
+    names.dedup();
     if names.is_empty() { "(none)".to_string() } else { names.join(", ") }
 }

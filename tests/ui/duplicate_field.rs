@@ -1,0 +1,9 @@
+chunkdb::chunk_schema! {
+    pub schema Lang {
+        records {
+            Item { id: u32, id: u64 },
+        }
+    }
+}
+
+fn main() {}

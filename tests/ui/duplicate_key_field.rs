@@ -1,0 +1,12 @@
+chunkdb::chunk_schema! {
+    pub schema Lang {
+        records {
+            Item { id: u32 },
+        }
+        partitions {
+            items holds Item key (file: Ident, file: String),
+        }
+    }
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+chunkdb::chunk_schema! {
+    pub schema Lang {
+        records {
+            Item { id: u32 },
+            Item { name: String },
+        }
+    }
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+chunkdb::chunk_schema! {
+    pub schema Lang {
+        records {}
+    }
+}
+
+fn main() {}

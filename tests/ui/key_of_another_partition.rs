@@ -1,0 +1,22 @@
+use chunkdb::Database;
+
+chunkdb::chunk_schema! {
+    pub schema Lang {
+        records {
+            Symbol { name: Ident },
+            Alias { target: Ident },
+            Diagnostic { message: String },
+        }
+        partitions {
+            symbols holds Symbol, Alias key (file: Ident, path: String),
+            diagnostics holds Diagnostic key (file: Ident, seq: u32),
+        }
+    }
+}
+
+fn main() {
+    let db = Database::<Lang>::new();
+    let file = chunkdb::Ident::new("a.rs");
+    let mut writer = db.writer("t");
+    let _ = writer.put(Lang::SYMBOLS, DiagnosticsKey::new(file, 0), Symbol { name: file });
+}
