@@ -3,29 +3,49 @@
 //! An in-memory, content-addressed database for incremental compilers, build tools
 //! and language servers.
 //!
-//! A language author declares the records of their language once; the results of
-//! compiler tasks are stored as immutable *chunks*; queries run on consistent
-//! snapshots at a cost independent of how many chunks hold the data; every query a
-//! task makes is recorded, so the database can tell what an edit invalidates.
-//!
-//! This crate is the facade: it re-exports the runtime ([`Database`], [`Snapshot`],
-//! [`TaskContext`], …). See [`reference`](mod@reference) for a schema written out by hand.
+//! A language author declares the records of their language once, with
+//! [`chunk_schema!`]; the results of compiler tasks are stored as immutable *chunks*;
+//! queries run on consistent snapshots at a cost independent of how many chunks hold
+//! the data; every query a task makes through its [`TaskContext`] is recorded, so the
+//! database can tell what an edit invalidates.
 //!
 //! ```
-//! use chunkdb::reference::{Function, RefLang, SYMBOLS};
+//! chunkdb::chunk_schema! {
+//!     /// Items of a toy language.
+//!     pub schema Toy {
+//!         records {
+//!             Function { name: Ident, arity: u8 },
+//!             Diagnostic { message: String },
+//!         }
+//!         partitions {
+//!             symbols holds Function key (file: Ident, name: String),
+//!             diagnostics holds Diagnostic key (file: Ident, seq: u32),
+//!         }
+//!         indexes {
+//!             by_name on Function.name,
+//!         }
+//!     }
+//! }
+//!
 //! use chunkdb::{Database, Ident};
 //!
-//! let db = Database::<RefLang>::new();
+//! let db = Database::<Toy>::new();
 //! let file = Ident::named("src/main.rs");
 //! let mut parse = db.writer("parse:src/main.rs");
-//! parse.insert(SYMBOLS, (file, "main"), Function::new("main", &[], None))?;
+//! parse.put(Toy::SYMBOLS, SymbolsKey::new(file, "main"), Function { name: Ident::named("main"), arity: 0 })?;
 //! parse.commit()?;
 //!
 //! let snapshot = db.snapshot();
-//! let main = snapshot.get(SYMBOLS, (file, "main"))?;
-//! assert_eq!(main.len(), 1);
+//! let in_file = snapshot.partition(Toy::SYMBOLS).begins_with(SymbolsKey::prefix().file(file)).execute()?;
+//! assert_eq!(in_file.len(), 1);
+//! assert_eq!(snapshot.index(Toy::BY_NAME).get(&Ident::new("main")).len(), 1);
 //! # Ok::<(), chunkdb::Error>(())
 //! ```
+//!
+//! This crate is the facade: it re-exports the runtime ([`Database`], [`Snapshot`],
+//! [`TaskContext`], …) and the macro. [`example`] shows what the macro generates for a
+//! language; [`reference`](mod@reference) shows the runtime's traits implemented by
+//! hand.
 
 #![deny(missing_docs)]
 
@@ -46,6 +66,54 @@ pub mod __private {
     }
 }
 
+pub mod example;
+
+/// Declares a language: its records, the partitions they live in with the typed
+/// components of their sort keys, and secondary indexes.
+///
+/// ```text
+/// chunk_schema! {
+///     /// docs (on anything below, too)
+///     #[chunkdb(crate = path::to::chunkdb)]   // optional, for a renamed or re-exported chunkdb
+///     pub schema Name {
+///         records {
+///             Kind { field: Type, … },
+///         }
+///         partitions {                        // optional: without it the schema is open
+///             name: "key string" holds Kind, Kind key (field: Type, …),
+///             other holds Kind key (…),        // the key string defaults to the name
+///         }
+///         indexes {                           // optional
+///             name on Kind.field, Kind.field,
+///         }
+///     }
+/// }
+/// ```
+///
+/// Field types: `u8`…`u64`, `i8`…`i64`, `bool`, `char`, `Ident`, `String`, `TaskId`,
+/// `ChunkId`, other records, `Vec<T>`, `Option<T>`, `Box<[T]>`, `Box<T>`, tuples, and
+/// your own types that implement [`StableHash`]. Sort-key components: the integers,
+/// `bool`, `Ident` and `String`. Indexed fields: those, or an `Option`, `Vec` or
+/// `Box<[T]>` of one (each element is indexed).
+///
+/// For a schema `Name` it generates (see [`example`] for a rendered instance):
+/// - `enum Name {}`, implementing [`Schema`], documented with an overview of records,
+///   partitions, key layouts and indexes;
+/// - a struct per record kind (with [`StableHash`] over its fields, in order), the
+///   record enum `NameRecord` and the borrowed `NameRecordRef<'a>` (with `as_kind()`
+///   accessors);
+/// - columnar storage `NameStorage` (one vector per kind) and `NameStorageBuilder`;
+/// - per partition `p`: a marker `PPartition` ([`TypedPartition`], [`Holds`] for each
+///   kind it holds), a key struct `PKey` with `new`, `decode` and `prefix()`, prefix
+///   builder stages `PKeyPrefixN` (and `PKeyPartialPrefix` for `field_starts_with`),
+///   and the handle `Name::P`;
+/// - per index `i`: the handle `Name::I`, an [`IndexHandle`] for
+///   `snapshot.index(Name::I).get(&value)`;
+/// - a fingerprint of the declaration ([`Schema::fingerprint`]).
+///
+/// Generated code reaches the runtime only through `::chunkdb::__private` (or the
+/// `crate` path given), never through your imports. Mistakes in a declaration are
+/// compile errors on the offending tokens, all reported at once.
 pub use chunkdb_codegen::chunk_schema;
 
 /// The README's examples, compiled and run as doc tests.
