@@ -6,7 +6,7 @@
 
 use std::hint::black_box;
 
-use chunkdb::reference::SYMBOLS;
+use chunkdb::example::{MiniLangRecord, SymbolsPartition};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
 #[path = "workloads.rs"]
@@ -27,7 +27,7 @@ fn lookups(c: &mut Criterion) {
     group.bench_function("chunkdb", |b| {
         b.iter(|| {
             at = (at + 1) % keys.len();
-            let hits = snapshot.get(SYMBOLS, &keys[at]).expect("valid key");
+            let hits = snapshot.get(SymbolsPartition::ID, &keys[at]).expect("valid key");
             black_box(hits.first().map(|hit| hit.record()));
         });
     });
@@ -43,7 +43,11 @@ fn lookups(c: &mut Criterion) {
     group.bench_function("chunkdb", |b| {
         b.iter(|| {
             at = (at + 1) % prefixes.len();
-            let hits = snapshot.query(SYMBOLS).begins_with(prefixes[at].clone()).execute().expect("valid");
+            let hits = snapshot
+                .query(SymbolsPartition::ID)
+                .begins_with(prefixes[at].clone())
+                .execute()
+                .expect("valid");
             for record in hits.records() {
                 black_box(record);
             }
@@ -56,7 +60,7 @@ fn lookups(c: &mut Criterion) {
         b.iter(|| {
             at = (at + 1) % keys.len();
             let snapshot = db.snapshot();
-            black_box(snapshot.get(SYMBOLS, &keys[at]).expect("valid key").len());
+            black_box(snapshot.get(SymbolsPartition::ID, &keys[at]).expect("valid key").len());
         });
     });
     group.finish();
@@ -84,7 +88,9 @@ fn commits(c: &mut Criterion) {
             |chunk| {
                 let mut writer = db.writer("generate:src/generated.rs");
                 for ((file, path), record) in chunk {
-                    writer.insert(SYMBOLS, (*file, path.as_str()), record.clone()).expect("valid");
+                    writer
+                        .insert(SymbolsPartition::ID, (*file, path.as_str()), record.clone())
+                        .expect("valid");
                 }
                 black_box(writer.commit().expect("valid"));
             },
@@ -94,12 +100,12 @@ fn commits(c: &mut Criterion) {
     group.finish();
 }
 
-fn big_chunk(variant: usize) -> Vec<((chunkdb::Ident, String), chunkdb::reference::RefRecord)> {
+fn big_chunk(variant: usize) -> Vec<((chunkdb::Ident, String), MiniLangRecord)> {
     let file = chunkdb::Ident::named("src/generated.rs");
     (0..1000)
         .map(|i| {
             let name = format!("generated_{i:04}_{variant}");
-            let record = chunkdb::reference::Function::new(&name, &["u32", "Span"], Some("Tree"));
+            let record = workloads::function(&name, &["u32", "Span"], Some("Tree"));
             ((file, format!("crate::generated::{name}")), record.into())
         })
         .collect()

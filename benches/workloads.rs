@@ -5,8 +5,20 @@
 
 use std::collections::BTreeMap;
 
-use chunkdb::reference::{DIAGNOSTICS, Diagnostic, Function, Module, RefLang, RefRecord, SYMBOLS, Struct};
+use chunkdb::example::{
+    Diagnostic, DiagnosticsKey, DiagnosticsPartition, Function, MiniLang, MiniLangRecord, Module, Struct,
+    SymbolsKey, SymbolsPartition,
+};
 use chunkdb::{Database, Ident, KeyPrefix, SortKey, StableHash, StableHasher};
+
+/// A function record from names.
+pub fn function(name: &str, params: &[&str], return_type: Option<&str>) -> Function {
+    Function {
+        name: Ident::named(name),
+        params: params.iter().map(|p| Ident::named(p)).collect(),
+        return_type: return_type.map(Ident::named),
+    }
+}
 
 /// Records per file in the `symbols` partition (one module, ten functions, four
 /// structs); each file also gets one diagnostic in `diagnostics`.
@@ -16,8 +28,8 @@ pub const SYMBOLS_PER_FILE: usize = 15;
 pub struct FileOutput {
     pub file: Ident,
     pub task: String,
-    pub symbols: Vec<((Ident, String), RefRecord)>,
-    pub diagnostic: ((Ident, u8, u32), RefRecord),
+    pub symbols: Vec<((Ident, String), MiniLangRecord)>,
+    pub diagnostic: ((Ident, u8, u32), MiniLangRecord),
 }
 
 /// A deterministic corpus of `files` files that look like a real crate's symbols.
@@ -31,37 +43,41 @@ pub fn file_output(i: usize, variant: usize) -> FileOutput {
     let file = Ident::named(&path);
     let module = format!("crate::module_{i:05}");
     let mut symbols = Vec::with_capacity(SYMBOLS_PER_FILE);
-    let exports: Vec<String> = (0..10).map(|f| format!("function_{f:02}_{variant}")).collect();
-    let export_refs: Vec<&str> = exports.iter().map(String::as_str).collect();
-    symbols.push(((file, module.clone()), Module::new(&module, &export_refs).into()));
+    let exports = (0..10).map(|f| Ident::named(&format!("function_{f:02}_{variant}"))).collect();
+    symbols.push(((file, module.clone()), Module { name: Ident::named(&module), exports }.into()));
     for f in 0..10 {
         let name = format!("function_{f:02}_{variant}");
-        let record = Function::new(&name, &["usize", "Context"], Some("Result"));
+        let record = function(&name, &["usize", "Context"], Some("Result"));
         symbols.push(((file, format!("{module}::{name}")), record.into()));
     }
     for s in 0..4 {
         let name = format!("Struct{s}V{variant}");
-        let record = Struct::new(&name, &[("id", "u64"), ("name", "String"), ("span", "Span")]);
-        symbols.push(((file, format!("{module}::{name}")), record.into()));
+        let fields = [("id", "u64"), ("name", "String"), ("span", "Span")];
+        let fields = fields.iter().map(|(n, t)| (Ident::named(n), Ident::named(t))).collect();
+        symbols
+            .push(((file, format!("{module}::{name}")), Struct { name: Ident::named(&name), fields }.into()));
     }
-    let diagnostic =
-        ((file, 1u8, 0u32), Diagnostic::new(&format!("unused import in {path} ({variant})"), 1, 3).into());
+    let message = format!("unused import in {path} ({variant})");
+    let diagnostic = ((file, 1u8, 0u32), Diagnostic { message, severity: 1, line: 3 }.into());
     FileOutput { file, task: format!("parse:{path}"), symbols, diagnostic }
 }
 
 /// Commits one file's output as its task's new version.
-pub fn commit_file(db: &Database<RefLang>, output: &FileOutput) {
+pub fn commit_file(db: &Database<MiniLang>, output: &FileOutput) {
     let mut writer = db.writer(output.task.as_str());
     for ((file, path), record) in &output.symbols {
-        writer.insert(SYMBOLS, (*file, path.as_str()), record.clone()).expect("valid insert");
+        writer
+            .insert(SymbolsPartition::ID, SymbolsKey::new(*file, path.as_str()), record.clone())
+            .expect("valid insert");
     }
     let ((file, severity, seq), record) = &output.diagnostic;
-    writer.insert(DIAGNOSTICS, (*file, *severity, *seq), record.clone()).expect("valid insert");
+    let key = DiagnosticsKey::new(*file, *severity, *seq);
+    writer.insert(DiagnosticsPartition::ID, key, record.clone()).expect("valid insert");
     writer.commit().expect("valid commit");
 }
 
 /// A database holding the corpus, one chunk per file.
-pub fn load(corpus: &[FileOutput]) -> Database<RefLang> {
+pub fn load(corpus: &[FileOutput]) -> Database<MiniLang> {
     let db = Database::new();
     for output in corpus {
         commit_file(&db, output);
@@ -70,7 +86,7 @@ pub fn load(corpus: &[FileOutput]) -> Database<RefLang> {
 }
 
 /// The baseline: one `BTreeMap` of the `symbols` records, keyed by the same encoded keys.
-pub fn symbols_btree(corpus: &[FileOutput]) -> BTreeMap<Vec<u8>, RefRecord> {
+pub fn symbols_btree(corpus: &[FileOutput]) -> BTreeMap<Vec<u8>, MiniLangRecord> {
     corpus
         .iter()
         .flat_map(|output| output.symbols.iter())
@@ -110,12 +126,12 @@ pub fn raw_encoded_bytes(corpus: &[FileOutput]) -> u64 {
     let mut hasher = StableHasher::new();
     for output in corpus {
         for ((file, path), record) in &output.symbols {
-            hasher.write_u64(SYMBOLS.raw());
+            hasher.write_u64(SymbolsPartition::ID.raw());
             hasher.write_raw(SortKey::encode((*file, path.as_str())).as_bytes());
             record.stable_hash(&mut hasher);
         }
         let ((file, severity, seq), record) = &output.diagnostic;
-        hasher.write_u64(DIAGNOSTICS.raw());
+        hasher.write_u64(DiagnosticsPartition::ID.raw());
         hasher.write_raw(SortKey::encode((*file, *severity, *seq)).as_bytes());
         record.stable_hash(&mut hasher);
     }

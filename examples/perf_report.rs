@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use chunkdb::reference::{Function, RefLang, RefRecord, SYMBOLS};
+use chunkdb::example::{MiniLang, MiniLangRecord, SymbolsPartition};
 use chunkdb::{Database, Ident, KeyRange};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
@@ -171,11 +171,11 @@ fn bytes_per_record(corpus: &[workloads::FileOutput]) {
     );
 }
 
-fn lookups(sizes: &Sizes, corpus: &[workloads::FileOutput], db: &Database<RefLang>) {
+fn lookups(sizes: &Sizes, corpus: &[workloads::FileOutput], db: &Database<MiniLang>) {
     let btree = workloads::symbols_btree(corpus);
     let keys = workloads::lookup_keys(corpus, sizes.lookups);
     let snapshot = db.snapshot();
-    assert_eq!(snapshot.partition_len(SYMBOLS), btree.len());
+    assert_eq!(snapshot.partition_len(SymbolsPartition::ID), btree.len());
 
     let (base, cand) = interleaved(
         sizes.rounds,
@@ -189,7 +189,7 @@ fn lookups(sizes: &Sizes, corpus: &[workloads::FileOutput], db: &Database<RefLan
         || {
             time(|| {
                 for key in &keys {
-                    let hits = snapshot.get(SYMBOLS, key).expect("valid key");
+                    let hits = snapshot.get(SymbolsPartition::ID, key).expect("valid key");
                     black_box(hits.first().map(|hit| hit.record()));
                 }
             })
@@ -218,7 +218,7 @@ fn lookups(sizes: &Sizes, corpus: &[workloads::FileOutput], db: &Database<RefLan
                 for prefix in &prefixes {
                     let range = KeyRange::prefix(prefix.as_bytes());
                     let upper = range.end().map_or(Bound::Unbounded, Bound::Excluded);
-                    let hits: Vec<&RefRecord> = btree
+                    let hits: Vec<&MiniLangRecord> = btree
                         .range::<[u8], _>((Bound::Included(range.start()), upper))
                         .map(|(_, r)| r)
                         .collect();
@@ -229,8 +229,11 @@ fn lookups(sizes: &Sizes, corpus: &[workloads::FileOutput], db: &Database<RefLan
         || {
             time(|| {
                 for prefix in &prefixes {
-                    let hits =
-                        snapshot.query(SYMBOLS).begins_with(prefix.clone()).execute().expect("valid prefix");
+                    let hits = snapshot
+                        .query(SymbolsPartition::ID)
+                        .begins_with(prefix.clone())
+                        .execute()
+                        .expect("valid prefix");
                     found = hits.len();
                     for record in hits.records() {
                         black_box(record);
@@ -254,20 +257,20 @@ fn lookups(sizes: &Sizes, corpus: &[workloads::FileOutput], db: &Database<RefLan
 
 /// A 1,000-record chunk (one big file's functions), in two versions that alternate so
 /// every commit supersedes the previous one.
-fn big_chunk(variant: usize) -> Vec<((Ident, String), RefRecord)> {
+fn big_chunk(variant: usize) -> Vec<((Ident, String), MiniLangRecord)> {
     let file = Ident::named("src/generated.rs");
     (0..1000)
         .map(|i| {
             let name = format!("generated_{i:04}_{variant}");
             (
                 (file, format!("crate::generated::{name}")),
-                Function::new(&name, &["u32", "Span"], Some("Tree")).into(),
+                workloads::function(&name, &["u32", "Span"], Some("Tree")).into(),
             )
         })
         .collect()
 }
 
-fn commit_1k(sizes: &Sizes, db: &Database<RefLang>) {
+fn commit_1k(sizes: &Sizes, db: &Database<MiniLang>) {
     let versions = [big_chunk(0), big_chunk(1)];
     let mut turn = 0;
     let (base, cand) = interleaved(
@@ -275,7 +278,7 @@ fn commit_1k(sizes: &Sizes, db: &Database<RefLang>) {
         || {
             time(|| {
                 for round in 0..sizes.commits_per_trial {
-                    let map: BTreeMap<(Ident, String), RefRecord> = versions[round % 2]
+                    let map: BTreeMap<(Ident, String), MiniLangRecord> = versions[round % 2]
                         .iter()
                         .map(|(key, record)| (key.clone(), record.clone()))
                         .collect();
@@ -289,7 +292,9 @@ fn commit_1k(sizes: &Sizes, db: &Database<RefLang>) {
                     turn += 1;
                     let mut writer = db.writer("generate:src/generated.rs");
                     for ((file, path), record) in &versions[turn % 2] {
-                        writer.insert(SYMBOLS, (*file, path.as_str()), record.clone()).expect("valid insert");
+                        writer
+                            .insert(SymbolsPartition::ID, (*file, path.as_str()), record.clone())
+                            .expect("valid insert");
                     }
                     black_box(writer.commit().expect("valid commit"));
                 }
@@ -311,7 +316,7 @@ fn commit_1k(sizes: &Sizes, db: &Database<RefLang>) {
     );
 }
 
-fn read_slowdown(sizes: &Sizes, corpus: &[workloads::FileOutput], db: &Database<RefLang>) {
+fn read_slowdown(sizes: &Sizes, corpus: &[workloads::FileOutput], db: &Database<MiniLang>) {
     let keys = workloads::lookup_keys(corpus, sizes.lookups);
     // Edits to commit: new versions of the first files, alternating with the originals.
     let edits: Vec<workloads::FileOutput> =
@@ -321,7 +326,7 @@ fn read_slowdown(sizes: &Sizes, corpus: &[workloads::FileOutput], db: &Database<
             for key in &keys {
                 // Each request takes a fresh snapshot, as a language server would.
                 let snapshot = db.snapshot();
-                black_box(snapshot.get(SYMBOLS, key).expect("valid key").len());
+                black_box(snapshot.get(SymbolsPartition::ID, key).expect("valid key").len());
             }
         })
     };

@@ -7,8 +7,10 @@
 
 use std::time::Instant;
 
-use chunkdb::reference::{DIAGNOSTICS, Diagnostic, Function, Module, RefLang, RefRecordRef, SYMBOLS, Struct};
-use chunkdb::{CommitReceipt, Database, Ident, KeyPrefix, KeyRange, Result, Schema, TaskId, decode_key};
+use chunkdb::example::{
+    Diagnostic, DiagnosticsKey, Function, MiniLang, MiniLangRecordRef, Module, Struct, SymbolsKey,
+};
+use chunkdb::{CommitReceipt, Database, Ident, KeyRange, Result, Schema, TaskId, decode_key};
 
 /// The built-in workspace: one item per line, `struct Name`, or `fn name(Type, …) -> Type`.
 const WORKSPACE: &[(&str, &str)] = &[
@@ -18,7 +20,7 @@ const WORKSPACE: &[(&str, &str)] = &[
 ];
 
 fn main() -> Result<()> {
-    let db = Database::<RefLang>::new();
+    let db = Database::<MiniLang>::new();
     let mut files: Vec<(String, String)> =
         WORKSPACE.iter().map(|(p, s)| (p.to_string(), s.to_string())).collect();
 
@@ -45,8 +47,8 @@ fn main() -> Result<()> {
         report("check", &check(&db, path)?);
     }
     print_diagnostics(&db)?;
-    let old = before.query(DIAGNOSTICS).count()?;
-    let new = db.snapshot().query(DIAGNOSTICS).count()?;
+    let old = before.partition(MiniLang::DIAGNOSTICS).count()?;
+    let new = db.snapshot().partition(MiniLang::DIAGNOSTICS).count()?;
     println!("a snapshot taken before the edit still sees {old} diagnostics; a new one sees {new}");
 
     println!("\n== what check:render.toy read (partition, key range, chunks, hits)");
@@ -65,8 +67,8 @@ fn main() -> Result<()> {
     }
 
     println!("\n== workspace symbols starting with `mid` in geometry.toy");
-    let prefix = KeyPrefix::new((Ident::new("geometry.toy"),)).str_prefix("mid");
-    for hit in &snapshot.query(SYMBOLS).begins_with(prefix).execute()? {
+    let prefix = SymbolsKey::prefix().file(Ident::new("geometry.toy")).path_starts_with("mid");
+    for hit in &snapshot.partition(MiniLang::SYMBOLS).begins_with(prefix).execute()? {
         println!("  {:?} from {}", hit.record(), hit.task());
     }
 
@@ -79,38 +81,48 @@ fn main() -> Result<()> {
 }
 
 /// Parses a file into one module record and a record per item, as the file's task.
-fn parse(db: &Database<RefLang>, path: &str, source: &str) -> Result<CommitReceipt> {
+fn parse(db: &Database<MiniLang>, path: &str, source: &str) -> Result<CommitReceipt> {
     let file = Ident::named(path);
     let mut writer = db.writer(format!("parse:{path}"));
     let mut names = Vec::new();
     for line in source.lines().map(str::trim).filter(|line| !line.is_empty()) {
         if let Some(name) = line.strip_prefix("struct ") {
-            writer.insert(SYMBOLS, (file, name), Struct::new(name, &[]))?;
+            writer.put(
+                MiniLang::SYMBOLS,
+                SymbolsKey::new(file, name),
+                Struct { name: Ident::named(name), fields: Vec::new() },
+            )?;
             names.push(name);
         } else if let Some(rest) = line.strip_prefix("fn ") {
             let (name, rest) = rest.split_once('(').unwrap_or((rest, ")"));
             let (params, ret) = rest.split_once(')').unwrap_or((rest, ""));
             let params: Vec<&str> = params.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
             let ret = ret.trim().strip_prefix("->").map(str::trim);
-            writer.insert(SYMBOLS, (file, name), Function::new(name, &params, ret))?;
+            let function = Function {
+                name: Ident::named(name),
+                params: params.iter().map(|p| Ident::named(p)).collect(),
+                return_type: ret.map(Ident::named),
+            };
+            writer.put(MiniLang::SYMBOLS, SymbolsKey::new(file, name), function)?;
             names.push(name);
         }
     }
-    writer.insert(SYMBOLS, (file, ""), Module::new(path, &names))?;
+    let module = Module { name: file, exports: names.iter().map(|n| Ident::named(n)).collect() };
+    writer.put(MiniLang::SYMBOLS, SymbolsKey::new(file, ""), module)?;
     writer.commit()
 }
 
 /// Checks that every type a file's functions mention is declared as a struct in some
 /// file; reads go through a task context, so they are recorded.
-fn check(db: &Database<RefLang>, path: &str) -> Result<CommitReceipt> {
+fn check(db: &Database<MiniLang>, path: &str) -> Result<CommitReceipt> {
     let file = Ident::named(path);
     let ctx = db.task(format!("check:{path}"));
     ctx.set_parent(TaskId::new(&format!("parse:{path}")));
-    let own = ctx.query(SYMBOLS).begins_with((file,)).execute()?;
+    let own = ctx.partition(MiniLang::SYMBOLS).begins_with(SymbolsKey::prefix().file(file)).execute()?;
     let mut wanted: Vec<Ident> = own
         .records()
         .filter_map(|record| match record {
-            RefRecordRef::Function(f) => Some(f.params.iter().copied().chain(f.return_type)),
+            MiniLangRecordRef::Function(f) => Some(f.params.iter().copied().chain(f.return_type)),
             _ => None,
         })
         .flatten()
@@ -121,15 +133,15 @@ fn check(db: &Database<RefLang>, path: &str) -> Result<CommitReceipt> {
     for ty in wanted {
         let name = ty.to_string();
         let declared = WORKSPACE.iter().any(|(other, _)| {
-            ctx.get(SYMBOLS, (Ident::new(other), name.as_str()))
-                .is_ok_and(|hits| hits.records().any(|r| matches!(r, RefRecordRef::Struct(_))))
+            let key = SymbolsKey::new(Ident::new(other), name.as_str());
+            ctx.partition(MiniLang::SYMBOLS)
+                .exact(key)
+                .execute()
+                .is_ok_and(|hits| hits.records().any(|r| r.as_struct().is_some()))
         });
         if !declared {
-            ctx.insert(
-                DIAGNOSTICS,
-                (file, 2u8, seq),
-                Diagnostic::new(&format!("unknown type `{name}`"), 2, 0),
-            )?;
+            let diagnostic = Diagnostic { message: format!("unknown type `{name}`"), severity: 2, line: 0 };
+            ctx.put(MiniLang::DIAGNOSTICS, DiagnosticsKey::new(file, 2, seq), diagnostic)?;
             seq += 1;
         }
     }
@@ -139,7 +151,7 @@ fn check(db: &Database<RefLang>, path: &str) -> Result<CommitReceipt> {
 
 /// Renders a read range with the partition's key layout: `[start .. end)`.
 fn describe(partition: Ident, range: &KeyRange) -> String {
-    let Some(def) = RefLang::partitions().iter().find(|def| def.key == partition) else {
+    let Some(def) = MiniLang::partitions().iter().find(|def| def.key == partition) else {
         return format!("{range:?}");
     };
     let show = |bytes: &[u8]| match decode_key(bytes, def.layout) {
@@ -174,12 +186,12 @@ fn report(what: &str, receipt: &CommitReceipt) {
     );
 }
 
-fn print_diagnostics(db: &Database<RefLang>) -> Result<()> {
+fn print_diagnostics(db: &Database<MiniLang>) -> Result<()> {
     let snapshot = db.snapshot();
-    let diagnostics = snapshot.query(DIAGNOSTICS).execute()?;
+    let diagnostics = snapshot.partition(MiniLang::DIAGNOSTICS).execute()?;
     println!("diagnostics ({}):", diagnostics.len());
     for hit in &diagnostics {
-        if let RefRecordRef::Diagnostic(d) = hit.record() {
+        if let Some(d) = hit.record().as_diagnostic() {
             println!("  {}: {}", hit.task(), d.message);
         }
     }

@@ -331,6 +331,14 @@ impl Context<'_, '_> {
             #[derive(Clone, Copy, Debug, PartialEq, Eq)]
             #vis enum #record_ref<'a> { #(#[doc = #variant_docs] #names(&'a #names),)* }
 
+            impl #rt::StableHash for #record_enum {
+                /// The kind, then the record's fields: the same bytes the storage hashes.
+                fn stable_hash(&self, hasher: &mut #rt::StableHasher) {
+                    hasher.write_u16(self.kind().0);
+                    match self { #(#record_enum::#names(record) => #rt::StableHash::stable_hash(record, hasher),)* }
+                }
+            }
+
             impl #record_enum {
                 /// The record's kind.
                 pub fn kind(&self) -> #rt::RecordKind {
