@@ -6,8 +6,8 @@
 
 use std::hint::black_box;
 
-use chunkdb::example::{MiniLangRecord, SymbolsPartition};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use workloads::{MiniLangRecord, SymbolsPartition};
 
 #[path = "workloads.rs"]
 mod workloads;

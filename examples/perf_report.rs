@@ -18,9 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use chunkdb::example::{MiniLang, MiniLangRecord, SymbolsPartition};
 use chunkdb::{Database, Ident, KeyRange};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use workloads::{MiniLang, MiniLangRecord, SymbolsPartition};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -80,6 +80,9 @@ fn main() {
     }
     if wanted("read_slowdown") {
         read_slowdown(&sizes, &corpus, &db);
+    }
+    if wanted("index") {
+        index_cost(&sizes);
     }
 
     for (name, op, bound, reason) in NOT_YET.iter().filter(|figure| wanted(figure.0)) {
@@ -359,5 +362,65 @@ fn read_slowdown(sizes: &Sizes, corpus: &[workloads::FileOutput], db: &Database<
             per_op(busy, keys.len()),
             per_op(idle, keys.len())
         ),
+    );
+}
+
+/// Not a figure of the table: what a secondary index adds to a commit. The same
+/// 1,000-record supersede as `commit_1k`, on `chunkdb::example::MiniLang` (which indexes
+/// functions by name) and on the benchmark schema (the same records, no index).
+fn index_cost(sizes: &Sizes) {
+    use chunkdb::example::{Function, MiniLang as Indexed, SymbolsKey};
+    let file = Ident::named("src/generated.rs");
+    let indexed_chunk = |variant: usize| -> Vec<(SymbolsKey, Function)> {
+        (0..1000)
+            .map(|i| {
+                let name = format!("generated_{i:04}_{variant}");
+                let key = SymbolsKey::new(file, format!("crate::generated::{name}"));
+                let function = Function {
+                    name: Ident::named(&name),
+                    params: vec![Ident::named("u32"), Ident::named("Span")],
+                    return_type: Some(Ident::named("Tree")),
+                };
+                (key, function)
+            })
+            .collect()
+    };
+    let (plain_versions, indexed_versions) =
+        ([big_chunk(0), big_chunk(1)], [indexed_chunk(0), indexed_chunk(1)]);
+    let (plain_db, indexed_db) = (Database::<MiniLang>::new(), Database::<Indexed>::new());
+    let mut turn = 0;
+    let (plain, indexed) = interleaved(
+        sizes.rounds,
+        || {
+            time(|| {
+                for round in 0..sizes.commits_per_trial {
+                    let mut writer = plain_db.writer("generate");
+                    for ((file, path), record) in &plain_versions[round % 2] {
+                        writer
+                            .insert(SymbolsPartition::ID, (*file, path.as_str()), record.clone())
+                            .expect("valid");
+                    }
+                    black_box(writer.commit().expect("valid"));
+                }
+            })
+        },
+        || {
+            time(|| {
+                for _ in 0..sizes.commits_per_trial {
+                    turn += 1;
+                    let mut writer = indexed_db.writer("generate");
+                    for (key, function) in &indexed_versions[turn % 2] {
+                        writer.put(Indexed::SYMBOLS, key.clone(), function.clone()).expect("valid");
+                    }
+                    black_box(writer.commit().expect("valid"));
+                }
+            })
+        },
+    );
+    println!(
+        "info index_by_name_commit_cost {:.3} (a 1,000-record supersede with the `by_name` index / without: {:.0} µs vs {:.0} µs)",
+        indexed.as_secs_f64() / plain.as_secs_f64(),
+        per_op(indexed, sizes.commits_per_trial) / 1000.0,
+        per_op(plain, sizes.commits_per_trial) / 1000.0
     );
 }

@@ -2,9 +2,10 @@
 //! partitions, sort keys and indexes becomes typed Rust for the chunkdb runtime.
 //!
 //! Use it through the `chunkdb` crate, which re-exports it; its documentation
-//! describes the syntax and what is generated. The macro is a pipeline: [`ast`]
-//! parses, [`valid`] checks (collecting every mistake), [`expand`] generates, and
-//! [`names`] names every generated item.
+//! describes the syntax and what is generated. The macro is a pipeline: `ast.rs`
+//! parses, `valid.rs` checks (collecting every mistake), `expand.rs` generates, and
+//! `names.rs` names every generated item; `types.rs` knows which field types can be
+//! hashed, ordered and indexed.
 
 mod ast;
 mod expand;

@@ -8,8 +8,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::hash::{ChunkId, ContentHash};
 use crate::ident::{Ident, TaskId};
+use crate::index::IndexKey;
 use crate::key::SortKey;
 use crate::read_set::ReadEntry;
+
+/// A secondary-index entry of a chunk: the index, the composite key (value ++
+/// partition ++ task ++ sort key), the record's partition and its row.
+pub(crate) type IndexEntry = (Ident, IndexKey, Ident, u32);
 use crate::schema::{RecordHandle, RecordRefOf, RecordStorage, Schema};
 
 /// One record's place in a chunk: its sort key and its handle in the storage. The
@@ -63,6 +68,9 @@ pub struct Chunk<S: Schema> {
     pub(crate) partitions: Box<[PartitionSlice]>,
     pub(crate) storage: S::Storage,
     pub(crate) reads: Box<[ReadEntry]>,
+    /// The chunk's secondary-index entries, sorted by (index, composite key), computed
+    /// once when the chunk is built so commits only diff them.
+    pub(crate) index_entries: Box<[IndexEntry]>,
     pub(crate) heap_bytes: usize,
     pub(crate) _live: LiveCount,
 }
@@ -164,9 +172,15 @@ impl<S: Schema> Chunk<S> {
     pub(crate) fn estimate_heap_bytes(&self) -> usize {
         let keys: usize = self.rows.iter().map(|row| row.key.len() + 2 * size_of::<usize>()).sum();
         let reads: usize = self.reads.iter().map(ReadEntry::heap_bytes).sum();
+        let index_entries: usize = self
+            .index_entries
+            .iter()
+            .map(|(_, key, _, _)| key.key.len() + 16 + size_of::<IndexEntry>())
+            .sum();
         self.storage.heap_bytes()
             + keys
             + reads
+            + index_entries
             + self.rows.len() * size_of::<Row>()
             + self.partitions.len() * size_of::<PartitionSlice>()
             + self.dependencies.len() * size_of::<ChunkId>()

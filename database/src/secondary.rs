@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use crate::chunk::Chunk;
+use crate::chunk::{Chunk, IndexEntry};
 use crate::ident::Ident;
 use crate::index::{IndexKey, Posting, Probe};
 use crate::key::{KeyPart, SortKey};
@@ -57,9 +57,6 @@ impl<S: Schema> Default for SecondaryIndex<S> {
     }
 }
 
-/// An index entry a chunk contributes: (index, composite key, where the record is).
-pub(crate) type IndexEntry<S> = (Ident, IndexKey, IndexHit<S>);
-
 impl<S: Schema> SecondaryIndex<S> {
     /// The records whose indexed value encodes to `value`, in (partition, task, key)
     /// order.
@@ -83,29 +80,45 @@ impl<S: Schema> SecondaryIndex<S> {
     }
 }
 
-/// Every index entry of a chunk, sorted by (index, composite key).
-pub(crate) fn entries_of<S: Schema>(chunk: &Arc<Chunk<S>>) -> Vec<IndexEntry<S>> {
+/// Every index entry of a chunk being built, sorted by (index, composite key).
+pub(crate) fn entries_of<S: Schema>(
+    task: crate::ident::TaskId,
+    partitions: &[crate::chunk::PartitionSlice],
+    rows: &[crate::chunk::Row],
+    storage: &S::Storage,
+) -> Box<[IndexEntry]> {
+    use crate::schema::RecordStorage;
     let mut entries = Vec::new();
-    let task = chunk.task.ident().raw().to_be_bytes();
-    for slice in chunk.partitions.iter() {
-        for row in chunk.rows_of(slice) {
-            let record = chunk.record(row.handle);
-            S::index_values(record, &mut |index, value| {
+    let task = task.ident().raw().to_be_bytes();
+    for slice in partitions {
+        for (row_index, row) in rows.iter().enumerate().take(slice.range().end).skip(slice.range().start) {
+            S::index_values(storage.get(row.handle), &mut |index, value| {
                 let mut bytes = Vec::with_capacity(32 + row.key.len());
                 value.encode_index_value(&mut bytes);
                 bytes.extend_from_slice(&slice.partition.raw().to_be_bytes());
                 bytes.extend_from_slice(&task);
                 bytes.extend_from_slice(row.key.as_bytes());
-                let hit = IndexHit {
-                    partition: slice.partition,
-                    key: row.key.clone(),
-                    posting: Posting { chunk: Arc::clone(chunk), handle: row.handle },
-                };
-                entries.push((index, IndexKey::new(SortKey::from_encoded(&bytes)), hit));
+                // Row counts were checked to fit in u32 before the chunk was built.
+                entries.push((
+                    index,
+                    IndexKey::new(SortKey::from_encoded(&bytes)),
+                    slice.partition,
+                    row_index as u32,
+                ));
             });
         }
     }
-    entries.sort_by(|(ia, ka, _), (ib, kb, _)| ia.cmp(ib).then_with(|| ka.cmp(kb)));
-    entries.dedup_by(|(ia, ka, _), (ib, kb, _)| ia == ib && ka == kb);
-    entries
+    entries.sort_by(|(ia, ka, _, _), (ib, kb, _, _)| ia.cmp(ib).then_with(|| ka.cmp(kb)));
+    entries.dedup_by(|(ia, ka, _, _), (ib, kb, _, _)| ia == ib && ka == kb);
+    entries.into()
+}
+
+/// The index hit of one of `chunk`'s entries.
+pub(crate) fn hit_of<S: Schema>(chunk: &Arc<Chunk<S>>, partition: Ident, row: u32) -> IndexHit<S> {
+    let row = &chunk.rows[row as usize];
+    IndexHit {
+        partition,
+        key: row.key.clone(),
+        posting: Posting { chunk: Arc::clone(chunk), handle: row.handle },
+    }
 }

@@ -123,19 +123,23 @@ impl<S: Schema> State<S> {
     /// Entries of both are re-pointed at the new chunk, so every entry is set; those
     /// only the old version had are removed.
     fn update_indexes(&mut self, old: Option<&Arc<Chunk<S>>>, new: Option<&Arc<Chunk<S>>>) {
-        let old_entries = old.map(secondary::entries_of).unwrap_or_default();
-        let new_entries = new.map(secondary::entries_of).unwrap_or_default();
+        let old_entries = old.map_or(&[][..], |chunk| &chunk.index_entries[..]);
+        let new_entries = new.map_or(&[][..], |chunk| &chunk.index_entries[..]);
         let mut changes: Vec<(Ident, IndexKey, Option<IndexHit<S>>)> =
             Vec::with_capacity(old_entries.len().max(new_entries.len()));
-        let mut old = old_entries.into_iter().peekable();
-        for (index, key, hit) in new_entries {
-            while let Some((gone_index, gone, _)) = old.next_if(|(i, k, _)| (*i, k) < (index, &key)) {
-                changes.push((gone_index, gone, None));
+        let mut old_iter = old_entries.iter().peekable();
+        for (index, key, partition, row) in new_entries {
+            while let Some((gone_index, gone, _, _)) =
+                old_iter.next_if(|(i, k, _, _)| (*i, k) < (*index, key))
+            {
+                changes.push((*gone_index, gone.clone(), None));
             }
-            old.next_if(|(i, k, _)| *i == index && *k == key);
-            changes.push((index, key, Some(hit)));
+            old_iter.next_if(|(i, k, _, _)| i == index && k == key);
+            if let Some(chunk) = new {
+                changes.push((*index, key.clone(), Some(secondary::hit_of(chunk, *partition, *row))));
+            }
         }
-        changes.extend(old.map(|(index, key, _)| (index, key, None)));
+        changes.extend(old_iter.map(|(index, key, _, _)| (*index, key.clone(), None)));
         let mut rest = &changes[..];
         while let Some((index, _, _)) = rest.first() {
             let run = rest.iter().take_while(|(i, _, _)| i == index).count();

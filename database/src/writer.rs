@@ -158,16 +158,23 @@ impl<S: Schema> ChunkWriter<S> {
         dependencies.dedup();
 
         let id = ChunkId::compute(task, output_hash, ChunkId::inputs_hash(parent, &dependencies, &reads));
+        let rows: Box<[Row]> = rows.into_iter().map(|(_, row)| row).collect();
+        let index_entries = if S::indexes().is_empty() {
+            Box::default()
+        } else {
+            crate::secondary::entries_of::<S>(task, &partitions, &rows, &storage)
+        };
         let mut chunk = Chunk {
             id,
             task,
             parent,
             output_hash,
             dependencies: dependencies.into(),
-            rows: rows.into_iter().map(|(_, row)| row).collect(),
+            rows,
             partitions: partitions.into(),
             storage,
             reads: reads.into(),
+            index_entries,
             heap_bytes: 0,
             _live: LiveCount::new(db.live_chunk_counter()),
         };
