@@ -895,13 +895,32 @@ macro_rules! scalar_prefix {
 
 scalar_prefix!(u8, u16, u32, u64, i8, i16, i32, i64, bool, Ident);
 
-/// The shape of a tuple of components.
-fn tuple_shape(kinds: &[KeyPartKind]) -> Option<KeyShape> {
-    kinds.iter().try_fold(KeyShape::empty(), |shape, &kind| shape.push(kind))
+/// The shape of a tuple of components; a `const fn` so each tuple type's shape is
+/// computed once, at compile time.
+const fn tuple_shape(kinds: &[KeyPartKind]) -> Option<KeyShape> {
+    let mut shape = KeyShape::empty();
+    let mut at = 0;
+    while at < kinds.len() {
+        shape = match shape.push(kinds[at]) {
+            Some(next) => next,
+            None => return None,
+        };
+        at += 1;
+    }
+    Some(shape)
+}
+
+/// A tuple type's shape, as a constant.
+trait TupleShape {
+    const SHAPE: Option<KeyShape>;
 }
 
 macro_rules! tuple_keys {
     ($(($($name:ident),+)),* $(,)?) => {$(
+        impl<$($name: KeyPart),+> TupleShape for ($($name,)+) {
+            const SHAPE: Option<KeyShape> = tuple_shape(&[$($name::KIND),+]);
+        }
+
         impl<$($name: KeyPart),+> IntoSortKey for ($($name,)+) {
             #[allow(non_snake_case)]
             fn into_sort_key(self) -> SortKey {
@@ -910,7 +929,7 @@ macro_rules! tuple_keys {
             }
 
             fn key_shape(&self) -> Option<KeyShape> {
-                tuple_shape(&[$($name::KIND),+])
+                <Self as TupleShape>::SHAPE
             }
 
             #[allow(non_snake_case)]
@@ -926,7 +945,7 @@ macro_rules! tuple_keys {
                 let ($($name,)+) = self;
                 let mut bytes = Vec::with_capacity(24);
                 $($name.encode_key(&mut bytes);)+
-                KeyPrefix { bytes: bytes.into(), shape: tuple_shape(&[$($name::KIND),+]) }
+                KeyPrefix { bytes: bytes.into(), shape: <Self as TupleShape>::SHAPE }
             }
         }
     )*};
