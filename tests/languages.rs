@@ -202,3 +202,75 @@ fn schemas_describe_themselves() {
     );
     let _ = TaskId::new("unused-import-guard");
 }
+
+/// One declaration in variants (each in its own module, all named `Lang`), to see
+/// what the fingerprint reacts to.
+mod variants {
+    /// The base.
+    pub mod base {
+        chunkdb::chunk_schema! {
+            /// The base.
+            pub schema Lang { records { Item { id: u32 } } partitions { items holds Item key (id: u32) } }
+        }
+    }
+    /// Other docs, same data.
+    pub mod redocumented {
+        chunkdb::chunk_schema! {
+            /// Other docs.
+            pub schema Lang {
+                records {
+                    /// A documented record.
+                    Item {
+                        /// A documented field.
+                        id: u32,
+                    },
+                }
+                partitions {
+                    /// A documented partition.
+                    items holds Item key (id: u32),
+                }
+            }
+        }
+    }
+    /// One more field.
+    pub mod wider {
+        chunkdb::chunk_schema! {
+            /// One more field.
+            pub schema Lang { records { Item { id: u32, name: String } } partitions { items holds Item key (id: u32) } }
+        }
+    }
+    /// Another key type.
+    pub mod rekeyed {
+        chunkdb::chunk_schema! {
+            /// Another key type.
+            pub schema Lang { records { Item { id: u32 } } partitions { items holds Item key (id: u64) } }
+        }
+    }
+}
+
+#[test]
+fn fingerprints_follow_the_data_not_the_docs() {
+    use variants::{base, redocumented, rekeyed, wider};
+    assert_eq!(base::Lang::fingerprint(), redocumented::Lang::fingerprint(), "docs do not change the data");
+    assert_ne!(base::Lang::fingerprint(), wider::Lang::fingerprint(), "a new field does");
+    assert_ne!(base::Lang::fingerprint(), rekeyed::Lang::fingerprint(), "a new key type does");
+}
+
+#[test]
+fn record_hashes_are_pinned() {
+    use chunkdb::StableHash;
+    // A record's content hash is a function of its field values' canonical encoding
+    // only: the same on every platform, in every process, in every build.
+    let function = Function { name: Ident::new("main"), params: vec![Ident::new("i32")], return_type: None };
+    let mut expected = chunkdb::StableHasher::new();
+    expected.write_u64(Ident::new("main").raw());
+    expected.write_u64(1);
+    expected.write_u64(Ident::new("i32").raw());
+    expected.write_u8(0);
+    assert_eq!(function.stable_hash_value(), expected.finish());
+    assert_eq!(
+        format!("{:?}", function.stable_hash_value()),
+        "ContentHash(cebdfc803b8f020f33fdab22d08847d1)",
+        "the encoding of records is part of the storage format"
+    );
+}
