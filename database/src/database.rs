@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use crate::chunk::Chunk;
 use crate::context::TaskContext;
 use crate::error::{Error, Result};
+use crate::exec::{Execution, Executor};
 use crate::hash::{ChunkId, ContentHash};
 use crate::ident::{Ident, TaskId};
 use crate::schema::Schema;
@@ -57,6 +58,7 @@ struct Shared<S: Schema> {
 /// Counters shared with snapshots and chunks, which outlive borrows of the database.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    pub(crate) executor: Executor,
     pub(crate) open_snapshots: AtomicUsize,
     pub(crate) live_chunks: Arc<AtomicUsize>,
     pub(crate) versions_committed: AtomicU64,
@@ -244,6 +246,14 @@ impl<S: Schema> Database<S> {
         retired.push(previous);
     }
 
+    /// Sets how queries execute: [`Execution::Auto`] (the default) measures and
+    /// chooses per query shape; the others force one mode, for tests and for callers
+    /// who know their workload. A query's own [`Query::execution`](crate::Query::execution)
+    /// takes precedence.
+    pub fn set_execution(&self, execution: Execution) {
+        self.shared.counters.executor.set_mode(execution);
+    }
+
     /// Frees the superseded states (and the versions only they held) that no
     /// snapshot can see any more, returning how many were freed. Commits do this on
     /// their own; call it when writing has gone quiet and memory should be returned.
@@ -286,6 +296,7 @@ impl<S: Schema> Database<S> {
             chunks_in_memory: counters.live_chunks.load(Ordering::Relaxed),
             open_snapshots: counters.open_snapshots.load(Ordering::Relaxed),
             retired_states,
+            execution: counters.executor.decisions(),
             partitions,
         }
     }

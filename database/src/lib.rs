@@ -21,6 +21,7 @@ mod chunk;
 mod context;
 mod database;
 mod error;
+mod exec;
 mod hash;
 mod ident;
 mod index;
@@ -41,6 +42,9 @@ pub use chunk::{Chunk, PartitionSlice};
 pub use context::TaskContext;
 pub use database::{CommitReceipt, Database};
 pub use error::{Error, Result};
+pub use exec::{
+    EXPLORE_RUNS, Execution, PARALLEL_FROM, QueryKind, RECHECK_EVERY, SEQUENTIAL_BELOW, ShapeDecision,
+};
 pub use hash::{ChunkId, ContentHash, StableHash, StableHasher};
 pub use ident::{Ident, TaskId};
 pub use key::{

@@ -2,17 +2,22 @@
 
 use std::borrow::Borrow;
 use std::fmt;
+use std::time::Instant;
+
+use rayon::prelude::*;
 
 use crate::chunk::Chunk;
 use crate::error::Result;
+use crate::exec::{Execution, QueryKind, SEQUENTIAL_BELOW};
 use crate::hash::ChunkId;
 use crate::ident::{Ident, TaskId};
-use crate::index::{IndexKey, Posting, Scan};
+use crate::index::{IndexKey, Posting, Postings, Scan};
 use crate::key::{
     End, IntoKeyPrefix, IntoSortKey, KeyPart, KeyPrefix, KeyRange, KeyShape, RangeRef, SortKey, Start,
 };
 use crate::read_set::{ReadEntry, ReadLog};
 use crate::schema::{self, Schema};
+use crate::secondary::IndexHit;
 use crate::snapshot::Snapshot;
 use crate::typed::IndexHandle;
 
@@ -43,11 +48,37 @@ pub struct Query<'s, S: Schema> {
     log: Option<&'s ReadLog>,
     partition: Ident,
     condition: Condition,
+    filter: Option<Filter<'s, S>>,
+    execution: Execution,
 }
+
+/// A caller's predicate on results, shared by the threads of a parallel scan.
+type Filter<'s, S> = Box<dyn Fn(&Hit<'s, S>) -> bool + Send + Sync + 's>;
 
 impl<'s, S: Schema> Query<'s, S> {
     pub(crate) fn new(snapshot: &'s Snapshot<S>, log: Option<&'s ReadLog>, partition: Ident) -> Self {
-        Query { snapshot, log, partition, condition: Condition::All }
+        Query {
+            snapshot,
+            log,
+            partition,
+            condition: Condition::All,
+            filter: None,
+            execution: Execution::Auto,
+        }
+    }
+
+    /// Keeps only the records `keep` accepts. A large filtered scan runs on all cores
+    /// when that is faster (see [`Execution`]); results stay in key order. A tracked
+    /// query still records every chunk it examined: its output depends on all of them.
+    pub fn filter(self, keep: impl Fn(&Hit<'s, S>) -> bool + Send + Sync + 's) -> Self {
+        Query { filter: Some(Box::new(keep)), ..self }
+    }
+
+    /// Overrides how this query executes (by default the database's setting, which is
+    /// [`Execution::Auto`] unless changed with
+    /// [`Database::set_execution`](crate::Database::set_execution)).
+    pub fn execution(self, execution: Execution) -> Self {
+        Query { execution, ..self }
     }
 
     fn with(self, condition: Condition) -> Self {
@@ -118,14 +149,29 @@ impl<'s, S: Schema> Query<'s, S> {
     /// [`Error::BadSortKey`](crate::Error::BadSortKey) when the schema declares
     /// partitions and the query does not fit them.
     pub fn execute(self) -> Result<QueryResults<'s, S>> {
-        if let Condition::Exact(key, _) = &self.condition {
-            self.validate()?;
+        self.validate()?;
+        if let (Condition::Exact(key, _), None) = (&self.condition, &self.filter) {
             return Ok(exact(self.snapshot, self.log, self.partition, key.as_bytes()));
         }
         let partition = self.partition;
-        // Most scans return a handful of records: start with room for a file's worth.
-        let mut hits = Vec::with_capacity(16);
-        hits.extend(self.iter()?);
+        let index = self.snapshot.state.partitions.get(&partition);
+        let small = index.is_none_or(|index| index.len() < SEQUENTIAL_BELOW);
+        if small && self.execution != Execution::Parallel {
+            // Most scans return a handful of records: start with room for a file's worth.
+            let mut hits = Vec::with_capacity(16);
+            hits.extend(self.iter()?);
+            return Ok(QueryResults { partition, found: Found::List(hits) });
+        }
+        let range = self.condition.range();
+        let runs = index.map_or_else(Vec::new, |index| {
+            runs_until(index.scan_from(range.start), |key| admits_end(&range.end, key))
+        });
+        let kind = if self.filter.is_some() { QueryKind::FilteredScan } else { QueryKind::Scan };
+        let (hits, chunks) =
+            scan_runs(self.snapshot, partition, kind, &runs, self.filter.as_deref(), self.execution);
+        if let Some(log) = self.log {
+            log.record(ReadEntry::new(partition, range.to_owned(), chunks, hits.len()));
+        }
         Ok(QueryResults { partition, found: Found::List(hits) })
     }
 
@@ -143,7 +189,14 @@ impl<'s, S: Schema> Query<'s, S> {
             .get(&self.partition)
             .map(|index| index.scan_from(self.condition.range().start));
         let tracking = self.log.map(|log| Tracking { log, chunks: Vec::new(), hits: 0 });
-        Ok(Hits { partition: self.partition, inner, current: None, condition: self.condition, tracking })
+        Ok(Hits {
+            partition: self.partition,
+            inner,
+            current: None,
+            condition: self.condition,
+            filter: self.filter,
+            tracking,
+        })
     }
 
     /// Number of matching records.
@@ -201,11 +254,110 @@ pub(crate) fn batch_get<'s, S: Schema, K: IntoSortKey>(
     pairs: impl IntoIterator<Item = (Ident, K)>,
 ) -> Result<Vec<QueryResults<'s, S>>> {
     let queries: Vec<Query<'s, S>> =
-        pairs.into_iter().map(|(partition, key)| Query::new(snapshot, log, partition).exact(key)).collect();
+        pairs.into_iter().map(|(partition, key)| Query::new(snapshot, None, partition).exact(key)).collect();
     for query in &queries {
         query.validate()?;
     }
-    queries.into_iter().map(Query::execute).collect()
+    let partition = queries.first().map_or(Ident::from_raw(0), |query| query.partition);
+    let keys: Vec<(Ident, SortKey)> = queries
+        .iter()
+        .filter_map(|query| match &query.condition {
+            Condition::Exact(key, _) => Some((query.partition, key.clone())),
+            _ => None,
+        })
+        .collect();
+    let executor = &snapshot.counters.executor;
+    let plan = executor.plan(partition, QueryKind::BatchGet, queries.len() * BATCH_WEIGHT, Execution::Auto);
+    let started = plan.timed.then(Instant::now);
+    let results: Vec<QueryResults<'s, S>> = if plan.parallel {
+        queries.into_par_iter().map(Query::execute).collect::<Result<_>>()?
+    } else {
+        queries.into_iter().map(Query::execute).collect::<Result<_>>()?
+    };
+    if let Some(started) = started {
+        executor.report(plan, results.len() * BATCH_WEIGHT, started.elapsed());
+    }
+    // Reads are recorded afterwards, in the order of the pairs, so a parallel batch
+    // leaves the same read-set (and chunk id) as a sequential one.
+    if let Some(log) = log {
+        for (results, (partition, key)) in results.iter().zip(&keys) {
+            let chunks = results.iter().map(|hit| hit.chunk_id()).collect();
+            log.record(ReadEntry::new(*partition, KeyRange::exact(key.as_bytes()), chunks, results.len()));
+        }
+    }
+    Ok(results)
+}
+
+/// An exact lookup costs about as much as scanning this many entries: how batches
+/// are weighed against the executor's size bounds.
+const BATCH_WEIGHT: usize = 64;
+
+/// The leaf runs of a scan, from its start to its end.
+fn runs_until<'s, V>(
+    mut scan: crate::tree::Iter<'s, IndexKey, V>,
+    admits: impl Fn(&IndexKey) -> bool,
+) -> Vec<&'s [(IndexKey, V)]> {
+    let mut runs = Vec::new();
+    while let Some(run) = scan.next_run() {
+        let end = run.partition_point(|(key, _)| admits(key));
+        if end > 0 {
+            runs.push(&run[..end]);
+        }
+        if end < run.len() {
+            break;
+        }
+    }
+    runs
+}
+
+/// Scans leaf runs of a partition into hits (and the chunks examined), on one core or
+/// on rayon's pool as the executor decides. Results come in key order either way.
+fn scan_runs<'s, S: Schema>(
+    snapshot: &'s Snapshot<S>,
+    partition: Ident,
+    kind: QueryKind,
+    runs: &[&'s [(IndexKey, Postings<S>)]],
+    filter: Option<&(dyn Fn(&Hit<'s, S>) -> bool + Send + Sync + 's)>,
+    execution: Execution,
+) -> (Vec<Hit<'s, S>>, Vec<ChunkId>) {
+    let entries: usize = runs.iter().map(|run| run.len()).sum();
+    let executor = &snapshot.counters.executor;
+    let plan = executor.plan(partition, kind, entries, execution);
+    let started = plan.timed.then(Instant::now);
+    let scan = |runs: &[&'s [(IndexKey, Postings<S>)]]| {
+        let mut hits = Vec::with_capacity(runs.iter().map(|run| run.len()).sum());
+        let mut chunks = Vec::new();
+        for (key, postings) in runs.iter().flat_map(|run| run.iter()) {
+            for posting in postings.as_slice() {
+                if chunks.last() != Some(&posting.chunk.id) {
+                    chunks.push(posting.chunk.id);
+                }
+                let hit = Hit { partition, key: &key.key, posting };
+                if filter.is_none_or(|keep| keep(&hit)) {
+                    hits.push(hit);
+                }
+            }
+        }
+        (hits, chunks)
+    };
+    let found = if plan.parallel {
+        // A few tasks per thread: enough to balance, few enough to merge cheaply.
+        let per_task = runs.len().div_ceil(rayon::current_num_threads() * 4).max(1);
+        let parts: Vec<(Vec<Hit<'s, S>>, Vec<ChunkId>)> = runs.par_chunks(per_task).map(scan).collect();
+        let mut hits = Vec::with_capacity(parts.iter().map(|(hits, _)| hits.len()).sum());
+        let mut chunks = Vec::new();
+        for (part_hits, part_chunks) in parts {
+            hits.extend(part_hits);
+            chunks.extend(part_chunks);
+        }
+        (hits, chunks)
+    } else {
+        scan(runs)
+    };
+    if let Some(started) = started {
+        executor.report(plan, entries, started.elapsed());
+    }
+    found
 }
 
 impl<S: Schema> fmt::Debug for Query<'_, S> {
@@ -259,6 +411,7 @@ pub struct Hits<'s, S: Schema> {
     /// The key being visited and its postings not yet returned.
     current: Option<(&'s SortKey, std::slice::Iter<'s, Posting<S>>)>,
     condition: Condition,
+    filter: Option<Filter<'s, S>>,
     tracking: Option<Tracking<'s>>,
 }
 
@@ -270,13 +423,19 @@ impl<'s, S: Schema> Iterator for Hits<'s, S> {
             if let Some((key, postings)) = &mut self.current
                 && let Some(posting) = postings.next()
             {
+                if let Some(tracking) = &mut self.tracking
+                    && tracking.chunks.last() != Some(&posting.chunk.id)
+                {
+                    tracking.chunks.push(posting.chunk.id);
+                }
+                let hit = Hit { partition: self.partition, key, posting };
+                if self.filter.as_ref().is_some_and(|keep| !keep(&hit)) {
+                    continue;
+                }
                 if let Some(tracking) = &mut self.tracking {
-                    if tracking.chunks.last() != Some(&posting.chunk.id) {
-                        tracking.chunks.push(posting.chunk.id);
-                    }
                     tracking.hits += 1;
                 }
-                return Some(Hit { partition: self.partition, key, posting });
+                return Some(hit);
             }
             let (key, postings) = self.inner.as_mut()?.next()?;
             if !admits_end(&self.condition.range().end, key) {
@@ -508,13 +667,29 @@ impl<'s, S: Schema, V: ?Sized> IndexQuery<'s, S, V> {
         let mut bytes = Vec::with_capacity(16);
         value.encode_key(&mut bytes);
         let id = self.index.id();
-        let hits: Vec<Hit<'s, S>> = match self.snapshot.state.indexes.get(&id) {
-            Some(index) => index
-                .lookup(&bytes)
-                .map(|hit| Hit { partition: hit.partition, key: &hit.key, posting: &hit.posting })
-                .collect(),
+        let runs = match self.snapshot.state.indexes.get(&id) {
+            Some(index) => runs_until(index.scan_from(&bytes), |key| key.starts_with(&bytes)),
             None => Vec::new(),
         };
+        let entries: usize = runs.iter().map(|run| run.len()).sum();
+        let executor = &self.snapshot.counters.executor;
+        let plan = executor.plan(id, QueryKind::IndexLookup, entries, Execution::Auto);
+        let started = plan.timed.then(Instant::now);
+        let collect = |runs: &[&'s [(IndexKey, IndexHit<S>)]]| -> Vec<Hit<'s, S>> {
+            runs.iter()
+                .flat_map(|run| run.iter())
+                .map(|(_, hit)| Hit { partition: hit.partition, key: &hit.key, posting: &hit.posting })
+                .collect()
+        };
+        let hits = if plan.parallel {
+            let per_task = runs.len().div_ceil(rayon::current_num_threads() * 4).max(1);
+            runs.par_chunks(per_task).map(collect).collect::<Vec<_>>().concat()
+        } else {
+            collect(&runs)
+        };
+        if let Some(started) = started {
+            executor.report(plan, entries, started.elapsed());
+        }
         let results = QueryResults { partition: id, found: Found::List(hits) };
         if let Some(log) = self.log {
             let chunks = results.iter().map(|hit| hit.chunk_id()).collect();

@@ -58,16 +58,10 @@ impl<S: Schema> Default for SecondaryIndex<S> {
 }
 
 impl<S: Schema> SecondaryIndex<S> {
-    /// The records whose indexed value encodes to `value`, in (partition, task, key)
-    /// order.
-    pub(crate) fn lookup<'s, 'v>(
-        &'s self,
-        value: &'v [u8],
-    ) -> impl Iterator<Item = &'s IndexHit<S>> + use<'s, 'v, S> {
-        self.tree
-            .iter_from(&Probe::new(value))
-            .take_while(move |(key, _)| key.starts_with(value))
-            .map(|(_, hit)| hit)
+    /// The entries from the first whose composite key starts at `value` on; the
+    /// caller stops where the keys stop starting with it.
+    pub(crate) fn scan_from(&self, value: &[u8]) -> crate::tree::Iter<'_, IndexKey, IndexHit<S>> {
+        self.tree.iter_from(&Probe::new(value))
     }
 
     /// Applies sorted changes: `Some` sets an entry, `None` removes it.

@@ -22,7 +22,7 @@ use crate::typed::{IndexHandle, TypedPartition, TypedQuery};
 /// for writers; while it is alive, every chunk it can see stays in memory.
 pub struct Snapshot<S: Schema> {
     pub(crate) state: Arc<State<S>>,
-    counters: Arc<Counters>,
+    pub(crate) counters: Arc<Counters>,
 }
 
 impl<S: Schema> Snapshot<S> {

@@ -3,7 +3,7 @@
 use crate::ident::Ident;
 
 /// A picture of the database at one clock value.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Stats {
     /// The clock value (number of commits that changed the database).
@@ -26,6 +26,8 @@ pub struct Stats {
     /// Superseded states waiting to be freed: held by open snapshots, or released
     /// since the last commit (see [`Database::reclaim`](crate::Database::reclaim)).
     pub retired_states: usize,
+    /// The adaptive executor's decisions per measured query shape.
+    pub execution: Vec<crate::exec::ShapeDecision>,
     /// Per-partition counts, in partition-key order.
     pub partitions: Vec<PartitionStats>,
 }

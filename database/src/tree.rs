@@ -407,6 +407,17 @@ impl<'a, K, V> Iterator for Iter<'a, K, V> {
 }
 
 impl<'a, K, V> Iter<'a, K, V> {
+    /// The rest of the current leaf as one slice, then moves past it: how parallel
+    /// scans cut the work, a leaf at a time, without visiting entries.
+    pub(crate) fn next_run(&mut self) -> Option<&'a [(K, V)]> {
+        while self.at >= self.leaf.len() {
+            self.next_leaf()?;
+        }
+        let run = &self.leaf[self.at..];
+        self.at = self.leaf.len();
+        Some(run)
+    }
+
     /// Moves to the first entry of the next leaf.
     fn next_leaf(&mut self) -> Option<()> {
         // Climb to the nearest level with a child to the right.
