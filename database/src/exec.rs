@@ -173,10 +173,10 @@ impl Executor {
             // Explore: alternate until both modes have their timed runs.
             None => shape.parallel.timed < shape.sequential.timed,
             // Re-check the other mode now and then.
-            Some(parallel) if shape.runs % RECHECK_EVERY == 0 => !parallel,
+            Some(parallel) if shape.runs.is_multiple_of(RECHECK_EVERY) => !parallel,
             Some(parallel) => parallel,
         };
-        let timed = shape.chosen.is_none() || shape.runs % RECHECK_EVERY == 0;
+        let timed = shape.chosen.is_none() || shape.runs.is_multiple_of(RECHECK_EVERY);
         Plan { parallel, timed, key: timed.then_some(key) }
     }
 
