@@ -191,12 +191,12 @@ impl Executor {
         } else {
             shape.sequential.add(ns_per_entry);
         }
-        if shape.sequential.timed >= EXPLORE_RUNS && shape.parallel.timed >= EXPLORE_RUNS {
-            if let (Some(sequential), Some(parallel)) =
+        if shape.sequential.timed >= EXPLORE_RUNS
+            && shape.parallel.timed >= EXPLORE_RUNS
+            && let (Some(sequential), Some(parallel)) =
                 (shape.sequential.ns_per_entry, shape.parallel.ns_per_entry)
-            {
-                shape.chosen = Some(parallel < sequential);
-            }
+        {
+            shape.chosen = Some(parallel < sequential);
         }
     }
 
