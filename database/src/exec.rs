@@ -217,7 +217,7 @@ impl Executor {
                 runs: shape.runs,
             })
             .collect();
-        decisions.sort_by(|a, b| (a.partition, a.kind, a.bucket).cmp(&(b.partition, b.kind, b.bucket)));
+        decisions.sort_by_key(|d| (d.partition, d.kind, d.bucket));
         decisions
     }
 }
