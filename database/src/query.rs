@@ -53,7 +53,10 @@ pub struct Query<'s, S: Schema> {
 }
 
 /// A caller's predicate on results, shared by the threads of a parallel scan.
-type Filter<'s, S> = Box<dyn Fn(&Hit<'s, S>) -> bool + Send + Sync + 's>;
+type Keep<'s, S> = dyn Fn(&Hit<'s, S>) -> bool + Send + Sync + 's;
+
+/// An owned [`Keep`].
+type Filter<'s, S> = Box<Keep<'s, S>>;
 
 impl<'s, S: Schema> Query<'s, S> {
     pub(crate) fn new(snapshot: &'s Snapshot<S>, log: Option<&'s ReadLog>, partition: Ident) -> Self {
@@ -317,7 +320,7 @@ fn scan_runs<'s, S: Schema>(
     partition: Ident,
     kind: QueryKind,
     runs: &[&'s [(IndexKey, Postings<S>)]],
-    filter: Option<&(dyn Fn(&Hit<'s, S>) -> bool + Send + Sync + 's)>,
+    filter: Option<&Keep<'s, S>>,
     execution: Execution,
 ) -> (Vec<Hit<'s, S>>, Vec<ChunkId>) {
     let entries: usize = runs.iter().map(|run| run.len()).sum();
