@@ -7,7 +7,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{GenericArgument, Ident, PathArguments, Type};
 
-use crate::names::{Names, snake};
+use crate::names::Names;
 use crate::types::{FieldType, IndexShape, Scalar};
 use crate::valid::{Checked, IndexInfo, PartitionInfo, RecordInfo};
 
@@ -59,13 +59,21 @@ fn runtime_type(ty: &Type, rt: &TokenStream) -> TokenStream {
                     let ident = &segment.ident;
                     quote!(#rt::#ident)
                 }
+                (PathArguments::None, "String") => quote!(::std::string::String),
                 (PathArguments::AngleBracketed(args), _) => {
+                    // The containers the macro classified are std's, whatever is in scope.
                     let ident = &segment.ident;
+                    let path = match name.as_str() {
+                        "Vec" => quote!(::std::vec::Vec),
+                        "Option" => quote!(::core::option::Option),
+                        "Box" => quote!(::std::boxed::Box),
+                        _ => quote!(#ident),
+                    };
                     let args = args.args.iter().map(|arg| match arg {
                         GenericArgument::Type(ty) => runtime_type(ty, rt),
                         other => quote!(#other),
                     });
-                    quote!(#ident<#(#args),*>)
+                    quote!(#path<#(#args),*>)
                 }
                 _ => quote!(#ty),
             }
@@ -98,14 +106,16 @@ fn scalar_type(scalar: Scalar, rt: &TokenStream) -> TokenStream {
     }
 }
 
-/// An expression for the heap bytes owned by `value` (of type `ty`).
+/// An expression for the heap bytes owned by the value `value` refers to (a reference
+/// to a value of type `ty`). Other types (records, user types) count as owning nothing
+/// beyond their own size: the figure is an estimate for stats.
 fn heap_bytes(ty: &FieldType, value: TokenStream, rt: &TokenStream) -> TokenStream {
     match ty {
         FieldType::Scalar(Scalar::String) => quote!(#value.capacity()),
         FieldType::Scalar(_) | FieldType::Other => quote!(0usize),
         FieldType::Vec(inner) => {
             let each = heap_bytes(inner, quote!(item), rt);
-            quote!(#rt::vec_heap_bytes(&#value) + #value.iter().map(|item| #each).sum::<usize>())
+            quote!(#rt::vec_heap_bytes(#value) + #value.iter().map(|item| #each).sum::<usize>())
         }
         FieldType::BoxSlice(inner) => {
             let each = heap_bytes(inner, quote!(item), rt);
@@ -116,13 +126,13 @@ fn heap_bytes(ty: &FieldType, value: TokenStream, rt: &TokenStream) -> TokenStre
             quote!(#value.as_ref().map_or(0usize, |item| #each))
         }
         FieldType::Box(inner) => {
-            let each = heap_bytes(inner, quote!((*#value)), rt);
-            quote!(::core::mem::size_of_val(&*#value) + #each)
+            let each = heap_bytes(inner, quote!((&**#value)), rt);
+            quote!(::core::mem::size_of_val(&**#value) + #each)
         }
         FieldType::Tuple(elems) => {
             let parts = elems.iter().enumerate().map(|(at, elem)| {
                 let at = syn::Index::from(at);
-                heap_bytes(elem, quote!((#value.#at)), rt)
+                heap_bytes(elem, quote!((&#value.#at)), rt)
             });
             quote!(0usize #(+ #parts)*)
         }
@@ -188,7 +198,7 @@ impl Context<'_, '_> {
                 let holds: Vec<String> =
                     self.records_of(partition).iter().map(|r| format!("[`{}`]", r.name)).collect();
                 page.push_str(&format!(
-                    "| [`{}`]([`{name}::{}`]) | `\"{}\"` | {} | [`{}`] `{}` |\n",
+                    "| [`{}`]({name}::{}) | `{:?}` | {} | [`{}`] `{}` |\n",
                     partition.name,
                     Names::partition_const(partition.name),
                     partition.key_string,
@@ -219,6 +229,7 @@ impl Context<'_, '_> {
         quote! {
             #doc
             #[derive(Debug)]
+            #[allow(dead_code)]
             #vis enum #name {}
         }
     }
@@ -279,12 +290,16 @@ impl Context<'_, '_> {
             // Spanned on the field's type, so a type without `StableHash` is reported there.
             let hashes = record.fields.iter().map(|(field, _)| {
                 let fname = &field.name;
-                quote_spanned!(field.ty.span()=> #rt::StableHash::stable_hash(&self.#fname, hasher);)
+                // Located at the type (so a type without `StableHash` is reported there),
+                // resolved at the call site like the rest of the generated code.
+                let span = Span::call_site().located_at(field.ty.span());
+                quote_spanned!(span=> #rt::StableHash::stable_hash(&self.#fname, hasher);)
             });
             let hasher = if record.fields.is_empty() { quote!(_hasher) } else { quote!(hasher) };
             out.extend(quote! {
                 #doc
                 #[derive(Clone, Debug, PartialEq, Eq)]
+                #[allow(dead_code)]
                 #vis struct #name { #(#fields,)* }
 
                 impl #rt::StableHash for #name {
@@ -305,7 +320,7 @@ impl Context<'_, '_> {
         let kinds: Vec<u16> = (0..names.len() as u16).collect();
         let variant_docs: Vec<String> = names.iter().map(|n| format!("A [`{n}`] record.")).collect();
         let accessors = names.iter().map(|name| {
-            let method = format_ident!("as_{}", snake(&name.to_string()));
+            let method = Names::accessor(name);
             let doc = format!("The record, if it is a [`{name}`].");
             quote! {
                 #[doc = #doc]
@@ -325,10 +340,12 @@ impl Context<'_, '_> {
         out.extend(quote! {
             #[doc = #enum_doc]
             #[derive(Clone, Debug, PartialEq, Eq)]
+            #[allow(dead_code)]
             #vis enum #record_enum { #(#[doc = #variant_docs] #names(#names),)* }
 
             #[doc = #ref_doc]
             #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+            #[allow(dead_code)]
             #vis enum #record_ref<'a> { #(#[doc = #variant_docs] #names(&'a #names),)* }
 
             impl #rt::StableHash for #record_enum {
@@ -339,6 +356,7 @@ impl Context<'_, '_> {
                 }
             }
 
+            #[allow(dead_code)]
             impl #record_enum {
                 /// The record's kind.
                 pub fn kind(&self) -> #rt::RecordKind {
@@ -351,6 +369,7 @@ impl Context<'_, '_> {
                 }
             }
 
+            #[allow(dead_code)]
             impl<'a> #record_ref<'a> {
                 /// The record's kind.
                 pub fn kind(self) -> #rt::RecordKind {
@@ -385,7 +404,7 @@ impl Context<'_, '_> {
         let record_heap = self.checked.records.iter().zip(&columns).map(|(record, column)| {
             let parts = record.fields.iter().map(|(field, ty)| {
                 let fname = &field.name;
-                heap_bytes(ty, quote!((record.#fname)), rt)
+                heap_bytes(ty, quote!((&record.#fname)), rt)
             });
             let binding = if record.fields.is_empty() { quote!(_record) } else { quote!(record) };
             quote! {
@@ -399,10 +418,12 @@ impl Context<'_, '_> {
         quote! {
             #[doc = #storage_doc]
             #[derive(Debug, Default)]
+            #[allow(dead_code)]
             #vis struct #storage { #(#[doc = #column_docs] #columns: ::std::vec::Vec<#names>,)* }
 
             #[doc = #builder_doc]
             #[derive(Debug, Default)]
+            #[allow(dead_code)]
             #vis struct #builder(#storage);
 
             impl #rt::RecordStorage for #storage {
@@ -469,7 +490,7 @@ impl Context<'_, '_> {
                 quote!(#rt::RecordKind(#at))
             });
             let layout = self.layout(partition);
-            quote!(#rt::PartitionDef { name: #name, key: #rt::Ident::new(#key), kinds: &[#(#kinds),*], layout: #layout })
+            quote!(#rt::PartitionDef { name: #name, key_string: #key, key: #rt::Ident::new(#key), kinds: &[#(#kinds),*], layout: #layout })
         });
         let index_defs = self.checked.indexes.iter().map(|index| {
             let name = index.name.to_string();
@@ -683,6 +704,7 @@ impl Context<'_, '_> {
                     }
                 });
                 quote! {
+                    #[allow(dead_code)]
                     impl #stage {
                         #[doc = #method_doc]
                         pub fn #field(self, #field: #param) -> #next {
@@ -697,6 +719,7 @@ impl Context<'_, '_> {
             stages.extend(quote! {
                 #[doc = #stage_doc]
                 #[derive(Clone, Debug)]
+                #[allow(dead_code)]
                 #vis struct #stage { builder: #rt::KeyBuilder }
 
                 #methods
@@ -715,6 +738,7 @@ impl Context<'_, '_> {
             quote! {
                 #[doc = #doc]
                 #[derive(Clone, Debug)]
+                #[allow(dead_code)]
                 #vis struct #partial { prefix: #rt::KeyPrefix }
 
                 impl #rt::IntoKeyPrefix for #partial {
@@ -730,8 +754,10 @@ impl Context<'_, '_> {
         quote! {
             #marker_doc
             #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+            #[allow(dead_code)]
             #vis struct #marker;
 
+            #[allow(dead_code)]
             impl #marker {
                 #[doc = #id_doc]
                 pub const ID: #rt::Ident = #rt::Ident::new(#key_string);
@@ -753,8 +779,10 @@ impl Context<'_, '_> {
 
             #[doc = #key_doc]
             #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+            #[allow(dead_code)]
             #vis struct #key_type { #(#field_docs pub #fields: #types,)* }
 
+            #[allow(dead_code)]
             impl #key_type {
                 /// A key from its components.
                 pub fn new(#(#params),*) -> Self {
@@ -850,6 +878,7 @@ impl Context<'_, '_> {
             quote!(#doc #vis const #name: #rt::IndexHandle<#schema, #value> = #rt::IndexHandle::new(#id);)
         });
         quote! {
+            #[allow(dead_code)]
             impl #schema {
                 #(#partitions)*
                 #(#indexes)*

@@ -15,6 +15,13 @@ fn ident(name: &str, span: Span) -> Ident {
     Ident::new(name, span)
 }
 
+/// A user's name without its raw-identifier prefix (`r#type` → `type`): the name
+/// every derived name and every comparison uses.
+pub fn unraw(ident: &Ident) -> String {
+    let name = ident.to_string();
+    name.strip_prefix("r#").map_or(name.clone(), str::to_string)
+}
+
 /// `symbols_by_file` → `SymbolsByFile`.
 pub fn camel(snake: &str) -> String {
     snake
@@ -48,7 +55,7 @@ pub fn snake(camel: &str) -> String {
 
 impl Names {
     pub fn new(schema: &Ident) -> Self {
-        Names { schema: schema.to_string(), span: schema.span() }
+        Names { schema: unraw(schema), span: schema.span() }
     }
 
     /// The record enum: `MiniLangRecord`.
@@ -73,42 +80,47 @@ impl Names {
 
     /// The storage column of a record kind: `function_column`.
     pub fn column(record: &Ident) -> Ident {
-        ident(&format!("{}_column", snake(&record.to_string())), record.span())
+        ident(&format!("{}_column", snake(&unraw(record))), record.span())
     }
 
     /// A partition's marker type: `SymbolsPartition`.
     pub fn partition_type(partition: &Ident) -> Ident {
-        ident(&format!("{}Partition", camel(&partition.to_string())), partition.span())
+        ident(&format!("{}Partition", camel(&unraw(partition))), partition.span())
     }
 
     /// A partition's handle on the schema type: `MiniLang::SYMBOLS`.
     pub fn partition_const(partition: &Ident) -> Ident {
-        ident(&partition.to_string().to_uppercase(), partition.span())
+        ident(&unraw(partition).to_uppercase(), partition.span())
     }
 
     /// A partition's key type: `SymbolsKey`.
     pub fn key_type(partition: &Ident) -> Ident {
-        ident(&format!("{}Key", camel(&partition.to_string())), partition.span())
+        ident(&format!("{}Key", camel(&unraw(partition))), partition.span())
     }
 
     /// A partition's key prefix holding its first `len` components: `SymbolsKeyPrefix1`.
     pub fn prefix_type(partition: &Ident, len: usize) -> Ident {
-        ident(&format!("{}KeyPrefix{len}", camel(&partition.to_string())), partition.span())
+        ident(&format!("{}KeyPrefix{len}", camel(&unraw(partition))), partition.span())
     }
 
     /// A partition's key prefix ending inside a string component.
     pub fn partial_prefix_type(partition: &Ident) -> Ident {
-        ident(&format!("{}KeyPartialPrefix", camel(&partition.to_string())), partition.span())
+        ident(&format!("{}KeyPartialPrefix", camel(&unraw(partition))), partition.span())
     }
 
     /// The prefix builder method that starts a string component: `path_starts_with`.
     pub fn starts_with_method(field: &Ident) -> Ident {
-        ident(&format!("{field}_starts_with"), field.span())
+        ident(&format!("{}_starts_with", unraw(field)), field.span())
     }
 
     /// An index's handle on the schema type: `MiniLang::BY_NAME`.
     pub fn index_const(index: &Ident) -> Ident {
-        ident(&index.to_string().to_uppercase(), index.span())
+        ident(&unraw(index).to_uppercase(), index.span())
+    }
+
+    /// The accessor on the borrowed record enum: `as_function`.
+    pub fn accessor(record: &Ident) -> Ident {
+        ident(&format!("as_{}", snake(&unraw(record))), record.span())
     }
 
     /// Every type name the macro generates for this schema (for collision checks).

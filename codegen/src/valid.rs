@@ -1,13 +1,13 @@
 //! Validation: every mistake in the declaration, each spanned on the user's tokens
 //! with a message that says how to fix it, all reported together.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use proc_macro2::Span;
 use syn::Ident;
 
 use crate::ast::{Field, Schema};
-use crate::names::Names;
+use crate::names::{Names, unraw};
 use crate::types::{self, FieldType, IndexShape, Scalar};
 
 /// The most components a sort key may have (the runtime's `KeyShape` limit).
@@ -15,6 +15,14 @@ const MAX_KEY_FIELDS: usize = 8;
 
 /// Names a generated item would take from the runtime's traits.
 const RESERVED_CONSTS: &[&str] = &["NAME"];
+
+/// Record names the macro reads as field types of its own (so a record of that name
+/// could never be used as a field, and would shadow the type for other fields).
+const RESERVED_RECORDS: &[&str] = &[
+    "Ident", "TaskId", "ChunkId", "String", "Vec", "Option", "Box", "HashMap", "HashSet", "BTreeMap",
+    "BTreeSet", "u8", "u16", "u32", "u64", "u128", "i8", "i16", "i32", "i64", "i128", "usize", "isize",
+    "f32", "f64", "bool", "char", "str", "Self",
+];
 
 /// A record kind, checked.
 pub struct RecordInfo<'a> {
@@ -70,7 +78,7 @@ impl Errors {
 
     /// Reports `ident` if an earlier one had the same name.
     fn unique<'a>(&mut self, seen: &mut HashMap<String, &'a Ident>, ident: &'a Ident, what: &str) {
-        let name = ident.to_string();
+        let name = unraw(ident);
         if let Some(first) = seen.get(&name) {
             self.push(ident.span(), format!("{what} `{name}` is declared twice: rename or remove one"));
             self.push(first.span(), format!("first declaration of {what} `{name}`"));
@@ -97,21 +105,50 @@ pub fn check(schema: &Schema) -> syn::Result<Checked<'_>> {
 
     // Records and their fields.
     let mut record_names = HashMap::new();
+    let mut columns: HashMap<String, &Ident> = HashMap::new();
     let mut records = Vec::new();
+    let mut rejected_fields: HashSet<(String, String)> = HashSet::new();
     for record in &schema.records {
         errors.unique(&mut record_names, &record.name, "record");
+        let column = Names::column(&record.name).to_string();
+        match columns.get(&column) {
+            Some(first) if unraw(first) != unraw(&record.name) => errors.push(
+                record.name.span(),
+                format!(
+                    "records `{}` and `{first}` would share the generated names `{column}` and `{}`: rename one",
+                    record.name,
+                    Names::accessor(&record.name)
+                ),
+            ),
+            _ => {
+                columns.insert(column, &record.name);
+            }
+        }
+        if RESERVED_RECORDS.contains(&unraw(&record.name).as_str()) {
+            errors.push(
+                record.name.span(),
+                format!(
+                    "record name `{}` is reserved: the macro reads it as a field type of its own, so a record of that name could not be used; rename the record",
+                    record.name
+                ),
+            );
+        }
         let mut field_names = HashMap::new();
         let mut fields = Vec::new();
         for field in &record.fields {
             errors.unique(&mut field_names, &field.name, "field");
             match types::classify(&field.ty) {
                 Ok(ty) => fields.push((field, ty)),
-                Err(error) => errors.add(error),
+                Err(error) => {
+                    rejected_fields.insert((unraw(&record.name), unraw(&field.name)));
+                    errors.add(error);
+                }
             }
         }
         records.push(RecordInfo { name: &record.name, docs: &record.docs, fields, held_by: Vec::new() });
     }
-    let record_at = |name: &Ident| schema.records.iter().position(|record| record.name == *name);
+    let record_at =
+        |name: &Ident| schema.records.iter().position(|record| unraw(&record.name) == unraw(name));
 
     // Partitions.
     let mut partition_names = HashMap::new();
@@ -212,8 +249,13 @@ pub fn check(schema: &Schema) -> syn::Result<Checked<'_>> {
                 );
                 continue;
             };
-            let Some((field, ty)) = records[at].fields.iter().find(|(field, _)| field.name == target.field)
+            let Some((field, ty)) =
+                records[at].fields.iter().find(|(field, _)| unraw(&field.name) == unraw(&target.field))
             else {
+                if rejected_fields.contains(&(unraw(&target.record), unraw(&target.field))) {
+                    // The field's type was already reported.
+                    continue;
+                }
                 errors.push(
                     target.field.span(),
                     format!(
@@ -259,12 +301,43 @@ pub fn check(schema: &Schema) -> syn::Result<Checked<'_>> {
         }
     }
 
-    // Names the macro generates must not collide with the user's.
+    // Index ids share the identifier space of partition keys (read-sets name either).
+    for index in &schema.indexes {
+        if let Some(partition) = partitions.iter().find(|p| p.key_string == unraw(&index.name)) {
+            errors.push(
+                index.name.span(),
+                format!(
+                    "index `{}` has the same id as partition `{}` (key \"{}\"): reads of the two could not be told apart; rename the index",
+                    index.name, partition.name, partition.key_string
+                ),
+            );
+        }
+    }
+
+    // Names the macro generates must not collide with each other or with the user's.
     let generated = names.generated_types(
         &schema.partitions.iter().map(|p| (p.name.clone(), p.key_fields.len())).collect::<Vec<_>>(),
     );
+    let mut first_owner: HashMap<&str, &str> = HashMap::new();
+    let mut reported = HashSet::new();
+    for (name, what) in &generated {
+        match first_owner.get(name.as_str()) {
+            Some(first) if first != what => {
+                let owner = schema.partitions.iter().rev().find(|p| what.contains(&format!("`{}`", p.name)));
+                // One report per colliding declaration, not one per generated name.
+                if reported.insert(owner.map(|p| unraw(&p.name))) {
+                    let span = owner.map_or(schema.name.span(), |p| p.name.span());
+                    errors.push(span, format!("the macro would generate `{name}` twice, as {first} and as {what}: rename one of them"));
+                }
+            }
+            Some(_) => {}
+            None => {
+                first_owner.insert(name, what);
+            }
+        }
+    }
     for record in &schema.records {
-        if let Some((_, what)) = generated.iter().find(|(name, _)| record.name == name) {
+        if let Some((_, what)) = generated.iter().find(|(name, _)| unraw(&record.name) == *name) {
             errors.push(
                 record.name.span(),
                 format!("record name `{}` is reserved: the macro generates {what} under that name; rename the record", record.name),

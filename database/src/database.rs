@@ -118,7 +118,7 @@ impl<S: Schema> Database<S> {
     #[must_use]
     pub fn new() -> Self {
         for def in S::partitions() {
-            Ident::named(def.name);
+            Ident::named(def.key_string);
         }
         Database {
             shared: Arc::new(Shared {

@@ -229,12 +229,14 @@ impl Schema for RefLang {
         &[
             PartitionDef {
                 name: "symbols",
+                key_string: "symbols",
                 key: SYMBOLS,
                 kinds: &[MODULE, FUNCTION, STRUCT],
                 layout: SYMBOL_KEY,
             },
             PartitionDef {
                 name: "diagnostics",
+                key_string: "diagnostics",
                 key: DIAGNOSTICS,
                 kinds: &[DIAGNOSTIC],
                 layout: DIAGNOSTIC_KEY,

@@ -27,7 +27,9 @@ pub struct RecordHandle {
 pub struct PartitionDef {
     /// The name used in the schema (`symbols`).
     pub name: &'static str,
-    /// The partition key ([`Ident::new`] of the declared key string).
+    /// The declared key string.
+    pub key_string: &'static str,
+    /// The partition key ([`Ident::new`] of the key string).
     pub key: Ident,
     /// The record kinds this partition may hold.
     pub kinds: &'static [RecordKind],
