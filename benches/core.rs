@@ -1,6 +1,7 @@
 //! Detailed benchmarks behind the runtime figures of `examples/perf_report.rs`:
 //! exact and prefix lookups over a partition spread across many chunks, a 1,000-record
-//! commit that supersedes a previous version, and snapshot + point query.
+//! commit that supersedes a previous version, snapshot + point query, and concurrent
+//! readers at 1, 2, 4 and 8 threads.
 //!
 //! `cargo bench --bench core` (criterion; `-- --quick` for a short run).
 
@@ -111,5 +112,41 @@ fn big_chunk(variant: usize) -> Vec<((chunkdb::Ident, String), MiniLangRecord)> 
         .collect()
 }
 
-criterion_group!(benches, lookups, commits);
+/// Point queries (fresh snapshot each) from 1, 2, 4 and 8 threads at once: readers
+/// share nothing but the published state, so throughput should grow with the cores
+/// (and hold steady beyond them).
+fn concurrent_readers(c: &mut Criterion) {
+    let corpus = workloads::corpus(FILES);
+    let db = workloads::load(&corpus);
+    let keys = workloads::lookup_keys(&corpus, 4096);
+    let mut group = c.benchmark_group("concurrent_readers");
+    for threads in [1usize, 2, 4, 8] {
+        group.throughput(criterion::Throughput::Elements(1));
+        group.bench_function(format!("{threads}_threads"), |b| {
+            b.iter_custom(|iters| {
+                let per_thread = iters.div_ceil(threads as u64);
+                let started = std::time::Instant::now();
+                std::thread::scope(|scope| {
+                    for thread in 0..threads {
+                        let (db, keys) = (&db, &keys);
+                        scope.spawn(move || {
+                            for at in 0..per_thread as usize {
+                                let snapshot = db.snapshot();
+                                let key = &keys[(at * 7 + thread * 131) % keys.len()];
+                                black_box(snapshot.get(SymbolsPartition::ID, key).expect("valid key").len());
+                            }
+                        });
+                    }
+                });
+                // `iters` queries ran, spread over the threads: criterion's time per
+                // iteration is then time per query of the whole group, which should halve
+                // from one thread to two on a two-core machine.
+                started.elapsed()
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, lookups, commits, concurrent_readers);
 criterion_main!(benches);

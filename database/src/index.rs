@@ -300,6 +300,30 @@ impl<S: Schema> PartitionIndex<S> {
         );
     }
 
+    /// The position a scan starting at `start` begins at.
+    fn probe<'a>(start: Start<'a>) -> Probe<'a> {
+        match start {
+            Start::At(key) => Probe::new(key),
+            Start::PastPrefix(prefix) => Probe::PastPrefix(prefix),
+        }
+    }
+
+    /// About how many keys a scan from `start` visits while `admits` holds.
+    pub(crate) fn estimate(&self, start: Start<'_>, admits: &impl Fn(&IndexKey) -> bool) -> usize {
+        self.entries.estimate(&Self::probe(start), admits)
+    }
+
+    /// Scans from `start` while `admits` holds, in parallel by subtrees; the parts
+    /// `visit` makes come back in key order.
+    pub(crate) fn par_visit<'t, R: Send>(
+        &'t self,
+        start: Start<'_>,
+        admits: &(impl Fn(&IndexKey) -> bool + Sync),
+        visit: &(impl Fn(&[&'t [(IndexKey, Postings<S>)]]) -> R + Sync),
+    ) -> Vec<R> {
+        self.entries.par_visit(&Self::probe(start), admits, visit)
+    }
+
     /// Number of records.
     pub(crate) fn len(&self) -> usize {
         self.records

@@ -165,16 +165,50 @@ impl<'s, S: Schema> Query<'s, S> {
             hits.extend(self.iter()?);
             return Ok(QueryResults { partition, found: Found::List(hits) });
         }
+        let Some(index) = index else {
+            return self.execute_sequentially();
+        };
         let range = self.condition.range();
-        let runs = index.map_or_else(Vec::new, |index| {
-            runs_until(index.scan_from(range.start), |key| admits_end(&range.end, key))
-        });
+        let admits = |key: &IndexKey| admits_end(&range.end, key);
+        let estimate = index.estimate(range.start, &admits);
         let kind = if self.filter.is_some() { QueryKind::FilteredScan } else { QueryKind::Scan };
-        let (hits, chunks) =
-            scan_runs(self.snapshot, partition, kind, &runs, self.filter.as_deref(), self.execution);
-        if let Some(log) = self.log {
-            log.record(ReadEntry::new(partition, range.to_owned(), chunks, hits.len()));
+        let executor = &self.snapshot.counters.executor;
+        let plan = executor.plan(partition, kind, estimate, self.execution);
+        let started = plan.timed.then(Instant::now);
+        if !plan.parallel {
+            let results = self.execute_sequentially();
+            if let Some(started) = started {
+                executor.report(plan, estimate, started.elapsed());
+            }
+            return results;
         }
+        let filter = self.filter.as_deref();
+        let visit =
+            |stretches: &[&'s [(IndexKey, Postings<S>)]]| scan_stretches(partition, stretches, filter);
+        let parts: Vec<(Vec<Hit<'s, S>>, Vec<ChunkId>)> = index.par_visit(range.start, &admits, &visit);
+        if let Some(started) = started {
+            executor.report(plan, estimate, started.elapsed());
+        }
+        let mut chunks = Vec::new();
+        let mut lists = Vec::with_capacity(parts.len());
+        for (hits, part_chunks) in parts {
+            chunks.extend(part_chunks);
+            if !hits.is_empty() {
+                lists.push(hits);
+            }
+        }
+        let results = QueryResults { partition, found: Found::parts(lists) };
+        if let Some(log) = self.log {
+            log.record(ReadEntry::new(partition, range.to_owned(), chunks, results.len()));
+        }
+        Ok(results)
+    }
+
+    /// Runs a (validated) scan on this thread, through the lazy iterator.
+    fn execute_sequentially(self) -> Result<QueryResults<'s, S>> {
+        let partition = self.partition;
+        let mut hits = Vec::with_capacity(16);
+        hits.extend(self.iter()?);
         Ok(QueryResults { partition, found: Found::List(hits) })
     }
 
@@ -295,6 +329,28 @@ pub(crate) fn batch_get<'s, S: Schema, K: IntoSortKey>(
 /// are weighed against the executor's size bounds.
 const BATCH_WEIGHT: usize = 64;
 
+/// Scans stretches of a partition's entries into hits, and the chunks examined.
+fn scan_stretches<'s, S: Schema>(
+    partition: Ident,
+    stretches: &[&'s [(IndexKey, Postings<S>)]],
+    filter: Option<&Keep<'s, S>>,
+) -> (Vec<Hit<'s, S>>, Vec<ChunkId>) {
+    let mut hits = Vec::with_capacity(stretches.iter().map(|stretch| stretch.len()).sum());
+    let mut chunks = Vec::new();
+    for (key, postings) in stretches.iter().flat_map(|stretch| stretch.iter()) {
+        for posting in postings.as_slice() {
+            if chunks.last() != Some(&posting.chunk.id) {
+                chunks.push(posting.chunk.id);
+            }
+            let hit = Hit { partition, key: &key.key, posting };
+            if filter.is_none_or(|keep| keep(&hit)) {
+                hits.push(hit);
+            }
+        }
+    }
+    (hits, chunks)
+}
+
 /// The leaf runs of a scan, from its start to its end.
 fn runs_until<'s, V>(
     mut scan: crate::tree::Iter<'s, IndexKey, V>,
@@ -311,56 +367,6 @@ fn runs_until<'s, V>(
         }
     }
     runs
-}
-
-/// Scans leaf runs of a partition into hits (and the chunks examined), on one core or
-/// on rayon's pool as the executor decides. Results come in key order either way.
-fn scan_runs<'s, S: Schema>(
-    snapshot: &'s Snapshot<S>,
-    partition: Ident,
-    kind: QueryKind,
-    runs: &[&'s [(IndexKey, Postings<S>)]],
-    filter: Option<&Keep<'s, S>>,
-    execution: Execution,
-) -> (Vec<Hit<'s, S>>, Vec<ChunkId>) {
-    let entries: usize = runs.iter().map(|run| run.len()).sum();
-    let executor = &snapshot.counters.executor;
-    let plan = executor.plan(partition, kind, entries, execution);
-    let started = plan.timed.then(Instant::now);
-    let scan = |runs: &[&'s [(IndexKey, Postings<S>)]]| {
-        let mut hits = Vec::with_capacity(runs.iter().map(|run| run.len()).sum());
-        let mut chunks = Vec::new();
-        for (key, postings) in runs.iter().flat_map(|run| run.iter()) {
-            for posting in postings.as_slice() {
-                if chunks.last() != Some(&posting.chunk.id) {
-                    chunks.push(posting.chunk.id);
-                }
-                let hit = Hit { partition, key: &key.key, posting };
-                if filter.is_none_or(|keep| keep(&hit)) {
-                    hits.push(hit);
-                }
-            }
-        }
-        (hits, chunks)
-    };
-    let found = if plan.parallel {
-        // A few tasks per thread: enough to balance, few enough to merge cheaply.
-        let per_task = runs.len().div_ceil(rayon::current_num_threads() * 4).max(1);
-        let parts: Vec<(Vec<Hit<'s, S>>, Vec<ChunkId>)> = runs.par_chunks(per_task).map(scan).collect();
-        let mut hits = Vec::with_capacity(parts.iter().map(|(hits, _)| hits.len()).sum());
-        let mut chunks = Vec::new();
-        for (part_hits, part_chunks) in parts {
-            hits.extend(part_hits);
-            chunks.extend(part_chunks);
-        }
-        (hits, chunks)
-    } else {
-        scan(runs)
-    };
-    if let Some(started) = started {
-        executor.report(plan, entries, started.elapsed());
-    }
-    found
 }
 
 impl<S: Schema> fmt::Debug for Query<'_, S> {
@@ -545,8 +551,30 @@ pub struct RecordMeta<'s> {
 /// What a query found: the postings of one key, borrowed straight from the tree, or a
 /// list collected by a scan.
 enum Found<'s, S: Schema> {
-    Key { key: &'s SortKey, postings: &'s [Posting<S>] },
+    Key {
+        key: &'s SortKey,
+        postings: &'s [Posting<S>],
+    },
     List(Vec<Hit<'s, S>>),
+    /// A parallel scan's parts, kept as they came (in key order) rather than copied
+    /// into one list; `ends[i]` is the number of hits in parts `0..=i`.
+    Parts {
+        parts: Vec<Vec<Hit<'s, S>>>,
+        ends: Vec<usize>,
+    },
+}
+
+impl<'s, S: Schema> Found<'s, S> {
+    fn parts(parts: Vec<Vec<Hit<'s, S>>>) -> Self {
+        let ends = parts
+            .iter()
+            .scan(0, |total, part| {
+                *total += part.len();
+                Some(*total)
+            })
+            .collect();
+        Found::Parts { parts, ends }
+    }
 }
 
 /// The collected results of a query, in sort-key order.
@@ -568,6 +596,7 @@ impl<'s, S: Schema> QueryResults<'s, S> {
         match &self.found {
             Found::Key { postings, .. } => postings.len(),
             Found::List(hits) => hits.len(),
+            Found::Parts { ends, .. } => ends.last().copied().unwrap_or(0),
         }
     }
 
@@ -585,6 +614,11 @@ impl<'s, S: Schema> QueryResults<'s, S> {
                 postings.get(index).map(|posting| Hit { partition: self.partition, key, posting })
             }
             Found::List(hits) => hits.get(index).copied(),
+            Found::Parts { parts, ends } => {
+                let part = ends.partition_point(|&end| end <= index);
+                let before = if part == 0 { 0 } else { ends[part - 1] };
+                parts.get(part)?.get(index - before).copied()
+            }
         }
     }
 

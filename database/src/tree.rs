@@ -163,6 +163,39 @@ impl<K: Ord + Clone, V: Clone> Tree<K, V> {
         }
     }
 
+    /// Visits the entries from the first not below `probe` for as long as `admits`
+    /// holds, dividing the work by subtrees on rayon's pool: each bottom-level branch
+    /// (up to `MAX` leaves) is one task, and `visit` gets its stretches of entries.
+    /// What the tasks return comes back in key order. No serial walk over the leaves
+    /// precedes the split, so the scan scales with the threads.
+    pub(crate) fn par_visit<'t, Q, A, F, R>(&'t self, probe: &Q, admits: &A, visit: &F) -> Vec<R>
+    where
+        K: Send + Sync,
+        V: Send + Sync,
+        Q: Seek<K> + Sync + ?Sized,
+        A: Fn(&K) -> bool + Sync,
+        F: Fn(&[&'t [(K, V)]]) -> R + Sync,
+        R: Send,
+    {
+        match &self.root {
+            None => Vec::new(),
+            Some(Node::Leaf(entries)) => {
+                let stretch = admitted(entries, probe, admits);
+                if stretch.is_empty() { Vec::new() } else { vec![visit(&[stretch])] }
+            }
+            Some(node) => par_visit_node(node, probe, admits, visit, (true, true)),
+        }
+    }
+
+    /// About how many entries [`par_visit`](Self::par_visit) would visit.
+    pub(crate) fn estimate<Q, A>(&self, probe: &Q, admits: &A) -> usize
+    where
+        Q: Seek<K> + ?Sized,
+        A: Fn(&K) -> bool,
+    {
+        self.root.as_ref().map_or(0, |root| estimate_node(root, probe, admits))
+    }
+
     /// Applies a batch of changes sorted by key, with at most one change per key.
     /// `merge` receives each change with the entry's current value (if any) and
     /// returns its new value, or `None` to remove the entry.
@@ -240,6 +273,90 @@ impl<K: Ord + Clone, V: Clone> Tree<K, V> {
         assert_eq!(total, self.len);
         total
     }
+}
+
+/// The entries of a leaf from `probe` on that `admits` accepts.
+fn admitted<'a, K, V, Q: Seek<K> + ?Sized>(
+    entries: &'a [(K, V)],
+    probe: &Q,
+    admits: &impl Fn(&K) -> bool,
+) -> &'a [(K, V)] {
+    let start = entries.partition_point(|(key, _)| probe.seek_cmp(key) == Ordering::Greater);
+    let len = entries[start..].partition_point(|(key, _)| admits(key));
+    &entries[start..start + len]
+}
+
+/// About how many entries lie from `probe` on while `admits` holds, counted from
+/// branch nodes alone (a reachable leaf counts as three-quarters full): enough to pick
+/// a size bucket, without the cost of visiting every leaf.
+fn estimate_node<K, V, Q, A>(node: &Node<K, V>, probe: &Q, admits: &A) -> usize
+where
+    Q: Seek<K> + ?Sized,
+    A: Fn(&K) -> bool,
+{
+    match node {
+        Node::Leaf(entries) => admitted(entries, probe, admits).len(),
+        Node::Branch(children) => {
+            let first = child_for(children, probe);
+            let last = first + 1 + children[first + 1..].partition_point(|(key, _)| admits(key));
+            match children.first() {
+                Some((_, Node::Leaf(_))) => (last - first) * (MAX * 3 / 4),
+                _ => children[first..last].iter().map(|(_, child)| estimate_node(child, probe, admits)).sum(),
+            }
+        }
+    }
+}
+
+/// `par_visit` below `node`. Only the leftmost and rightmost paths of the range need
+/// trimming (`edges`: on the range's first path, on its last path); every other leaf
+/// is visited whole, read front to back.
+fn par_visit_node<'t, K, V, Q, A, F, R>(
+    node: &'t Node<K, V>,
+    probe: &Q,
+    admits: &A,
+    visit: &F,
+    edges: (bool, bool),
+) -> Vec<R>
+where
+    K: Send + Sync,
+    V: Send + Sync,
+    Q: Seek<K> + Sync + ?Sized,
+    A: Fn(&K) -> bool + Sync,
+    F: Fn(&[&'t [(K, V)]]) -> R + Sync,
+    R: Send,
+{
+    use rayon::prelude::*;
+    let Node::Branch(children) = node else { return Vec::new() };
+    // The children the range can reach: from the one holding the probe's position up
+    // to the last whose smallest key is still admitted.
+    let first = if edges.0 { child_for(children, probe) } else { 0 };
+    let last = if edges.1 {
+        first + 1 + children[first + 1..].partition_point(|(key, _)| admits(key))
+    } else {
+        children.len()
+    };
+    let reachable = &children[first..last];
+    let edges_of = |at: usize| (edges.0 && at == 0, edges.1 && at + 1 == reachable.len());
+    if let Some((_, Node::Leaf(_))) = reachable.first() {
+        let stretches: Vec<&'t [(K, V)]> = reachable
+            .iter()
+            .enumerate()
+            .filter_map(|(at, (_, child))| match child {
+                Node::Leaf(entries) => Some(match edges_of(at) {
+                    (false, false) => &entries[..],
+                    _ => admitted(entries, probe, admits),
+                }),
+                Node::Branch(_) => None,
+            })
+            .filter(|stretch| !stretch.is_empty())
+            .collect();
+        return if stretches.is_empty() { Vec::new() } else { vec![visit(&stretches)] };
+    }
+    reachable
+        .par_iter()
+        .enumerate()
+        .flat_map_iter(|(at, (_, child))| par_visit_node(child, probe, admits, visit, edges_of(at)))
+        .collect()
 }
 
 /// The state of one [`Tree::apply`] call.

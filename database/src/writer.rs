@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use rayon::slice::ParallelSliceMut;
+
 use crate::chunk::{Chunk, LiveCount, PartitionSlice, Row};
 use crate::database::Database;
 use crate::error::{Error, Result};
@@ -11,6 +13,9 @@ use crate::key::IntoSortKey;
 use crate::read_set::ReadEntry;
 use crate::schema::{self, RecordStorage, Schema, StorageBuilder};
 use crate::typed::{Holds, TypedPartition};
+
+/// Chunks with at least this many records sort them in parallel.
+const PARALLEL_SORT_FROM: usize = 1 << 16;
 
 type BuilderOf<S> = <<S as Schema>::Storage as RecordStorage>::Builder;
 
@@ -135,7 +140,14 @@ impl<S: Schema> ChunkWriter<S> {
     /// touching the database, so this work runs outside the commit lock.
     fn build(self) -> Result<(Arc<Chunk<S>>, Vec<ChunkId>)> {
         let ChunkWriter { db, task, parent, mut declared, reads, builder, mut rows } = self;
-        rows.sort_unstable_by(|(pa, a), (pb, b)| pa.cmp(pb).then_with(|| a.key.cmp(&b.key)));
+        let order =
+            |(pa, a): &(Ident, Row), (pb, b): &(Ident, Row)| pa.cmp(pb).then_with(|| a.key.cmp(&b.key));
+        // Very large chunks (a generated file, a bulk load) sort on every core.
+        if rows.len() >= PARALLEL_SORT_FROM && rayon::current_num_threads() > 1 {
+            rows.par_sort_unstable_by(order);
+        } else {
+            rows.sort_unstable_by(order);
+        }
         if let Some(pair) =
             rows.windows(2).find(|pair| pair[0].0 == pair[1].0 && pair[0].1.key == pair[1].1.key)
         {
