@@ -170,35 +170,71 @@ impl<'s, S: Schema> Query<'s, S> {
         };
         let range = self.condition.range();
         let admits = |key: &IndexKey| admits_end(&range.end, key);
-        let estimate = index.estimate(range.start, &admits);
         let kind = if self.filter.is_some() { QueryKind::FilteredScan } else { QueryKind::Scan };
         let executor = &self.snapshot.counters.executor;
-        let plan = executor.plan(partition, kind, estimate, self.execution);
-        let started = plan.timed.then(Instant::now);
-        if !plan.parallel {
-            let results = self.execute_sequentially();
-            if let Some(started) = started {
+        let filter = self.filter.as_deref();
+        let forced_parallel = self.execution == Execution::Parallel
+            || (self.execution == Execution::Auto && executor.mode() == Execution::Parallel);
+        // Start on this thread: most scans end within a few keys, and then no size
+        // estimate or plan is needed at all.
+        let mut scan = index.scan_from(range.start);
+        let mut head = Vec::with_capacity(16);
+        // Chunks are noted only for a recorded read.
+        let mut chunks = self.log.map(|_| Vec::new());
+        let mut examined = 0;
+        let mut last: Option<&'s IndexKey> = None;
+        let mut exhausted = forced_parallel;
+        while !forced_parallel {
+            let Some((key, postings)) = scan.next().filter(|(key, _)| admits(key)) else {
+                exhausted = true;
+                break;
+            };
+            collect_postings(partition, key, postings, filter, &mut head, chunks.as_mut());
+            examined += 1;
+            last = Some(key);
+            if examined == SEQUENTIAL_BELOW {
+                break;
+            }
+        }
+        let results = if exhausted && !forced_parallel {
+            QueryResults { partition, found: Found::List(head) }
+        } else {
+            // A large scan: plan the rest, which starts right after the last key seen.
+            let started = Instant::now();
+            let after: Vec<u8> = last.map_or_else(Vec::new, |key| [key.key.as_bytes(), &[0]].concat());
+            let rest = if last.is_some() { Start::At(&after) } else { range.start };
+            let estimate = examined + index.estimate(rest, &admits);
+            let plan = executor.plan(partition, kind, estimate, self.execution);
+            let found = if plan.parallel {
+                let visit = |stretches: &[&'s [(IndexKey, Postings<S>)]]| {
+                    scan_stretches(partition, stretches, filter)
+                };
+                let parts: Vec<(Vec<Hit<'s, S>>, Vec<ChunkId>)> = index.par_visit(rest, &admits, &visit);
+                let mut lists = Vec::with_capacity(parts.len() + 1);
+                if !head.is_empty() {
+                    lists.push(head);
+                }
+                for (hits, part_chunks) in parts {
+                    if let Some(chunks) = chunks.as_mut() {
+                        chunks.extend(part_chunks);
+                    }
+                    if !hits.is_empty() {
+                        lists.push(hits);
+                    }
+                }
+                Found::parts(lists)
+            } else {
+                for (key, postings) in scan.take_while(|(key, _)| admits(key)) {
+                    collect_postings(partition, key, postings, filter, &mut head, chunks.as_mut());
+                }
+                Found::List(head)
+            };
+            if plan.timed {
                 executor.report(plan, estimate, started.elapsed());
             }
-            return results;
-        }
-        let filter = self.filter.as_deref();
-        let visit =
-            |stretches: &[&'s [(IndexKey, Postings<S>)]]| scan_stretches(partition, stretches, filter);
-        let parts: Vec<(Vec<Hit<'s, S>>, Vec<ChunkId>)> = index.par_visit(range.start, &admits, &visit);
-        if let Some(started) = started {
-            executor.report(plan, estimate, started.elapsed());
-        }
-        let mut chunks = Vec::new();
-        let mut lists = Vec::with_capacity(parts.len());
-        for (hits, part_chunks) in parts {
-            chunks.extend(part_chunks);
-            if !hits.is_empty() {
-                lists.push(hits);
-            }
-        }
-        let results = QueryResults { partition, found: Found::parts(lists) };
-        if let Some(log) = self.log {
+            QueryResults { partition, found }
+        };
+        if let (Some(log), Some(chunks)) = (self.log, chunks) {
             log.record(ReadEntry::new(partition, range.to_owned(), chunks, results.len()));
         }
         Ok(results)
@@ -329,6 +365,29 @@ pub(crate) fn batch_get<'s, S: Schema, K: IntoSortKey>(
 /// are weighed against the executor's size bounds.
 const BATCH_WEIGHT: usize = 64;
 
+/// Appends one key's records that pass the filter to `hits`, noting every chunk
+/// examined in `chunks` when the read is recorded.
+fn collect_postings<'s, S: Schema>(
+    partition: Ident,
+    key: &'s IndexKey,
+    postings: &'s Postings<S>,
+    filter: Option<&Keep<'s, S>>,
+    hits: &mut Vec<Hit<'s, S>>,
+    mut chunks: Option<&mut Vec<ChunkId>>,
+) {
+    for posting in postings.as_slice() {
+        if let Some(chunks) = chunks.as_deref_mut()
+            && chunks.last() != Some(&posting.chunk.id)
+        {
+            chunks.push(posting.chunk.id);
+        }
+        let hit = Hit { partition, key: &key.key, posting };
+        if filter.is_none_or(|keep| keep(&hit)) {
+            hits.push(hit);
+        }
+    }
+}
+
 /// Scans stretches of a partition's entries into hits, and the chunks examined.
 fn scan_stretches<'s, S: Schema>(
     partition: Ident,
@@ -338,15 +397,7 @@ fn scan_stretches<'s, S: Schema>(
     let mut hits = Vec::with_capacity(stretches.iter().map(|stretch| stretch.len()).sum());
     let mut chunks = Vec::new();
     for (key, postings) in stretches.iter().flat_map(|stretch| stretch.iter()) {
-        for posting in postings.as_slice() {
-            if chunks.last() != Some(&posting.chunk.id) {
-                chunks.push(posting.chunk.id);
-            }
-            let hit = Hit { partition, key: &key.key, posting };
-            if filter.is_none_or(|keep| keep(&hit)) {
-                hits.push(hit);
-            }
-        }
+        collect_postings(partition, key, postings, filter, &mut hits, Some(&mut chunks));
     }
     (hits, chunks)
 }
