@@ -184,16 +184,18 @@ impl<'s, S: Schema> Query<'s, S> {
         let mut examined = 0;
         let mut last: Option<&'s IndexKey> = None;
         let mut exhausted = forced_parallel;
-        while !forced_parallel {
-            let Some((key, postings)) = scan.next().filter(|(key, _)| admits(key)) else {
-                exhausted = true;
-                break;
-            };
-            collect_postings(partition, key, postings, filter, &mut head, chunks.as_mut());
-            examined += 1;
-            last = Some(key);
-            if examined == SEQUENTIAL_BELOW {
-                break;
+        if !forced_parallel {
+            loop {
+                let Some((key, postings)) = scan.next().filter(|(key, _)| admits(key)) else {
+                    exhausted = true;
+                    break;
+                };
+                collect_postings(partition, key, postings, filter, &mut head, chunks.as_mut());
+                examined += 1;
+                last = Some(key);
+                if examined == SEQUENTIAL_BELOW {
+                    break;
+                }
             }
         }
         let results = if exhausted && !forced_parallel {
