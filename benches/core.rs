@@ -1,7 +1,7 @@
 //! Detailed benchmarks behind the runtime figures of `examples/perf_report.rs`:
 //! exact and prefix lookups over a partition spread across many chunks, a 1,000-record
-//! commit that supersedes a previous version, snapshot + point query, and concurrent
-//! readers at 1, 2, 4 and 8 threads.
+//! commit that supersedes a previous version, snapshot + point query, concurrent
+//! readers at 1, 2, 4 and 8 threads, and filtered scans in each execution mode.
 //!
 //! `cargo bench --bench core` (criterion; `-- --quick` for a short run).
 
@@ -148,5 +148,44 @@ fn concurrent_readers(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, lookups, commits, concurrent_readers);
+/// A filtered scan of 200,000 records, forced sequential, forced parallel and left to
+/// the executor (the detail behind the `scan_1m_*` figures, at a size criterion can
+/// repeat often).
+fn scans(c: &mut Criterion) {
+    use chunkdb::Execution;
+    let db = chunkdb::Database::<workloads::MiniLang>::new();
+    for chunk in 0..200 {
+        let file = chunkdb::Ident::new(&format!("src/scan_{chunk:03}.rs"));
+        let mut writer = db.writer(format!("scan:{chunk}"));
+        for i in 0..1000 {
+            let name = format!("f{i:04}");
+            let record = workloads::function(&name, &["u32"], (i % 2 == 0).then_some("Tree"));
+            writer.insert(SymbolsPartition::ID, (file, name.as_str()), record).expect("valid");
+        }
+        writer.commit().expect("valid");
+    }
+    let snapshot = db.snapshot();
+    let mut group = c.benchmark_group("scan_200k_filtered");
+    for (name, execution) in [
+        ("sequential", Execution::Sequential),
+        ("parallel", Execution::Parallel),
+        ("adaptive", Execution::Auto),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let kept = snapshot
+                    .query(SymbolsPartition::ID)
+                    .filter(|hit| hit.record().as_function().is_some_and(|f| f.return_type.is_some()))
+                    .execution(execution)
+                    .execute()
+                    .expect("valid")
+                    .len();
+                black_box(kept);
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, lookups, commits, concurrent_readers, scans);
 criterion_main!(benches);

@@ -274,3 +274,24 @@ fn record_hashes_are_pinned() {
         "the encoding of records is part of the storage format"
     );
 }
+
+#[test]
+fn very_large_commits_index_every_record() -> chunkdb::Result<()> {
+    use chunkdb::example::{Function as ExampleFunction, MiniLang as Example, SymbolsKey as ExampleKey};
+    // Past 65,536 records a chunk sorts and computes its index entries on every core.
+    let db = Database::<Example>::new();
+    let file = file("generated.rs");
+    let mut writer = db.writer("generate");
+    for i in 0..70_000u32 {
+        let name = Ident::new(&format!("g{}", i % 1_000));
+        let record = ExampleFunction { name, params: Vec::new(), return_type: None };
+        writer.put(Example::SYMBOLS, ExampleKey::new(file, format!("g{i:05}")), record)?;
+    }
+    writer.commit()?;
+    let snapshot = db.snapshot();
+    assert_eq!(snapshot.partition(Example::SYMBOLS).count()?, 70_000);
+    for name in ["g0", "g7", "g999"] {
+        assert_eq!(snapshot.index(Example::BY_NAME).get(&Ident::new(name)).len(), 70, "{name}");
+    }
+    Ok(())
+}

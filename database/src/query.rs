@@ -156,19 +156,42 @@ impl<'s, S: Schema> Query<'s, S> {
         if let (Condition::Exact(key, _), None) = (&self.condition, &self.filter) {
             return Ok(exact(self.snapshot, self.log, self.partition, key.as_bytes()));
         }
-        let partition = self.partition;
-        let index = self.snapshot.state.partitions.get(&partition);
-        let small = index.is_none_or(|index| index.len() < SEQUENTIAL_BELOW);
-        if small && self.execution != Execution::Parallel {
-            // Most scans return a handful of records: start with room for a file's worth.
-            let mut hits = Vec::with_capacity(16);
-            hits.extend(self.iter()?);
-            return Ok(QueryResults { partition, found: Found::List(hits) });
+        let mut lists = self.scan(&|hit| Some(hit));
+        let found =
+            if lists.len() > 1 { Found::parts(lists) } else { Found::List(lists.pop().unwrap_or_default()) };
+        Ok(QueryResults { partition: self.partition, found })
+    }
+
+    /// Runs the query and maps each record that passes its filter through `f`,
+    /// keeping the `Some`s, in key order. A large scan maps on every core when that is
+    /// faster, like [`execute`](Self::execute); a tracked query records the read with
+    /// the number of values kept.
+    ///
+    /// # Errors
+    /// As [`execute`](Self::execute).
+    pub fn filter_map<T: Send>(self, f: impl Fn(&Hit<'s, S>) -> Option<T> + Send + Sync) -> Result<Vec<T>> {
+        self.validate()?;
+        let lists = self.scan(&|hit| f(&hit));
+        let mut values = Vec::with_capacity(lists.iter().map(Vec::len).sum());
+        for list in lists {
+            values.extend(list);
         }
-        let Some(index) = index else {
-            return self.execute_sequentially();
-        };
+        Ok(values)
+    }
+
+    /// Scans the query's range (validated), emitting what `emit` makes of each record
+    /// that passes the filter, in key order, as one list or as a parallel scan's parts.
+    /// The scan starts on this thread; past [`SEQUENTIAL_BELOW`] keys the rest is
+    /// planned by the executor and may run in parallel.
+    fn scan<T: Send>(&self, emit: &(impl Fn(Hit<'s, S>) -> Option<T> + Sync)) -> Vec<Vec<T>> {
+        let partition = self.partition;
         let range = self.condition.range();
+        let Some(index) = self.snapshot.state.partitions.get(&partition) else {
+            if let Some(log) = self.log {
+                log.record(ReadEntry::new(partition, range.to_owned(), Vec::new(), 0));
+            }
+            return Vec::new();
+        };
         let admits = |key: &IndexKey| admits_end(&range.end, key);
         let kind = if self.filter.is_some() { QueryKind::FilteredScan } else { QueryKind::Scan };
         let executor = &self.snapshot.counters.executor;
@@ -183,14 +206,14 @@ impl<'s, S: Schema> Query<'s, S> {
         let mut chunks = self.log.map(|_| Vec::new());
         let mut examined = 0;
         let mut last: Option<&'s IndexKey> = None;
-        let mut exhausted = forced_parallel;
+        let mut exhausted = false;
         if !forced_parallel {
             loop {
                 let Some((key, postings)) = scan.next().filter(|(key, _)| admits(key)) else {
                     exhausted = true;
                     break;
                 };
-                collect_postings(partition, key, postings, filter, &mut head, chunks.as_mut());
+                collect_postings(partition, key, postings, filter, emit, &mut head, chunks.as_mut());
                 examined += 1;
                 last = Some(key);
                 if examined == SEQUENTIAL_BELOW {
@@ -198,8 +221,8 @@ impl<'s, S: Schema> Query<'s, S> {
                 }
             }
         }
-        let results = if exhausted && !forced_parallel {
-            QueryResults { partition, found: Found::List(head) }
+        let lists = if exhausted {
+            vec![head]
         } else {
             // A large scan: plan the rest, which starts right after the last key seen.
             let started = Instant::now();
@@ -207,47 +230,40 @@ impl<'s, S: Schema> Query<'s, S> {
             let rest = if last.is_some() { Start::At(&after) } else { range.start };
             let estimate = examined + index.estimate(rest, &admits);
             let plan = executor.plan(partition, kind, estimate, self.execution);
-            let found = if plan.parallel {
+            let lists = if plan.parallel {
                 let visit = |stretches: &[&'s [(IndexKey, Postings<S>)]]| {
-                    scan_stretches(partition, stretches, filter)
+                    scan_stretches(partition, stretches, filter, emit)
                 };
-                let parts: Vec<(Vec<Hit<'s, S>>, Vec<ChunkId>)> = index.par_visit(rest, &admits, &visit);
+                let parts: Vec<(Vec<T>, Vec<ChunkId>)> = index.par_visit(rest, &admits, &visit);
                 let mut lists = Vec::with_capacity(parts.len() + 1);
                 if !head.is_empty() {
                     lists.push(head);
                 }
-                for (hits, part_chunks) in parts {
+                for (values, part_chunks) in parts {
                     if let Some(chunks) = chunks.as_mut() {
                         chunks.extend(part_chunks);
                     }
-                    if !hits.is_empty() {
-                        lists.push(hits);
+                    if !values.is_empty() {
+                        lists.push(values);
                     }
                 }
-                Found::parts(lists)
+                lists
             } else {
                 for (key, postings) in scan.take_while(|(key, _)| admits(key)) {
-                    collect_postings(partition, key, postings, filter, &mut head, chunks.as_mut());
+                    collect_postings(partition, key, postings, filter, emit, &mut head, chunks.as_mut());
                 }
-                Found::List(head)
+                vec![head]
             };
             if plan.timed {
                 executor.report(plan, estimate, started.elapsed());
             }
-            QueryResults { partition, found }
+            lists
         };
         if let (Some(log), Some(chunks)) = (self.log, chunks) {
-            log.record(ReadEntry::new(partition, range.to_owned(), chunks, results.len()));
+            let kept = lists.iter().map(Vec::len).sum();
+            log.record(ReadEntry::new(partition, range.to_owned(), chunks, kept));
         }
-        Ok(results)
-    }
-
-    /// Runs a (validated) scan on this thread, through the lazy iterator.
-    fn execute_sequentially(self) -> Result<QueryResults<'s, S>> {
-        let partition = self.partition;
-        let mut hits = Vec::with_capacity(16);
-        hits.extend(self.iter()?);
-        Ok(QueryResults { partition, found: Found::List(hits) })
+        lists
     }
 
     /// Runs the query lazily: records are visited in key order as the iterator is
@@ -367,14 +383,15 @@ pub(crate) fn batch_get<'s, S: Schema, K: IntoSortKey>(
 /// are weighed against the executor's size bounds.
 const BATCH_WEIGHT: usize = 64;
 
-/// Appends one key's records that pass the filter to `hits`, noting every chunk
-/// examined in `chunks` when the read is recorded.
-fn collect_postings<'s, S: Schema>(
+/// Appends what `emit` makes of one key's records that pass the filter to `out`,
+/// noting every chunk examined in `chunks` when the read is recorded.
+fn collect_postings<'s, S: Schema, T>(
     partition: Ident,
     key: &'s IndexKey,
     postings: &'s Postings<S>,
     filter: Option<&Keep<'s, S>>,
-    hits: &mut Vec<Hit<'s, S>>,
+    emit: &impl Fn(Hit<'s, S>) -> Option<T>,
+    out: &mut Vec<T>,
     mut chunks: Option<&mut Vec<ChunkId>>,
 ) {
     for posting in postings.as_slice() {
@@ -384,24 +401,28 @@ fn collect_postings<'s, S: Schema>(
             chunks.push(posting.chunk.id);
         }
         let hit = Hit { partition, key: &key.key, posting };
-        if filter.is_none_or(|keep| keep(&hit)) {
-            hits.push(hit);
+        if filter.is_none_or(|keep| keep(&hit))
+            && let Some(value) = emit(hit)
+        {
+            out.push(value);
         }
     }
 }
 
-/// Scans stretches of a partition's entries into hits, and the chunks examined.
-fn scan_stretches<'s, S: Schema>(
+/// Scans stretches of a partition's entries (one parallel task's share), and the
+/// chunks examined.
+fn scan_stretches<'s, S: Schema, T>(
     partition: Ident,
     stretches: &[&'s [(IndexKey, Postings<S>)]],
     filter: Option<&Keep<'s, S>>,
-) -> (Vec<Hit<'s, S>>, Vec<ChunkId>) {
-    let mut hits = Vec::with_capacity(stretches.iter().map(|stretch| stretch.len()).sum());
+    emit: &impl Fn(Hit<'s, S>) -> Option<T>,
+) -> (Vec<T>, Vec<ChunkId>) {
+    let mut values = Vec::with_capacity(stretches.iter().map(|stretch| stretch.len()).sum());
     let mut chunks = Vec::new();
     for (key, postings) in stretches.iter().flat_map(|stretch| stretch.iter()) {
-        collect_postings(partition, key, postings, filter, &mut hits, Some(&mut chunks));
+        collect_postings(partition, key, postings, filter, emit, &mut values, Some(&mut chunks));
     }
-    (hits, chunks)
+    (values, chunks)
 }
 
 /// The leaf runs of a scan, from its start to its end.

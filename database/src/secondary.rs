@@ -74,37 +74,67 @@ impl<S: Schema> SecondaryIndex<S> {
     }
 }
 
-/// Every index entry of a chunk being built, sorted by (index, composite key).
+/// Chunks with at least this many records compute their index entries in parallel.
+const PARALLEL_FROM: usize = 1 << 16;
+
+/// Every index entry of a chunk being built, sorted by (index, composite key). Very
+/// large chunks compute and sort them on every core.
 pub(crate) fn entries_of<S: Schema>(
     task: crate::ident::TaskId,
     partitions: &[crate::chunk::PartitionSlice],
     rows: &[crate::chunk::Row],
     storage: &S::Storage,
 ) -> Box<[IndexEntry]> {
-    use crate::schema::RecordStorage;
-    let mut entries = Vec::new();
+    use rayon::prelude::*;
     let task = task.ident().raw().to_be_bytes();
-    for slice in partitions {
-        for (row_index, row) in rows.iter().enumerate().take(slice.range().end).skip(slice.range().start) {
-            S::index_values(storage.get(row.handle), &mut |index, value| {
-                let mut bytes = Vec::with_capacity(32 + row.key.len());
-                value.encode_index_value(&mut bytes);
-                bytes.extend_from_slice(&slice.partition.raw().to_be_bytes());
-                bytes.extend_from_slice(&task);
-                bytes.extend_from_slice(row.key.as_bytes());
-                // Row counts were checked to fit in u32 before the chunk was built.
-                entries.push((
-                    index,
-                    IndexKey::new(SortKey::from_encoded(&bytes)),
-                    slice.partition,
-                    row_index as u32,
-                ));
-            });
-        }
-    }
-    entries.sort_by(|(ia, ka, _, _), (ib, kb, _, _)| ia.cmp(ib).then_with(|| ka.cmp(kb)));
+    let row_entries = |slice: &crate::chunk::PartitionSlice, row_index: usize| {
+        let mut entries = Vec::new();
+        entries_of_row::<S>(&task, slice.partition, rows, row_index, storage, &mut entries);
+        entries
+    };
+    let order =
+        |(ia, ka, _, _): &IndexEntry, (ib, kb, _, _): &IndexEntry| ia.cmp(ib).then_with(|| ka.cmp(kb));
+    let mut entries: Vec<IndexEntry> = if rows.len() >= PARALLEL_FROM && rayon::current_num_threads() > 1 {
+        let mut entries: Vec<IndexEntry> = partitions
+            .par_iter()
+            .flat_map_iter(|slice| slice.range().map(move |row_index| (slice, row_index)))
+            .flat_map_iter(|(slice, row_index)| row_entries(slice, row_index))
+            .collect();
+        entries.par_sort_by(order);
+        entries
+    } else {
+        let mut entries: Vec<IndexEntry> = partitions
+            .iter()
+            .flat_map(|slice| slice.range().map(move |row_index| (slice, row_index)))
+            .flat_map(|(slice, row_index)| row_entries(slice, row_index))
+            .collect();
+        entries.sort_by(order);
+        entries
+    };
     entries.dedup_by(|(ia, ka, _, _), (ib, kb, _, _)| ia == ib && ka == kb);
     entries.into()
+}
+
+/// The index entries of one row: `value ++ partition ++ task ++ sort key` per value.
+fn entries_of_row<S: Schema>(
+    task: &[u8; 8],
+    partition: Ident,
+    rows: &[crate::chunk::Row],
+    row_index: usize,
+    storage: &S::Storage,
+    out: &mut Vec<IndexEntry>,
+) {
+    use crate::schema::RecordStorage;
+    let row = &rows[row_index];
+    S::index_values(storage.get(row.handle), &mut |index, value| {
+        let mut bytes = Vec::with_capacity(32 + row.key.len());
+        value.encode_index_value(&mut bytes);
+        bytes.extend_from_slice(&partition.raw().to_be_bytes());
+        bytes.extend_from_slice(task);
+        bytes.extend_from_slice(row.key.as_bytes());
+        // Row counts were checked to fit in u32 before the chunk was built.
+        out.push((index, IndexKey::new(SortKey::from_encoded(&bytes)), partition, row_index as u32));
+    });
 }
 
 /// The index hit of one of `chunk`'s entries.

@@ -101,6 +101,17 @@ fn parallel_equals_sequential() {
                     prop_assert_eq!(&sequential, &parallel);
                     prop_assert_eq!(&sequential, &auto);
                     prop_assert_eq!(&sequential, &lazy);
+                    let mapped = |execution| {
+                        apply(snapshot.query(P), condition)
+                            .execution(execution)
+                            .filter_map(move |hit| {
+                                (hit.record().len() % modulus != 0).then(|| hit.record().len())
+                            })
+                            .expect("valid")
+                    };
+                    let lengths: Vec<usize> = sequential.iter().map(|(_, _, text)| text.len()).collect();
+                    prop_assert_eq!(&mapped(Execution::Sequential), &lengths);
+                    prop_assert_eq!(&mapped(Execution::Parallel), &lengths);
                 }
                 Ok(())
             },
