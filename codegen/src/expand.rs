@@ -662,6 +662,24 @@ impl Context<'_, '_> {
             };
             quote!(#name: #conversion)
         });
+        // A key encodes through the tuple of its fields, by value or by reference alike.
+        let into_sort_key = [quote!(#key_type), quote!(&#key_type)].map(|target| {
+            quote! {
+                impl #rt::IntoSortKey for #target {
+                    fn into_sort_key(self) -> #rt::SortKey {
+                        #rt::IntoSortKey::into_sort_key((#(&self.#fields,)*))
+                    }
+
+                    fn key_shape(&self) -> ::core::option::Option<#rt::KeyShape> {
+                        #rt::IntoSortKey::key_shape(&(#(&self.#fields,)*))
+                    }
+
+                    fn with_encoded<R>(self, f: impl FnOnce(&[u8]) -> R) -> R {
+                        #rt::IntoSortKey::with_encoded((#(&self.#fields,)*), f)
+                    }
+                }
+            }
+        });
         let layout = self.layout(partition);
         let key_doc = format!(
             "The sort key of partition [`{marker}`]: `{layout_text}`. Encoded so that byte order is field order and every leading run of fields is a byte prefix; build prefixes with [`{key_type}::prefix`]."
@@ -803,33 +821,7 @@ impl Context<'_, '_> {
                 }
             }
 
-            impl #rt::IntoSortKey for #key_type {
-                fn into_sort_key(self) -> #rt::SortKey {
-                    #rt::IntoSortKey::into_sort_key((#(&self.#fields,)*))
-                }
-
-                fn key_shape(&self) -> ::core::option::Option<#rt::KeyShape> {
-                    #rt::IntoSortKey::key_shape(&(#(&self.#fields,)*))
-                }
-
-                fn with_encoded<R>(self, f: impl FnOnce(&[u8]) -> R) -> R {
-                    #rt::IntoSortKey::with_encoded((#(&self.#fields,)*), f)
-                }
-            }
-
-            impl #rt::IntoSortKey for &#key_type {
-                fn into_sort_key(self) -> #rt::SortKey {
-                    #rt::IntoSortKey::into_sort_key((#(&self.#fields,)*))
-                }
-
-                fn key_shape(&self) -> ::core::option::Option<#rt::KeyShape> {
-                    #rt::IntoSortKey::key_shape(&(#(&self.#fields,)*))
-                }
-
-                fn with_encoded<R>(self, f: impl FnOnce(&[u8]) -> R) -> R {
-                    #rt::IntoSortKey::with_encoded((#(&self.#fields,)*), f)
-                }
-            }
+            #(#into_sort_key)*
 
             impl #rt::IntoKeyPrefix for #key_type {
                 fn into_key_prefix(self) -> #rt::KeyPrefix {
