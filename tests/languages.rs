@@ -295,3 +295,28 @@ fn very_large_commits_index_every_record() -> chunkdb::Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn typed_queries_filter_map_and_choose_execution() -> chunkdb::Result<()> {
+    let db = Database::<MiniLang>::new();
+    let a = file("a.rs");
+    let mut writer = db.writer("parse:a.rs");
+    for (path, arity) in [("a::f", 0), ("a::g", 2), ("a::h", 1)] {
+        let function = Function { name: file(path), params: vec![file("i32"); arity], return_type: None };
+        writer.put(MiniLang::SYMBOLS, SymbolsKey::new(a, path), function)?;
+    }
+    writer.commit()?;
+    let snapshot = db.snapshot();
+    let with_params = snapshot
+        .partition(MiniLang::SYMBOLS)
+        .filter(|hit| hit.record().as_function().is_some_and(|f| !f.params.is_empty()))
+        .execution(chunkdb::Execution::Parallel)
+        .count()?;
+    assert_eq!(with_params, 2);
+    let arities = snapshot
+        .partition(MiniLang::SYMBOLS)
+        .begins_with(SymbolsKey::prefix().file(a))
+        .filter_map(|hit| hit.record().as_function().map(|f| f.params.len()))?;
+    assert_eq!(arities, [0, 2, 1]);
+    Ok(())
+}

@@ -6,9 +6,10 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use crate::error::Result;
+use crate::exec::Execution;
 use crate::ident::Ident;
 use crate::key::{IntoKeyPrefix, IntoSortKey};
-use crate::query::{Hits, Query, QueryResults};
+use crate::query::{Hit, Hits, Query, QueryResults};
 use crate::schema::Schema;
 
 /// A partition known at compile time: its schema, its key and the type of its sort
@@ -89,6 +90,27 @@ impl<'s, P: TypedPartition> TypedQuery<'s, P> {
     /// Records with `key >= bound`.
     pub fn ge(self, bound: impl PrefixOf<P>) -> Self {
         self.map(|query| query.ge(bound))
+    }
+
+    /// Keeps only the records `keep` accepts; see [`Query::filter`].
+    pub fn filter(self, keep: impl Fn(&Hit<'s, P::Schema>) -> bool + Send + Sync + 's) -> Self {
+        self.map(|query| query.filter(keep))
+    }
+
+    /// Overrides how this query executes; see [`Query::execution`].
+    pub fn execution(self, execution: Execution) -> Self {
+        self.map(|query| query.execution(execution))
+    }
+
+    /// Runs the query and maps each record through `f`; see [`Query::filter_map`].
+    ///
+    /// # Errors
+    /// As [`Query::execute`].
+    pub fn filter_map<T: Send>(
+        self,
+        f: impl Fn(&Hit<'s, P::Schema>) -> Option<T> + Send + Sync,
+    ) -> Result<Vec<T>> {
+        self.query.filter_map(f)
     }
 
     /// Runs the query; see [`Query::execute`].
