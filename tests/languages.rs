@@ -320,3 +320,28 @@ fn typed_queries_filter_map_and_choose_execution() -> chunkdb::Result<()> {
     assert_eq!(arities, [0, 2, 1]);
     Ok(())
 }
+
+#[test]
+fn index_lookups_with_many_hits_match_in_every_mode() -> chunkdb::Result<()> {
+    let db = Database::<MiniLang>::new();
+    for task in 0..10 {
+        let f = file(&format!("f{task}.rs"));
+        let mut writer = db.writer(format!("t{task}"));
+        for i in 0..1_000u32 {
+            let function = Function { name: file("shared"), params: Vec::new(), return_type: None };
+            writer.put(MiniLang::SYMBOLS, SymbolsKey::new(f, format!("p{i:04}")), function)?;
+        }
+        writer.commit()?;
+    }
+    let snapshot = db.snapshot();
+    let keys = |results: &chunkdb::QueryResults<'_, MiniLang>| -> Vec<(chunkdb::SortKey, TaskId)> {
+        results.iter().map(|hit| (hit.sort_key().clone(), hit.task())).collect()
+    };
+    let first = keys(&snapshot.index(MiniLang::BY_NAME).get(&file("shared")));
+    assert_eq!(first.len(), 10_000);
+    // Mid-sized lookups are explored in both modes; every run must agree.
+    for _ in 0..(4 * chunkdb::EXPLORE_RUNS) {
+        assert_eq!(keys(&snapshot.index(MiniLang::BY_NAME).get(&file("shared"))), first);
+    }
+    Ok(())
+}

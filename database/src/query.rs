@@ -73,6 +73,9 @@ impl<'s, S: Schema> Query<'s, S> {
     /// Keeps only the records `keep` accepts. A large filtered scan runs on all cores
     /// when that is faster (see [`Execution`]); results stay in key order. A tracked
     /// query still records every chunk it examined: its output depends on all of them.
+    /// `keep` may run on pool threads in any order, so it must not query or write
+    /// through a [`TaskContext`](crate::TaskContext): the order of such reads would vary
+    /// from run to run, and with it the chunk's id.
     pub fn filter(self, keep: impl Fn(&Hit<'s, S>) -> bool + Send + Sync + 's) -> Self {
         Query { filter: Some(Box::new(keep)), ..self }
     }
@@ -165,7 +168,8 @@ impl<'s, S: Schema> Query<'s, S> {
     /// Runs the query and maps each record that passes its filter through `f`,
     /// keeping the `Some`s, in key order. A large scan maps on every core when that is
     /// faster, like [`execute`](Self::execute); a tracked query records the read with
-    /// the number of values kept.
+    /// the number of values kept. Like filters, `f` may run on pool threads in any
+    /// order: it must not query or write through a task context.
     ///
     /// # Errors
     /// As [`execute`](Self::execute).
@@ -200,14 +204,14 @@ impl<'s, S: Schema> Query<'s, S> {
             || (self.execution == Execution::Auto && executor.mode() == Execution::Parallel);
         // Start on this thread: most scans end within a few keys, and then no size
         // estimate or plan is needed at all.
-        let mut scan = index.scan_from(range.start);
+        let mut scan = (!forced_parallel).then(|| index.scan_from(range.start).peekable());
         let mut head = Vec::with_capacity(16);
         // Chunks are noted only for a recorded read.
         let mut chunks = self.log.map(|_| Vec::new());
         let mut examined = 0;
         let mut last: Option<&'s IndexKey> = None;
         let mut exhausted = false;
-        if !forced_parallel {
+        if let Some(scan) = scan.as_mut() {
             loop {
                 let Some((key, postings)) = scan.next().filter(|(key, _)| admits(key)) else {
                     exhausted = true;
@@ -217,6 +221,7 @@ impl<'s, S: Schema> Query<'s, S> {
                 examined += 1;
                 last = Some(key);
                 if examined == SEQUENTIAL_BELOW {
+                    exhausted = scan.peek().is_none_or(|(key, _)| !admits(key));
                     break;
                 }
             }
@@ -228,11 +233,12 @@ impl<'s, S: Schema> Query<'s, S> {
             let started = Instant::now();
             let after: Vec<u8> = last.map_or_else(Vec::new, |key| [key.key.as_bytes(), &[0]].concat());
             let rest = if last.is_some() { Start::At(&after) } else { range.start };
-            let estimate = examined + index.estimate(rest, &admits);
-            let plan = executor.plan(partition, kind, estimate, self.execution);
+            let remaining = index.estimate(rest, &admits);
+            let plan = executor.plan(partition, kind, examined + remaining, self.execution);
+            let track = chunks.is_some();
             let lists = if plan.parallel {
                 let visit = |stretches: &[&'s [(IndexKey, Postings<S>)]]| {
-                    scan_stretches(partition, stretches, filter, emit)
+                    scan_stretches(partition, stretches, filter, emit, track)
                 };
                 let parts: Vec<(Vec<T>, Vec<ChunkId>)> = index.par_visit(rest, &admits, &visit);
                 let mut lists = Vec::with_capacity(parts.len() + 1);
@@ -249,13 +255,15 @@ impl<'s, S: Schema> Query<'s, S> {
                 }
                 lists
             } else {
+                let scan = scan.unwrap_or_else(|| index.scan_from(range.start).peekable());
                 for (key, postings) in scan.take_while(|(key, _)| admits(key)) {
                     collect_postings(partition, key, postings, filter, emit, &mut head, chunks.as_mut());
                 }
                 vec![head]
             };
-            if plan.timed {
-                executor.report(plan, estimate, started.elapsed());
+            // Only the planned rest was timed: report it against its own size.
+            if plan.timed && remaining > 0 {
+                executor.report(plan, remaining, started.elapsed());
             }
             lists
         };
@@ -409,18 +417,19 @@ fn collect_postings<'s, S: Schema, T>(
     }
 }
 
-/// Scans stretches of a partition's entries (one parallel task's share), and the
-/// chunks examined.
+/// Scans stretches of a partition's entries (one parallel task's share), and, when
+/// the read is tracked, the chunks examined.
 fn scan_stretches<'s, S: Schema, T>(
     partition: Ident,
     stretches: &[&'s [(IndexKey, Postings<S>)]],
     filter: Option<&Keep<'s, S>>,
     emit: &impl Fn(Hit<'s, S>) -> Option<T>,
+    track: bool,
 ) -> (Vec<T>, Vec<ChunkId>) {
     let mut values = Vec::with_capacity(stretches.iter().map(|stretch| stretch.len()).sum());
     let mut chunks = Vec::new();
     for (key, postings) in stretches.iter().flat_map(|stretch| stretch.iter()) {
-        collect_postings(partition, key, postings, filter, emit, &mut values, Some(&mut chunks));
+        collect_postings(partition, key, postings, filter, emit, &mut values, track.then_some(&mut chunks));
     }
     (values, chunks)
 }
@@ -704,7 +713,7 @@ impl<'s, S: Schema> QueryResults<'s, S> {
 
     /// Iterates over the results, in order.
     pub fn iter(&self) -> ResultsIter<'_, 's, S> {
-        ResultsIter { results: self, at: 0 }
+        ResultsIter { results: self, at: 0, part: 0, offset: 0 }
     }
 
     /// Iterates over (metadata, record) pairs.
@@ -722,13 +731,28 @@ impl<'s, S: Schema> QueryResults<'s, S> {
 pub struct ResultsIter<'r, 's, S: Schema> {
     results: &'r QueryResults<'s, S>,
     at: usize,
+    /// For a parallel scan's parts: the part and the position in it, so iterating
+    /// walks the parts instead of searching for each position.
+    part: usize,
+    offset: usize,
 }
 
 impl<'s, S: Schema> Iterator for ResultsIter<'_, 's, S> {
     type Item = Hit<'s, S>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let hit = self.results.get(self.at)?;
+        let hit = match &self.results.found {
+            Found::Parts { parts, .. } => loop {
+                let part = parts.get(self.part)?;
+                if let Some(hit) = part.get(self.offset) {
+                    self.offset += 1;
+                    break *hit;
+                }
+                self.part += 1;
+                self.offset = 0;
+            },
+            _ => self.results.get(self.at)?,
+        };
         self.at += 1;
         Some(hit)
     }

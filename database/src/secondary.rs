@@ -95,11 +95,13 @@ pub(crate) fn entries_of<S: Schema>(
     let order =
         |(ia, ka, _, _): &IndexEntry, (ib, kb, _, _): &IndexEntry| ia.cmp(ib).then_with(|| ka.cmp(kb));
     let mut entries: Vec<IndexEntry> = if rows.len() >= PARALLEL_FROM && rayon::current_num_threads() > 1 {
-        let mut entries: Vec<IndexEntry> = partitions
-            .par_iter()
-            .flat_map_iter(|slice| slice.range().map(move |row_index| (slice, row_index)))
-            .flat_map_iter(|(slice, row_index)| row_entries(slice, row_index))
+        // Split by rows, not by partitions: a big chunk may hold a single partition.
+        let positions: Vec<(&crate::chunk::PartitionSlice, usize)> = partitions
+            .iter()
+            .flat_map(|slice| slice.range().map(move |row_index| (slice, row_index)))
             .collect();
+        let mut entries: Vec<IndexEntry> =
+            positions.par_iter().flat_map_iter(|&(slice, row_index)| row_entries(slice, row_index)).collect();
         entries.par_sort_by(order);
         entries
     } else {

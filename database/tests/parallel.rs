@@ -177,3 +177,26 @@ fn decisions_are_visible_in_stats() {
         assert!(decisions.is_empty());
     }
 }
+
+#[test]
+fn a_scan_that_starts_sequential_and_continues_in_parallel_matches() {
+    // A mid-sized partition: the executor explores, alternating modes, so some runs
+    // scan the first keys on this thread and the rest in parallel.
+    let db = build(40, 400, 5);
+    let snapshot = db.snapshot();
+    assert!(snapshot.partition_len(P) > chunkdb_database::SEQUENTIAL_BELOW);
+    let expected = run(&snapshot, &Condition::All, 3, Execution::Sequential);
+    let expected_reads = {
+        db.set_execution(Execution::Sequential);
+        let ctx = db.task("r");
+        let _ = ctx.query(P).filter(|hit| hit.record().len() % 3 != 0).execute().expect("valid").len();
+        ctx.reads()
+    };
+    db.set_execution(Execution::Auto);
+    for _ in 0..(4 * chunkdb_database::EXPLORE_RUNS) {
+        assert_eq!(run(&snapshot, &Condition::All, 3, Execution::Auto), expected);
+        let ctx = db.task("r");
+        let _ = ctx.query(P).filter(|hit| hit.record().len() % 3 != 0).execute().expect("valid").len();
+        assert_eq!(ctx.reads(), expected_reads, "the read-set does not depend on the path taken");
+    }
+}
