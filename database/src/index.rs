@@ -261,8 +261,7 @@ impl<S: Schema> PartitionIndex<S> {
     pub(crate) fn scan_from(&self, start: Start<'_>) -> Scan<'_, S> {
         match start {
             Start::At([]) => self.entries.iter(),
-            Start::At(key) => self.entries.iter_from(&Probe::new(key)),
-            Start::PastPrefix(prefix) => self.entries.iter_from(&Probe::PastPrefix(prefix)),
+            start => self.entries.iter_from(&Self::probe(start)),
         }
     }
 

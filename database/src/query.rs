@@ -358,13 +358,18 @@ pub(crate) fn batch_get<'s, S: Schema, K: IntoSortKey>(
         query.validate()?;
     }
     let partition = queries.first().map_or(Ident::from_raw(0), |query| query.partition);
-    let keys: Vec<(Ident, SortKey)> = queries
-        .iter()
-        .filter_map(|query| match &query.condition {
-            Condition::Exact(key, _) => Some((query.partition, key.clone())),
-            _ => None,
-        })
-        .collect();
+    // The requested keys are needed only to record the reads.
+    let keys: Vec<(Ident, SortKey)> = if log.is_some() {
+        queries
+            .iter()
+            .filter_map(|query| match &query.condition {
+                Condition::Exact(key, _) => Some((query.partition, key.clone())),
+                _ => None,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let executor = &snapshot.counters.executor;
     let plan = executor.plan(partition, QueryKind::BatchGet, queries.len() * BATCH_WEIGHT, Execution::Auto);
     let started = plan.timed.then(Instant::now);
