@@ -145,10 +145,25 @@ impl<S: Schema> TaskContext<S> {
         self
     }
 
+    /// Asks for a child task to exist; see [`ChunkWriter::spawn`].
+    pub fn spawn(&self, child: impl Into<TaskId>) -> &Self {
+        self.writer.lock().spawn(child);
+        self
+    }
+
     /// Declares an extra dependency; see [`ChunkWriter::depend_on`].
     pub fn depend_on(&self, chunk: ChunkId) -> &Self {
         self.writer.lock().depend_on(chunk);
         self
+    }
+
+    /// Builds the output into a chunk, with the reads as dependencies, without
+    /// committing it.
+    pub(crate) fn build(self) -> Result<crate::database::Commit<S>> {
+        let TaskContext { snapshot, log, writer } = self;
+        let mut writer = writer.into_inner();
+        writer.add_reads(log.take(), snapshot.clock());
+        writer.build()
     }
 
     /// Commits the output with the reads as dependencies.
@@ -156,11 +171,8 @@ impl<S: Schema> TaskContext<S> {
     /// # Errors
     /// As [`ChunkWriter::commit`].
     pub fn commit(self) -> Result<CommitReceipt> {
-        let TaskContext { snapshot, log, writer } = self;
-        let mut writer = writer.into_inner();
-        writer.add_reads(log.take());
-        drop(snapshot);
-        writer.commit()
+        let db = self.writer.lock().database().clone();
+        db.publish(self.build()?)
     }
 }
 

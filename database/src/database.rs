@@ -3,20 +3,25 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::chunk::Chunk;
 use crate::context::TaskContext;
 use crate::error::{Error, Result};
 use crate::exec::{Execution, Executor};
+use crate::gc::{self, Collector, GcPolicy, GcProgress};
 use crate::hash::{ChunkId, ContentHash};
 use crate::ident::{Ident, TaskId};
+use crate::invalidation::Tracker;
+use crate::key::{KeyRange, SortKey};
 use crate::schema::Schema;
 use crate::snapshot::Snapshot;
 use crate::state::State;
 use crate::stats::{PartitionStats, Stats};
+use crate::subscription::{Ready, Subscription, Subscriptions};
 use crate::writer::ChunkWriter;
 
 /// An in-memory, content-addressed database of task outputs.
@@ -48,10 +53,11 @@ struct Shared<S: Schema> {
     /// The current state; readers load it without locking.
     current: ArcSwap<State<S>>,
     /// Serialises the short publish step of commits (building a chunk, sorting and
-    /// hashing, happens before it, in parallel across threads). It guards the states
-    /// replaced by commits, which are freed here rather than by whichever reader drops
-    /// the last snapshot of them: readers never pay for writers' garbage.
-    publish: Mutex<Vec<Arc<State<S>>>>,
+    /// hashing, happens before it, in parallel across threads), and guards what only
+    /// commits change.
+    publish: Mutex<WriteSide<S>>,
+    /// Registered subscriptions; locked after `publish` when both are held.
+    subscriptions: Arc<Mutex<Subscriptions>>,
     counters: Arc<Counters>,
 }
 
@@ -62,6 +68,103 @@ pub(crate) struct Counters {
     pub(crate) open_snapshots: AtomicUsize,
     pub(crate) live_chunks: Arc<AtomicUsize>,
     pub(crate) versions_committed: AtomicU64,
+    /// Subscriptions registered and not yet ready.
+    pub(crate) subscriptions: Arc<AtomicUsize>,
+}
+
+/// The commit lock, held; fires the subscriptions made ready once released.
+struct SideGuard<'a, S: Schema>(Option<MutexGuard<'a, WriteSide<S>>>);
+
+impl<S: Schema> std::ops::Deref for SideGuard<'_, S> {
+    type Target = WriteSide<S>;
+
+    fn deref(&self) -> &WriteSide<S> {
+        self.0.as_ref().expect("held until dropped")
+    }
+}
+
+impl<S: Schema> std::ops::DerefMut for SideGuard<'_, S> {
+    fn deref_mut(&mut self) -> &mut WriteSide<S> {
+        self.0.as_mut().expect("held until dropped")
+    }
+}
+
+impl<S: Schema> Drop for SideGuard<'_, S> {
+    fn drop(&mut self) {
+        let Some(mut side) = self.0.take() else { return };
+        let ready = std::mem::take(&mut side.ready);
+        drop(side);
+        ready.into_iter().for_each(Ready::fire);
+    }
+}
+
+/// What commits change besides the published state.
+struct WriteSide<S: Schema> {
+    /// States replaced by commits, freed here rather than by whichever reader drops
+    /// the last snapshot of them: readers never pay for writers' garbage.
+    retired: Vec<Arc<State<S>>>,
+    /// Reverse dependencies and the stale set.
+    tracker: Tracker,
+    /// Ownership edges, the garbage estimate and the cycle under way.
+    collector: Collector,
+    /// Keys changed by the commit being published, kept for subscriptions (only
+    /// while some are registered).
+    changed: Vec<(Ident, SortKey)>,
+    /// Subscriptions made ready, fired once the lock is released.
+    ready: Vec<Ready>,
+}
+
+impl<S: Schema> Default for WriteSide<S> {
+    fn default() -> Self {
+        WriteSide {
+            retired: Vec::new(),
+            tracker: Tracker::default(),
+            collector: Collector::default(),
+            changed: Vec::new(),
+            ready: Vec::new(),
+        }
+    }
+}
+
+impl<S: Schema> WriteSide<S> {
+    /// Replaces `task`'s version in `next` (which the caller then installs) and keeps
+    /// the reverse dependencies, the stale set and the ownership edges in step.
+    /// Returns what changed and the tasks newly made stale.
+    fn replace(
+        &mut self,
+        next: &mut State<S>,
+        task: TaskId,
+        new: Option<&Arc<Chunk<S>>>,
+        read_at: Option<u64>,
+        watching: bool,
+    ) -> (Vec<Ident>, Vec<TaskId>) {
+        let old = next.tasks.get(&task).map(|version| Arc::clone(&version.chunk));
+        let changes = next.replace(task, new.cloned());
+        if watching {
+            self.changed.extend(changes.keys.iter().cloned());
+        }
+        let invalidated = self.tracker.replaced(
+            task,
+            old.as_deref(),
+            new.map(|chunk| &**chunk),
+            changes.keys,
+            next.clock,
+            read_at,
+        );
+        self.collector.replaced(task, old.as_deref(), new.map(|chunk| &**chunk), next);
+        (changes.touched, invalidated)
+    }
+}
+
+/// A built chunk on its way into the database, with what its writer knew.
+pub(crate) struct Commit<S: Schema> {
+    pub(crate) chunk: Arc<Chunk<S>>,
+    /// Dependencies declared with `depend_on`, checked at publish.
+    pub(crate) declared: Vec<ChunkId>,
+    /// The clock of the snapshot its reads were made on.
+    pub(crate) read_at: Option<u64>,
+    /// Tasks the run asked to exist, with this task as their parent.
+    pub(crate) spawned: Vec<TaskId>,
 }
 
 impl<S: Schema> Clone for Database<S> {
@@ -111,6 +214,9 @@ pub struct CommitReceipt {
     pub superseded: Option<ChunkId>,
     /// The partitions whose records changed, in partition-key order.
     pub partitions_touched: Vec<Ident>,
+    /// The tasks this commit made stale: they read a key whose records changed, and
+    /// were not stale already. In task order.
+    pub invalidated: Vec<TaskId>,
 }
 
 impl<S: Schema> Database<S> {
@@ -120,11 +226,14 @@ impl<S: Schema> Database<S> {
         for def in S::partitions() {
             Ident::named(def.key_string);
         }
+        let counters = Arc::<Counters>::default();
+        let subscriptions = Subscriptions::new(Arc::clone(&counters.subscriptions));
         Database {
             shared: Arc::new(Shared {
                 current: ArcSwap::from_pointee(State::default()),
-                publish: Mutex::new(Vec::new()),
-                counters: Arc::default(),
+                publish: Mutex::new(WriteSide::default()),
+                subscriptions: Arc::new(Mutex::new(subscriptions)),
+                counters,
             }),
         }
     }
@@ -160,7 +269,7 @@ impl<S: Schema> Database<S> {
     /// changes nothing and returns a receipt with `stored == false`.
     pub fn remove_task(&self, task: impl Into<TaskId>) -> CommitReceipt {
         let task = task.into();
-        let mut retired = self.shared.publish.lock();
+        let mut side = self.lock_side();
         let current = self.shared.current.load_full();
         let Some(old) = current.tasks.get(&task) else {
             return CommitReceipt {
@@ -172,15 +281,17 @@ impl<S: Schema> Database<S> {
                 clock: current.clock,
                 superseded: None,
                 partitions_touched: Vec::new(),
+                invalidated: Vec::new(),
             };
         };
         let superseded = old.chunk.id;
         let output_changed = !old.chunk.is_empty();
         let mut next = State::clone(&current);
         next.clock += 1;
-        let partitions_touched = next.replace(task, None);
+        let (partitions_touched, invalidated) = side.replace(&mut next, task, None, None, self.watching());
         let clock = next.clock;
-        self.install(&mut retired, next);
+        self.install(&mut side, next);
+        self.policy_step(&mut side);
         CommitReceipt {
             task,
             chunk: None,
@@ -190,23 +301,36 @@ impl<S: Schema> Database<S> {
             clock,
             superseded: Some(superseded),
             partitions_touched,
+            invalidated,
         }
     }
 
     /// Makes a built chunk its task's current version. Everything is decided on a
     /// private copy of the state, which is then published in one atomic store: the clock
     /// value and every index update become visible together.
-    pub(crate) fn publish(&self, chunk: Arc<Chunk<S>>, declared: &[ChunkId]) -> Result<CommitReceipt> {
-        let mut retired = self.shared.publish.lock();
+    pub(crate) fn publish(&self, commit: Commit<S>) -> Result<CommitReceipt> {
+        let Commit { chunk, declared, read_at, spawned } = commit;
+        let mut side = self.lock_side();
         let current = self.shared.current.load_full();
         if let Some(&missing) = declared.iter().find(|id| !current.chunks.contains_key(*id)) {
             return Err(Error::UnknownDependency { task: chunk.task, chunk: missing });
         }
-        let previous = current.tasks.get(&chunk.task);
-        let superseded = previous.map(|version| version.chunk.id);
+        let previous = current.tasks.get(&chunk.task).map(|version| Arc::clone(&version.chunk));
+        let superseded = previous.as_ref().map(|old| old.id);
         let output_changed =
-            previous.map_or(!chunk.is_empty(), |version| version.chunk.output_hash != chunk.output_hash);
+            previous.as_ref().map_or(!chunk.is_empty(), |old| old.output_hash != chunk.output_hash);
         if superseded == Some(chunk.id) {
+            // Identical inputs and output: nothing changes, and the run is current.
+            let invalidated = side.tracker.replaced(
+                chunk.task,
+                Some(&*chunk),
+                Some(&*chunk),
+                Vec::new(),
+                current.clock + 1,
+                read_at,
+            );
+            debug_assert!(invalidated.is_empty());
+            Self::schedule_spawned(&mut side, &current, chunk.task, &spawned);
             return Ok(CommitReceipt {
                 task: chunk.task,
                 chunk: Some(chunk.id),
@@ -216,14 +340,18 @@ impl<S: Schema> Database<S> {
                 clock: current.clock,
                 superseded: None,
                 partitions_touched: Vec::new(),
+                invalidated: Vec::new(),
             });
         }
         let mut next = State::clone(&current);
         next.clock += 1;
         let (task, id, output_hash) = (chunk.task, chunk.id, chunk.output_hash);
-        let partitions_touched = next.replace(task, Some(chunk));
+        let (partitions_touched, invalidated) =
+            side.replace(&mut next, task, Some(&chunk), read_at, self.watching());
         let clock = next.clock;
-        self.install(&mut retired, next);
+        Self::schedule_spawned(&mut side, &next, task, &spawned);
+        self.install(&mut side, next);
+        self.policy_step(&mut side);
         self.shared.counters.versions_committed.fetch_add(1, Ordering::Relaxed);
         Ok(CommitReceipt {
             task,
@@ -234,16 +362,265 @@ impl<S: Schema> Database<S> {
             clock,
             superseded,
             partitions_touched,
+            invalidated,
         })
+    }
+
+    /// Schedules the tasks a run spawned that have no version yet, under `parent`.
+    fn schedule_spawned(side: &mut WriteSide<S>, state: &State<S>, parent: TaskId, spawned: &[TaskId]) {
+        for &child in spawned {
+            if !state.tasks.contains_key(&child) {
+                side.tracker.schedule(child, Some(parent));
+            }
+        }
     }
 
     /// Publishes `next` as the current state. The replaced state is retired, and
     /// retired states that no snapshot holds any more are freed now, on the writer's
     /// thread.
-    fn install(&self, retired: &mut Vec<Arc<State<S>>>, next: State<S>) {
+    fn install(&self, side: &mut WriteSide<S>, next: State<S>) {
         let previous = self.shared.current.swap(Arc::new(next));
-        retired.retain(|state| Arc::strong_count(state) > 1);
-        retired.push(previous);
+        Self::free_retired(side);
+        side.retired.push(previous);
+        if !side.changed.is_empty() {
+            // After the swap, under the registry's lock: a subscriber registering now
+            // either sees the new state or is registered before this looks.
+            let current = self.shared.current.load();
+            let ready = self
+                .shared
+                .subscriptions
+                .lock()
+                .notify(side.changed.iter(), |partition, range| current.holds_data(partition, range));
+            side.changed.clear();
+            side.ready.push(ready);
+        }
+    }
+
+    /// The commit lock; subscriptions made ready while it was held fire when it is
+    /// released.
+    fn lock_side(&self) -> SideGuard<'_, S> {
+        SideGuard(Some(self.shared.publish.lock()))
+    }
+
+    /// Whether any subscription is registered (so commits keep their changed keys).
+    fn watching(&self) -> bool {
+        self.shared.counters.subscriptions.load(Ordering::Relaxed) > 0
+    }
+
+    /// Waits for data in `range` of `partition` (or of a secondary index, by its
+    /// id): the subscription is ready once the range holds at least one record, at
+    /// once if it does already. Typically made from a pending read, whose range a
+    /// task found empty: `db.subscribe(read.partition(), read.range().clone())`.
+    ///
+    /// ```
+    /// use chunkdb_database::reference::{Function, RefLang, SYMBOLS};
+    /// use chunkdb_database::{Database, Ident, KeyRange, SortKey};
+    /// use std::time::Duration;
+    ///
+    /// let db = Database::<RefLang>::new();
+    /// let file = Ident::named("late.rs");
+    /// let wanted = SortKey::encode((file,));
+    /// let waiting = db.subscribe(SYMBOLS, KeyRange::prefix(wanted.as_bytes()));
+    /// assert!(!waiting.wait_timeout(Duration::from_millis(1)));
+    ///
+    /// let mut writer = db.writer("parse:late.rs");
+    /// writer.insert(SYMBOLS, (file, "f"), Function::new("f", &[], None))?;
+    /// writer.commit()?;
+    /// assert!(waiting.is_ready());
+    /// # Ok::<(), chunkdb_database::Error>(())
+    /// ```
+    pub fn subscribe(&self, partition: Ident, range: KeyRange) -> Subscription {
+        self.subscribe_inner(partition, range, None)
+    }
+
+    /// Like [`subscribe`](Self::subscribe), and runs `callback` once when the
+    /// subscription becomes ready: on the committing thread after the commit's locks
+    /// are released (so it may commit), or at once if the data is there already.
+    /// Dropping the subscription before then cancels the callback.
+    pub fn subscribe_with(
+        &self,
+        partition: Ident,
+        range: KeyRange,
+        callback: impl FnOnce() + Send + 'static,
+    ) -> Subscription {
+        self.subscribe_inner(partition, range, Some(Box::new(callback)))
+    }
+
+    fn subscribe_inner(
+        &self,
+        partition: Ident,
+        range: KeyRange,
+        callback: Option<Box<dyn FnOnce() + Send>>,
+    ) -> Subscription {
+        Subscription::register(
+            &self.shared.subscriptions,
+            partition,
+            range,
+            |range| self.shared.current.load().holds_data(partition, range),
+            callback,
+        )
+    }
+
+    /// Frees the retired states no snapshot holds any more; returns how many.
+    fn free_retired(side: &mut WriteSide<S>) -> usize {
+        let before = side.retired.len();
+        side.retired.retain(|state| Arc::strong_count(state) > 1);
+        let freed = before - side.retired.len();
+        side.collector.stats.states_freed += freed as u64;
+        freed
+    }
+
+    /// After a commit: one slice of collection if the policy asks for it.
+    fn policy_step(&self, side: &mut WriteSide<S>) {
+        if side.collector.wants_step() {
+            let slice = side.collector.policy.slice;
+            self.step_locked(side, slice);
+        }
+    }
+
+    /// One slice of garbage collection: marks up to `budget` tasks, or sweeps up to
+    /// `budget` candidates (each re-checked against the current state, removed in
+    /// one commit). Holds the commit lock for the slice only; readers never wait.
+    /// Also frees superseded states no snapshot holds any more.
+    pub fn gc_step(&self, budget: usize) -> GcProgress {
+        let mut side = self.lock_side();
+        self.step_locked(&mut side, budget)
+    }
+
+    fn step_locked(&self, side: &mut WriteSide<S>, budget: usize) -> GcProgress {
+        let started = Instant::now();
+        Self::free_retired(side);
+        if !side.collector.has_work() {
+            return GcProgress { done: true, ..GcProgress::default() };
+        }
+        let current = self.shared.current.load_full();
+        let mut progress = GcProgress::default();
+        if let Some(candidates) = side.collector.advance(&current, budget) {
+            let mut next: Option<State<S>> = None;
+            for task in candidates {
+                let view = next.as_ref().unwrap_or(&current);
+                let Some(version) = view.tasks.get(&task) else { continue };
+                if gc::reachable(view, task) {
+                    continue;
+                }
+                let bytes = version.chunk.heap_bytes();
+                let next = next.get_or_insert_with(|| {
+                    let mut next = State::clone(&current);
+                    next.clock += 1;
+                    next
+                });
+                // Sweeping a task's owner does not make more garbage than the cycle
+                // already holds: its owned tasks are candidates too.
+                let pending = side.collector.pending_bytes;
+                side.replace(next, task, None, None, self.watching());
+                side.collector.pending_bytes = pending;
+                progress.chunks_reclaimed += 1;
+                progress.bytes_reclaimed += bytes;
+            }
+            if let Some(next) = next {
+                self.install(side, next);
+            }
+            progress.done = side.collector.finish_if_swept();
+        }
+        side.collector.account(started.elapsed(), progress.chunks_reclaimed, progress.bytes_reclaimed);
+        progress
+    }
+
+    /// Collects now, slice after slice (releasing the commit lock between slices),
+    /// until no garbage is known: finishes the cycle under way and runs another if
+    /// garbage arrived during it. Returns what was reclaimed.
+    pub fn collect(&self) -> GcProgress {
+        let mut total = GcProgress::default();
+        let mut cycles = 0;
+        loop {
+            let mut side = self.lock_side();
+            if !side.collector.has_work() || cycles == 2 {
+                Self::free_retired(&mut side);
+                total.done = !side.collector.has_work();
+                return total;
+            }
+            let slice = side.collector.policy.slice;
+            let step = self.step_locked(&mut side, slice);
+            total.chunks_reclaimed += step.chunks_reclaimed;
+            total.bytes_reclaimed += step.bytes_reclaimed;
+            cycles += usize::from(step.done);
+        }
+    }
+
+    /// For a language server's idle moments: if no commit has happened for the
+    /// policy's [`idle_after`](GcPolicy::idle_after) and there is possible garbage,
+    /// collects it (see [`collect`](Self::collect)). Returns whether it collected.
+    pub fn idle(&self) -> bool {
+        let ready = {
+            let side = self.shared.publish.lock();
+            side.collector.has_work()
+                && side.collector.last_commit.elapsed() >= side.collector.policy.idle_after
+        };
+        if ready {
+            self.collect();
+        }
+        ready
+    }
+
+    /// Checks that every index agrees with the current versions: no partition
+    /// index, secondary index, chunk map entry, filed read or ownership edge refers to
+    /// a chunk that is not a task's current version, and every count adds up. For
+    /// tests (it walks everything); the database is not changed.
+    ///
+    /// # Errors
+    /// [`Error::Inconsistent`] describing the first disagreement found.
+    pub fn check_consistency(&self) -> Result<()> {
+        let side = self.shared.publish.lock();
+        let state = self.shared.current.load_full();
+        crate::consistency::check_state(&state)
+            .and_then(|()| {
+                crate::consistency::check_edges(&state, side.tracker.reads_filed(), side.collector.edges())
+            })
+            .and_then(|()| self.shared.subscriptions.lock().check())
+            .map_err(|detail| Error::Inconsistent { detail })
+    }
+
+    /// Sets when collection runs on its own; see [`GcPolicy`].
+    pub fn set_gc_policy(&self, policy: GcPolicy) {
+        self.shared.publish.lock().collector.policy = policy;
+    }
+
+    /// Whether removals left possible garbage that no cycle has collected yet (the
+    /// derived data of a removed task is visible until it is swept).
+    #[must_use]
+    pub fn has_garbage(&self) -> bool {
+        self.shared.publish.lock().collector.has_work()
+    }
+
+    /// Asks for `task` to run: it joins the stale set (if it is not stale already),
+    /// so a driver runs it. Use it for a task that has never run (the parse of a new
+    /// file) or to force a run. Returns whether it was not stale before.
+    pub fn schedule(&self, task: impl Into<TaskId>) -> bool {
+        self.shared.publish.lock().tracker.schedule(task.into(), None)
+    }
+
+    /// Whether `task` is stale: a commit changed what one of its queries would return
+    /// since it last ran, or it was scheduled and has not run since.
+    #[must_use]
+    pub fn is_stale(&self, task: impl Into<TaskId>) -> bool {
+        self.shared.publish.lock().tracker.is_stale(task.into())
+    }
+
+    /// The stale tasks in dependency order: a task comes after the stale tasks whose
+    /// output it read and after its stale parent (tasks in a cycle come together).
+    /// Run them in this order, or let [`Driver`](crate::Driver) do it.
+    #[must_use]
+    pub fn stale(&self) -> Vec<TaskId> {
+        self.stale_waves().into_iter().flatten().map(|(task, _)| task).collect()
+    }
+
+    /// The stale tasks grouped in waves that can each run in parallel, each with the
+    /// parent to run it under (`None`: its current version's).
+    pub(crate) fn stale_waves(&self) -> Vec<Vec<(TaskId, Option<TaskId>)>> {
+        let mut side = self.shared.publish.lock();
+        let state = self.shared.current.load_full();
+        side.tracker.drop_orphans(&state);
+        side.tracker.waves(&state)
     }
 
     /// Sets how queries execute: [`Execution::Auto`] (the default) measures and
@@ -258,10 +635,7 @@ impl<S: Schema> Database<S> {
     /// snapshot can see any more, returning how many were freed. Commits do this on
     /// their own; call it when writing has gone quiet and memory should be returned.
     pub fn reclaim(&self) -> usize {
-        let mut retired = self.shared.publish.lock();
-        let before = retired.len();
-        retired.retain(|state| Arc::strong_count(state) > 1);
-        before - retired.len()
+        Self::free_retired(&mut self.shared.publish.lock())
     }
 
     pub(crate) fn live_chunk_counter(&self) -> &Arc<AtomicUsize> {
@@ -285,7 +659,10 @@ impl<S: Schema> Database<S> {
         partitions.sort_unstable_by_key(|stats| stats.partition);
         let index_bytes: usize = partitions.iter().map(|p| p.index_bytes).sum();
         let counters = &self.shared.counters;
-        let retired_states = self.shared.publish.lock().len();
+        let (retired_states, stale_tasks, reads_tracked, gc) = {
+            let side = self.shared.publish.lock();
+            (side.retired.len(), side.tracker.stale_len(), side.tracker.reads_filed(), side.collector.stats())
+        };
         Stats {
             clock: state.clock,
             tasks: state.tasks.len(),
@@ -296,6 +673,10 @@ impl<S: Schema> Database<S> {
             chunks_in_memory: counters.live_chunks.load(Ordering::Relaxed),
             open_snapshots: counters.open_snapshots.load(Ordering::Relaxed),
             retired_states,
+            stale_tasks,
+            reads_tracked,
+            subscriptions: counters.subscriptions.load(Ordering::Relaxed),
+            gc,
             execution: counters.executor.decisions(),
             partitions,
         }

@@ -94,6 +94,31 @@ pub enum Error {
         /// The missing chunk.
         chunk: ChunkId,
     },
+
+    /// [`Database::check_consistency`](crate::Database::check_consistency) found an
+    /// index that disagrees with the current versions: a bug in chunkdb.
+    #[error(
+        "chunkdb's indexes are inconsistent: {detail}; this is a bug in chunkdb, please \
+         report it with the operations that led here"
+    )]
+    Inconsistent {
+        /// What disagrees.
+        detail: String,
+    },
+
+    /// Verify mode ran a task twice on the same inputs and got different outputs.
+    #[error(
+        "task {task} is not deterministic: run twice on the same snapshot it wrote different \
+         output ({difference}); incremental reuse needs a task's output to depend on its \
+         reads alone: look for iteration over a HashMap or HashSet, timestamps, random \
+         numbers or addresses in what it writes"
+    )]
+    Nondeterministic {
+        /// The task.
+        task: TaskId,
+        /// The first record that differs, described.
+        difference: String,
+    },
 }
 
 /// The result type of chunkdb operations.

@@ -1121,6 +1121,14 @@ impl KeyRange {
         (self.end == prefix_successor(&self.start) && !self.start.is_empty()).then_some(&self.start[..])
     }
 
+    /// Whether the range holds exactly one key (`start` itself): an exact lookup.
+    #[must_use]
+    pub fn is_exact(&self) -> bool {
+        self.end.as_deref().is_some_and(|end| {
+            end.len() == self.start.len() + 1 && end.starts_with(&self.start) && end.last() == Some(&0)
+        })
+    }
+
     /// Whether the range can hold no key.
     #[must_use]
     pub fn is_empty(&self) -> bool {

@@ -18,15 +18,20 @@
 #![deny(missing_docs)]
 
 mod chunk;
+mod consistency;
 mod context;
 mod database;
+mod driver;
 mod error;
 mod exec;
+mod gc;
 mod hash;
 mod ident;
 mod index;
+mod invalidation;
 mod key;
 mod query;
+mod ranges;
 mod read_set;
 pub mod reference;
 mod schema;
@@ -34,17 +39,21 @@ mod secondary;
 mod snapshot;
 mod state;
 mod stats;
+mod subscription;
 mod tree;
 mod typed;
+mod verify;
 mod writer;
 
 pub use chunk::{Chunk, PartitionSlice};
 pub use context::TaskContext;
 pub use database::{CommitReceipt, Database};
+pub use driver::{DriveError, DriveReport, Driver};
 pub use error::{Error, Result};
 pub use exec::{
     EXPLORE_RUNS, Execution, PARALLEL_FROM, QueryKind, RECHECK_EVERY, SEQUENTIAL_BELOW, ShapeDecision,
 };
+pub use gc::{GcPolicy, GcProgress, GcStats};
 pub use hash::{ChunkId, ContentHash, StableHash, StableHasher};
 pub use ident::{Ident, TaskId};
 pub use key::{
@@ -60,5 +69,6 @@ pub use schema::{
 pub use secondary::IndexValue;
 pub use snapshot::Snapshot;
 pub use stats::{PartitionStats, Stats};
+pub use subscription::Subscription;
 pub use typed::{Holds, IndexHandle, PrefixOf, TypedPartition, TypedQuery};
 pub use writer::ChunkWriter;

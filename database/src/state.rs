@@ -1,14 +1,15 @@
 //! The database's committed state at one clock value: an immutable value that a
 //! commit replaces as a whole and a snapshot holds as a whole.
 
-use std::ops::Range;
 use std::sync::Arc;
 
-use crate::chunk::{Chunk, Row};
-use crate::hash::ChunkId;
+use crate::chunk::{Chunk, PartitionSlice};
+use crate::hash::{ChunkId, ContentHash, StableHasher};
 use crate::ident::{Ident, TaskId};
 use crate::index::{Change, IdMap, IndexKey, Op, PartitionIndex, Posting};
+use crate::key::SortKey;
 use crate::schema::Schema;
+use crate::schema::{RecordHandle, RecordStorage};
 use crate::secondary::{self, IndexHit, SecondaryIndex};
 
 /// A task's current version: its chunk and the clock value of the commit that made it
@@ -66,9 +67,9 @@ impl<S: Schema> Default for State<S> {
 
 impl<S: Schema> State<S> {
     /// Makes `new` the current version of its task (or, with `None`, removes the task's
-    /// version) and returns the partitions whose contents changed. The caller publishes
-    /// the result as a whole, so no reader sees a part of it.
-    pub(crate) fn replace(&mut self, task: TaskId, new: Option<Arc<Chunk<S>>>) -> Vec<Ident> {
+    /// version) and returns what changed. The caller publishes the result as a whole,
+    /// so no reader sees a part of it.
+    pub(crate) fn replace(&mut self, task: TaskId, new: Option<Arc<Chunk<S>>>) -> Changes {
         let old = match &new {
             Some(chunk) => {
                 self.tasks.insert(task, Version { chunk: Arc::clone(chunk), committed_at: self.clock })
@@ -77,7 +78,7 @@ impl<S: Schema> State<S> {
         }
         .map(|version| version.chunk);
 
-        let mut touched = Vec::new();
+        let mut changes = Changes::default();
         let old_slices = old.as_deref().map_or(&[][..], |chunk| &chunk.partitions[..]);
         let new_slices = new.as_deref().map_or(&[][..], |chunk| &chunk.partitions[..]);
         let mut partitions: Vec<Ident> =
@@ -85,25 +86,21 @@ impl<S: Schema> State<S> {
         partitions.sort_unstable();
         partitions.dedup();
         for partition in partitions {
-            let before = old.as_deref().and_then(|chunk| chunk.slice(partition).map(|s| (chunk, s)));
+            let before = old.as_ref().and_then(|chunk| chunk.slice(partition).map(|s| (chunk, s)));
             let after = new.as_ref().and_then(|chunk| chunk.slice(partition).map(|s| (chunk, s)));
             let changed = match (before, after) {
                 (Some((_, a)), Some((_, b))) => a.hash != b.hash,
                 _ => true,
             };
             if changed {
-                touched.push(partition);
+                changes.touched.push(partition);
             }
-            self.update_partition(
-                partition,
-                task,
-                before.map_or(&[][..], |(chunk, slice)| chunk.rows_of(slice)),
-                after.map(|(chunk, slice)| (chunk, slice.range())),
-            );
+            let keys = changed.then_some(&mut changes.keys);
+            self.update_partition(partition, task, before, after, keys);
         }
 
         if !S::indexes().is_empty() {
-            self.update_indexes(old.as_ref(), new.as_ref());
+            self.update_indexes(old.as_ref(), new.as_ref(), &mut changes.keys);
         }
 
         if let Some(old) = old {
@@ -116,13 +113,20 @@ impl<S: Schema> State<S> {
             self.chunk_bytes += new.heap_bytes;
             self.chunks.insert(new.id, new);
         }
-        touched
+        changes
     }
 
     /// Replaces the old version's secondary-index entries with the new version's.
     /// Entries of both are re-pointed at the new chunk, so every entry is set; those
-    /// only the old version had are removed.
-    fn update_indexes(&mut self, old: Option<&Arc<Chunk<S>>>, new: Option<&Arc<Chunk<S>>>) {
+    /// only the old version had are removed. Entries added, removed, or whose record
+    /// changed are reported in `changed`, under the index's id.
+    fn update_indexes(
+        &mut self,
+        old: Option<&Arc<Chunk<S>>>,
+        new: Option<&Arc<Chunk<S>>>,
+        changed: &mut Vec<(Ident, SortKey)>,
+    ) {
+        let same_output = matches!((old, new), (Some(a), Some(b)) if a.output_hash == b.output_hash);
         let old_entries = old.map_or(&[][..], |chunk| &chunk.index_entries[..]);
         let new_entries = new.map_or(&[][..], |chunk| &chunk.index_entries[..]);
         let mut changes: Vec<(Ident, IndexKey, Option<IndexHit<S>>)> =
@@ -132,14 +136,30 @@ impl<S: Schema> State<S> {
             while let Some((gone_index, gone, _, _)) =
                 old_iter.next_if(|(i, k, _, _)| (*i, k) < (*index, key))
             {
+                changed.push((*gone_index, gone.key.clone()));
                 changes.push((*gone_index, gone.clone(), None));
             }
-            old_iter.next_if(|(i, k, _, _)| i == index && k == key);
+            let kept = old_iter.next_if(|(i, k, _, _)| i == index && k == key);
+            let record_changed = match (kept, old, new) {
+                (None, _, _) => true,
+                (Some((_, _, _, old_row)), Some(old), Some(new)) => {
+                    !same_output
+                        && record_hash(old, old.rows[*old_row as usize].handle)
+                            != record_hash(new, new.rows[*row as usize].handle)
+                }
+                _ => false,
+            };
+            if record_changed {
+                changed.push((*index, key.key.clone()));
+            }
             if let Some(chunk) = new {
                 changes.push((*index, key.clone(), Some(secondary::hit_of(chunk, *partition, *row))));
             }
         }
-        changes.extend(old_iter.map(|(index, key, _, _)| (*index, key.clone(), None)));
+        for (index, key, _, _) in old_iter {
+            changed.push((*index, key.key.clone()));
+            changes.push((*index, key.clone(), None));
+        }
         let mut rest = &changes[..];
         while let Some((index, _, _)) = rest.first() {
             let run = rest.iter().take_while(|(i, _, _)| i == index).count();
@@ -156,28 +176,48 @@ impl<S: Schema> State<S> {
 
     /// Replaces `task`'s records in one partition: the old rows go, the new chunk's
     /// rows come in, as one sorted batch of changes. Keys present in both are
-    /// overwritten in place rather than removed and re-inserted.
+    /// overwritten in place rather than removed and re-inserted. With `changed`, the
+    /// keys added, removed or holding a different record are reported there.
     fn update_partition(
         &mut self,
         partition: Ident,
         task: TaskId,
-        old_rows: &[Row],
-        new: Option<(&Arc<Chunk<S>>, Range<usize>)>,
+        before: Option<(&Arc<Chunk<S>>, &PartitionSlice)>,
+        after: Option<(&Arc<Chunk<S>>, &PartitionSlice)>,
+        mut changed: Option<&mut Vec<(Ident, SortKey)>>,
     ) {
-        let new_rows = new.as_ref().map_or(&[][..], |(chunk, rows)| &chunk.rows[rows.clone()]);
+        let old_rows = before.map_or(&[][..], |(chunk, slice)| chunk.rows_of(slice));
+        let new_rows = after.map_or(&[][..], |(chunk, slice)| chunk.rows_of(slice));
+        let diffing = changed.is_some();
+        let mut report = |key: &SortKey| {
+            if let Some(changed) = changed.as_deref_mut() {
+                changed.push((partition, key.clone()));
+            }
+        };
         let mut changes = Vec::with_capacity(old_rows.len().max(new_rows.len()));
         let mut old = old_rows.iter().peekable();
         for row in new_rows {
             while let Some(gone) = old.next_if(|old| old.key < row.key) {
+                report(&gone.key);
                 changes.push(Change { key: IndexKey::new(gone.key.clone()), op: Op::Remove(task) });
             }
-            old.next_if(|old| old.key == row.key);
-            if let Some((chunk, _)) = &new {
+            match (old.next_if(|old| old.key == row.key), before, after) {
+                (Some(kept), Some((old_chunk, _)), Some((new_chunk, _))) => {
+                    if diffing && record_hash(old_chunk, kept.handle) != record_hash(new_chunk, row.handle) {
+                        report(&row.key);
+                    }
+                }
+                _ => report(&row.key),
+            }
+            if let Some((chunk, _)) = after {
                 let posting = Posting { chunk: Arc::clone(chunk), handle: row.handle };
                 changes.push(Change { key: IndexKey::new(row.key.clone()), op: Op::Upsert(posting) });
             }
         }
-        changes.extend(old.map(|gone| Change { key: IndexKey::new(gone.key.clone()), op: Op::Remove(task) }));
+        for gone in old {
+            report(&gone.key);
+            changes.push(Change { key: IndexKey::new(gone.key.clone()), op: Op::Remove(task) });
+        }
 
         let index = self.partitions.entry(partition).or_default();
         index.apply(&changes);
@@ -191,4 +231,38 @@ impl<S: Schema> State<S> {
             self.partitions.remove(&partition);
         }
     }
+}
+
+impl<S: Schema> State<S> {
+    /// Whether `range` of `partition` (or of the secondary index with that id) holds
+    /// at least one record.
+    pub(crate) fn holds_data(&self, partition: Ident, range: &crate::key::KeyRange) -> bool {
+        if let Some(index) = self.partitions.get(&partition) {
+            let first = index.scan_from(crate::key::Start::At(range.start())).next();
+            return first.is_some_and(|(key, _)| range.contains(key.key.as_bytes()));
+        }
+        if let Some(index) = self.indexes.get(&partition) {
+            let first = index.scan_from(range.start()).next();
+            return first.is_some_and(|(key, _)| range.contains(key.key.as_bytes()));
+        }
+        false
+    }
+}
+
+/// What one replacement changed.
+#[derive(Debug, Default)]
+pub(crate) struct Changes {
+    /// The partitions whose records changed, in partition-key order.
+    pub(crate) touched: Vec<Ident>,
+    /// Every key whose records changed (added, removed or different), under its
+    /// partition, or under the index id for secondary-index entries. A query covering
+    /// none of these keys returns what it returned before.
+    pub(crate) keys: Vec<(Ident, SortKey)>,
+}
+
+/// The hash of one stored record, to tell a rewritten key from a changed one.
+fn record_hash<S: Schema>(chunk: &Chunk<S>, handle: RecordHandle) -> ContentHash {
+    let mut hasher = StableHasher::new();
+    chunk.storage.hash_record(handle, &mut hasher);
+    hasher.finish()
 }

@@ -26,6 +26,14 @@ pub struct Stats {
     /// Superseded states waiting to be freed: held by open snapshots, or released
     /// since the last commit (see [`Database::reclaim`](crate::Database::reclaim)).
     pub retired_states: usize,
+    /// Tasks in the stale set (see [`Database::stale`](crate::Database::stale)).
+    pub stale_tasks: usize,
+    /// Reads of current task versions filed for invalidation.
+    pub reads_tracked: usize,
+    /// Subscriptions registered and not yet ready.
+    pub subscriptions: usize,
+    /// Garbage collection so far.
+    pub gc: crate::gc::GcStats,
     /// The adaptive executor's decisions per measured query shape.
     pub execution: Vec<crate::exec::ShapeDecision>,
     /// Per-partition counts, in partition-key order.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use rayon::slice::ParallelSliceMut;
 
 use crate::chunk::{Chunk, LiveCount, PartitionSlice, Row};
-use crate::database::Database;
+use crate::database::{Commit, Database};
 use crate::error::{Error, Result};
 use crate::hash::{ChunkId, ContentHash, StableHasher};
 use crate::ident::{Ident, TaskId};
@@ -31,6 +31,8 @@ pub struct ChunkWriter<S: Schema> {
     parent: Option<TaskId>,
     declared: Vec<ChunkId>,
     reads: Vec<ReadEntry>,
+    read_at: Option<u64>,
+    spawned: Vec<TaskId>,
     builder: BuilderOf<S>,
     rows: Vec<(Ident, Row)>,
 }
@@ -43,9 +45,15 @@ impl<S: Schema> ChunkWriter<S> {
             parent: None,
             declared: Vec::new(),
             reads: Vec::new(),
+            read_at: None,
+            spawned: Vec::new(),
             builder: BuilderOf::<S>::default(),
             rows: Vec::new(),
         }
+    }
+
+    pub(crate) fn database(&self) -> &Database<S> {
+        &self.db
     }
 
     /// The task this writer writes for.
@@ -119,8 +127,18 @@ impl<S: Schema> ChunkWriter<S> {
         self.insert(P::KEY, key, record)
     }
 
-    pub(crate) fn add_reads(&mut self, reads: Vec<ReadEntry>) {
+    /// Adds the reads a run made on the snapshot at clock `read_at`.
+    pub(crate) fn add_reads(&mut self, reads: Vec<ReadEntry>, read_at: u64) {
         self.reads.extend(reads);
+        self.read_at = Some(self.read_at.map_or(read_at, |at| at.min(read_at)));
+    }
+
+    /// Asks for `child` to exist: when this version is committed and `child` has no
+    /// version yet, it is scheduled (see [`Database::schedule`]) with this task as its
+    /// parent, so a [`Driver`](crate::Driver) runs it next.
+    pub fn spawn(&mut self, child: impl Into<TaskId>) -> &mut Self {
+        self.spawned.push(child.into());
+        self
     }
 
     /// Commits the records as the task's new version and returns what changed.
@@ -132,14 +150,13 @@ impl<S: Schema> ChunkWriter<S> {
     /// unchanged.
     pub fn commit(self) -> Result<crate::CommitReceipt> {
         let db = self.db.clone();
-        let (chunk, declared) = self.build()?;
-        db.publish(chunk, &declared)
+        db.publish(self.build()?)
     }
 
     /// Freezes the records into a chunk (sorting, hashing, addressing) without
     /// touching the database, so this work runs outside the commit lock.
-    fn build(self) -> Result<(Arc<Chunk<S>>, Vec<ChunkId>)> {
-        let ChunkWriter { db, task, parent, mut declared, reads, builder, mut rows } = self;
+    pub(crate) fn build(self) -> Result<Commit<S>> {
+        let ChunkWriter { db, task, parent, mut declared, reads, read_at, spawned, builder, mut rows } = self;
         let order =
             |(pa, a): &(Ident, Row), (pb, b): &(Ident, Row)| pa.cmp(pb).then_with(|| a.key.cmp(&b.key));
         // Very large chunks (a generated file, a bulk load) sort on every core.
@@ -191,7 +208,7 @@ impl<S: Schema> ChunkWriter<S> {
             _live: LiveCount::new(db.live_chunk_counter()),
         };
         chunk.heap_bytes = chunk.estimate_heap_bytes();
-        Ok((Arc::new(chunk), declared))
+        Ok(Commit { chunk: Arc::new(chunk), declared, read_at, spawned })
     }
 }
 

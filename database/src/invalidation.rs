@@ -1,0 +1,229 @@
+//! Invalidation: which tasks must re-run after a commit.
+//!
+//! A task is *stale* when a commit changes what one of its queries would now return.
+//! Every query a task ran through its [`TaskContext`](crate::TaskContext) is a read
+//! (partition and key range); the tracker files the reads of every task's current
+//! version in a [`RangeRegistry`], and a commit asks it, for each key whose records
+//! changed, which reads cover that key. Those readers are stale. The cost is one
+//! registry lookup per changed key, whatever the number of readers; an unchanged
+//! output changes no key, so it invalidates nothing (early cut-off).
+//!
+//! A task runs on a snapshot and commits later; commits in between may already have
+//! changed what it read. So the tracker keeps the changed keys of recent commits and
+//! checks a committing task's reads against those made since its snapshot: if one
+//! falls inside them, the task stays stale.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::chunk::Chunk;
+use crate::ident::{Ident, TaskId};
+use crate::key::SortKey;
+use crate::ranges::RangeRegistry;
+use crate::read_set::ReadEntry;
+use crate::schema::Schema;
+use crate::state::State;
+
+/// Recent commits' changed keys kept for checking tasks that ran concurrently: at most
+/// this many commits...
+const LOG_COMMITS: usize = 4096;
+/// ...and this many keys in all. A task whose snapshot is older than the log is
+/// conservatively kept stale.
+const LOG_KEYS: usize = 1 << 20;
+
+/// A task in the stale set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StaleEntry {
+    /// The parent to run it under: the spawner's, for a task scheduled by another;
+    /// `None` keeps its current version's.
+    pub(crate) parent: Option<TaskId>,
+}
+
+/// The reverse dependency edges (every current task's reads, by key) and the stale
+/// set. Lives with the publish lock: only commits change it.
+#[derive(Debug, Default)]
+pub(crate) struct Tracker {
+    readers: RangeRegistry<TaskId>,
+    stale: FxHashMap<TaskId, StaleEntry>,
+    /// (clock, changed keys sorted) of recent commits, oldest first.
+    log: VecDeque<(u64, Arc<[(Ident, SortKey)]>)>,
+    log_keys: usize,
+    /// The oldest clock the log covers completely: commits after it are all logged.
+    log_from: u64,
+}
+
+impl Tracker {
+    /// Records that `task` was replaced by `new` (or removed) at `clock`, with
+    /// `changed` the keys whose records changed. `read_at` is the clock of the
+    /// snapshot the new version's reads were made on. Returns the tasks this made
+    /// stale that were not stale before, in task order.
+    pub(crate) fn replaced<S: Schema>(
+        &mut self,
+        task: TaskId,
+        old: Option<&Chunk<S>>,
+        new: Option<&Chunk<S>>,
+        mut changed: Vec<(Ident, SortKey)>,
+        clock: u64,
+        read_at: Option<u64>,
+    ) -> Vec<TaskId> {
+        for read in old.map_or(&[][..], |chunk| chunk.reads()) {
+            self.readers.remove(read.partition(), read.range(), task);
+        }
+        for read in new.map_or(&[][..], |chunk| chunk.reads()) {
+            self.readers.insert(read.partition(), read.range(), task);
+        }
+        let entry = self.stale.remove(&task);
+        if let (Some(new), Some(read_at)) = (new, read_at)
+            && self.changed_since(read_at, clock, new.reads())
+        {
+            self.stale.insert(task, entry.unwrap_or(StaleEntry { parent: new.parent() }));
+        }
+
+        let mut invalidated = FxHashSet::default();
+        for (partition, key) in &changed {
+            self.readers.containing(*partition, key.as_bytes(), |reader| {
+                if reader != task {
+                    invalidated.insert(reader);
+                }
+            });
+        }
+        let mut newly: Vec<TaskId> =
+            invalidated.into_iter().filter(|reader| self.schedule(*reader, None)).collect();
+        newly.sort_unstable();
+
+        if changed.is_empty() {
+            return newly;
+        }
+        changed.sort_unstable();
+        changed.dedup();
+        self.log_keys += changed.len();
+        self.log.push_back((clock, changed.into()));
+        while self.log.len() > LOG_COMMITS || self.log_keys > LOG_KEYS {
+            let Some((dropped, keys)) = self.log.pop_front() else { break };
+            self.log_keys -= keys.len();
+            self.log_from = dropped;
+        }
+        newly
+    }
+
+    /// Whether a commit after `read_at` and before `clock` changed a key `reads`
+    /// cover. Unknown (the log no longer reaches back that far) counts as changed.
+    fn changed_since(&self, read_at: u64, clock: u64, reads: &[ReadEntry]) -> bool {
+        if reads.is_empty() || read_at + 1 >= clock {
+            return false;
+        }
+        if read_at < self.log_from {
+            return true;
+        }
+        self.log
+            .iter()
+            .filter(|(at, _)| *at > read_at && *at < clock)
+            .any(|(_, keys)| reads.iter().any(|read| covers_any(keys, read)))
+    }
+
+    /// Adds `task` to the stale set (to run, or to run again), to run under `parent`.
+    /// Returns whether it was not stale before.
+    pub(crate) fn schedule(&mut self, task: TaskId, parent: Option<TaskId>) -> bool {
+        match self.stale.get_mut(&task) {
+            Some(entry) => {
+                entry.parent = parent.or(entry.parent);
+                false
+            }
+            None => {
+                self.stale.insert(task, StaleEntry { parent });
+                true
+            }
+        }
+    }
+
+    /// Drops from the stale set the tasks whose parent has no version: they are
+    /// garbage (or would be, once written), and the collector removes those that
+    /// have a version.
+    pub(crate) fn drop_orphans<S: Schema>(&mut self, state: &State<S>) {
+        self.stale.retain(|task, entry| {
+            let parent = entry.parent.or_else(|| state.tasks.get(task).and_then(|v| v.chunk.parent()));
+            parent.is_none_or(|parent| state.tasks.contains_key(&parent))
+        });
+    }
+
+    /// Whether `task` is stale.
+    pub(crate) fn is_stale(&self, task: TaskId) -> bool {
+        self.stale.contains_key(&task)
+    }
+
+    /// Number of stale tasks.
+    pub(crate) fn stale_len(&self) -> usize {
+        self.stale.len()
+    }
+
+    /// Number of reads filed.
+    pub(crate) fn reads_filed(&self) -> usize {
+        self.readers.len()
+    }
+
+    /// The stale tasks in waves, each task with the parent to run it under (`None`:
+    /// its current version's). A task comes in a later wave than the stale tasks
+    /// whose output it read and than its stale parent, so each wave can run in
+    /// parallel once the waves before it have committed. Tasks waiting on each other
+    /// in a cycle are released together, in one wave. Within a wave, task order.
+    pub(crate) fn waves<S: Schema>(&self, state: &State<S>) -> Vec<Vec<(TaskId, Option<TaskId>)>> {
+        let stale = |task: &TaskId| self.stale.contains_key(task);
+        let mut waiting: FxHashMap<TaskId, usize> = FxHashMap::default();
+        let mut dependents: FxHashMap<TaskId, Vec<TaskId>> = FxHashMap::default();
+        for (&task, entry) in &self.stale {
+            let mut on: Vec<TaskId> = entry.parent.into_iter().filter(stale).collect();
+            if let Some(version) = state.tasks.get(&task) {
+                on.extend(version.chunk.parent().filter(stale));
+                on.extend(version.chunk.dependencies().iter().filter_map(|id| {
+                    let dependency = state.chunks.get(id)?.task();
+                    (dependency != task && stale(&dependency)).then_some(dependency)
+                }));
+            }
+            on.sort_unstable();
+            on.dedup();
+            waiting.insert(task, on.len());
+            for dependency in on {
+                dependents.entry(dependency).or_default().push(task);
+            }
+        }
+        let mut waves = Vec::new();
+        let mut wave: Vec<TaskId> = waiting.iter().filter(|(_, n)| **n == 0).map(|(t, _)| *t).collect();
+        let mut placed = 0;
+        while placed < waiting.len() {
+            if wave.is_empty() {
+                // Everything left waits in a cycle: release it together.
+                wave = waiting.iter().filter(|(_, n)| **n > 0).map(|(t, _)| *t).collect();
+                wave.iter().for_each(|task| {
+                    waiting.insert(*task, 0);
+                });
+            }
+            wave.sort_unstable();
+            let mut next = Vec::new();
+            for task in &wave {
+                for dependent in dependents.get(task).map_or(&[][..], Vec::as_slice) {
+                    let count = waiting.get_mut(dependent).expect("every dependent is stale");
+                    if *count > 0 {
+                        *count -= 1;
+                        if *count == 0 {
+                            next.push(*dependent);
+                        }
+                    }
+                }
+            }
+            placed += wave.len();
+            waves.push(wave.iter().map(|task| (*task, self.stale[task].parent)).collect());
+            wave = next;
+        }
+        waves
+    }
+}
+
+/// Whether any of the sorted `keys` lies inside `read`.
+fn covers_any(keys: &[(Ident, SortKey)], read: &ReadEntry) -> bool {
+    let partition = read.partition();
+    let range = read.range();
+    let first = keys.partition_point(|(p, key)| (*p, key.as_bytes()) < (partition, range.start()));
+    keys.get(first).is_some_and(|(p, key)| *p == partition && range.contains(key.as_bytes()))
+}
