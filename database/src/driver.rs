@@ -161,9 +161,10 @@ impl<'db, S: Schema> Driver<'db, S> {
         self
     }
 
-    /// Re-runs stale tasks until nothing is stale: each round runs the tasks that wait
-    /// on no other stale task (in parallel when enabled), commits each, and looks at
-    /// the stale set again.
+    /// Re-runs stale tasks until nothing is stale: each round first collects the
+    /// garbage removals left (see [`Database::collect`]), then runs the tasks that
+    /// wait on no other stale task (in parallel when enabled), commits each, and
+    /// looks at the stale set again.
     ///
     /// `run` gets a [`TaskContext`] for the task (its [`task`](TaskContext::task)
     /// says which) whose queries are recorded; it writes the task's output into it,
@@ -180,6 +181,11 @@ impl<'db, S: Schema> Driver<'db, S> {
         let started = Instant::now();
         let mut report = DriveReport::default();
         loop {
+            // A removal leaves its spawned tasks' data visible until it is collected:
+            // collect it first, so no task runs on it (its readers are invalidated).
+            if self.db.has_garbage() {
+                self.db.collect();
+            }
             let Some(wave) = self.db.stale_waves().into_iter().next() else { break };
             if report.rounds == self.max_rounds {
                 let stale = self.db.stale().into_iter().take(16).collect();

@@ -7,10 +7,14 @@ use std::sync::atomic::Ordering;
 use crate::chunk::Chunk;
 use crate::database::Counters;
 use crate::error::Result;
-use crate::hash::ChunkId;
+use crate::hash::{ChunkId, ContentHash, StableHasher};
 use crate::ident::{Ident, TaskId};
+use crate::index::Posting;
 use crate::key::IntoSortKey;
+use crate::key::Start;
 use crate::query::{IndexQuery, Query, QueryResults};
+use crate::read_set::ReadEntry;
+use crate::schema::RecordStorage;
 use crate::schema::Schema;
 use crate::state::State;
 use crate::typed::{IndexHandle, TypedPartition, TypedQuery};
@@ -75,6 +79,38 @@ impl<S: Schema> Snapshot<S> {
         pairs: impl IntoIterator<Item = (Ident, K)>,
     ) -> Result<Vec<QueryResults<'_, S>>> {
         crate::query::batch_get(self, None, pairs)
+    }
+
+    /// A hash of what `read` returns in this snapshot: every record in its range
+    /// (of its partition, or of the secondary index it was made through), with its key
+    /// and task. Equal hashes on two snapshots mean the query would return the same
+    /// results on both; a driver or a test can use it to check that a re-run was
+    /// needed.
+    #[must_use]
+    pub fn results_hash(&self, read: &ReadEntry) -> ContentHash {
+        let range = read.range();
+        let mut hasher = StableHasher::new();
+        let mut add = |key: &[u8], posting: &Posting<S>| {
+            hasher.write_bytes(key);
+            hasher.write_u64(posting.task().ident().raw());
+            posting.chunk.storage.hash_record(posting.handle, &mut hasher);
+        };
+        if let Some(index) = self.state.partitions.get(&read.partition()) {
+            for (key, postings) in index.scan_from(Start::At(range.start())) {
+                if !range.contains(key.key.as_bytes()) {
+                    break;
+                }
+                postings.as_slice().iter().for_each(|posting| add(key.key.as_bytes(), posting));
+            }
+        } else if let Some(index) = self.state.indexes.get(&read.partition()) {
+            for (key, hit) in index.scan_from(range.start()) {
+                if !range.contains(key.key.as_bytes()) {
+                    break;
+                }
+                add(key.key.as_bytes(), &hit.posting);
+            }
+        }
+        hasher.finish()
     }
 
     /// The current chunk of `task` in this snapshot.

@@ -1,0 +1,3 @@
+//! Code shared by integration tests (and the performance report).
+
+pub mod pipeline;
