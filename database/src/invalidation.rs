@@ -33,6 +33,9 @@ const LOG_COMMITS: usize = 4096;
 /// conservatively kept stale.
 const LOG_KEYS: usize = 1 << 20;
 
+/// The keys one commit changed, sorted: (partition or index id, key).
+type ChangedKeys = Arc<[(Ident, SortKey)]>;
+
 /// A task in the stale set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct StaleEntry {
@@ -48,7 +51,7 @@ pub(crate) struct Tracker {
     readers: RangeRegistry<TaskId>,
     stale: FxHashMap<TaskId, StaleEntry>,
     /// (clock, changed keys sorted) of recent commits, oldest first.
-    log: VecDeque<(u64, Arc<[(Ident, SortKey)]>)>,
+    log: VecDeque<(u64, ChangedKeys)>,
     log_keys: usize,
     /// The oldest clock the log covers completely: commits after it are all logged.
     log_from: u64,

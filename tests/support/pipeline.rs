@@ -180,3 +180,43 @@ pub fn contents(db: &Database<Toy>) -> Vec<String> {
     }
     lines
 }
+
+/// A deterministic editing session over `files` files for the soak run: each cycle
+/// edits one file's body, re-submits one unchanged, or (every 50th cycle) deletes a
+/// file that the next cycle writes back, then drives the pipeline to a fixed point
+/// with garbage collection on its default policy. `sample(cycle, db)` is called
+/// after every cycle.
+pub fn soak(files: usize, cycles: usize, mut sample: impl FnMut(usize, &Database<Toy>)) {
+    let db = Database::<Toy>::new();
+    let name = |file: usize| format!("m{file}");
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |bound: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % bound as u64) as usize
+    };
+    let text = |file: usize, variant: usize| {
+        let other = (file + 1 + variant % 3) % files;
+        format!("fn f{file}\nfn g{}\nuse m{other}::f{other}\nuse m{other}::g{variant}\n", variant % 4)
+    };
+    for file in 0..files {
+        write_source(&db, &name(file), &text(file, 0)).expect("sources fit the schema");
+    }
+    drive(&db, true).expect("the pipeline's tasks do not fail");
+    let mut removed: Option<usize> = None;
+    for cycle in 0..cycles {
+        if let Some(file) = removed.take() {
+            write_source(&db, &name(file), &text(file, next(8))).expect("sources fit the schema");
+        } else if cycle % 50 == 49 {
+            let file = next(files);
+            remove_source(&db, &name(file));
+            removed = Some(file);
+        } else {
+            let file = next(files);
+            write_source(&db, &name(file), &text(file, next(8))).expect("sources fit the schema");
+        }
+        drive(&db, true).expect("the pipeline's tasks do not fail");
+        sample(cycle, &db);
+    }
+}
