@@ -110,6 +110,11 @@ struct WriteSide<S: Schema> {
     /// Keys changed by the commit being published, kept for subscriptions (only
     /// while some are registered).
     changed: Vec<(Ident, SortKey)>,
+    /// Whether a replacement of the commit being published did not keep its changed
+    /// keys (no subscription was registered then). A subscription may register
+    /// between that decision and the publication, against the state before it; the
+    /// publication then checks every registered subscription instead.
+    unwatched: bool,
     /// Subscriptions made ready, fired once the lock is released.
     ready: Vec<Ready>,
 }
@@ -121,6 +126,7 @@ impl<S: Schema> Default for WriteSide<S> {
             tracker: Tracker::default(),
             collector: Collector::default(),
             changed: Vec::new(),
+            unwatched: false,
             ready: Vec::new(),
         }
     }
@@ -142,6 +148,8 @@ impl<S: Schema> WriteSide<S> {
         let changes = next.replace(task, new.cloned());
         if watching {
             self.changed.extend(changes.keys.iter().cloned());
+        } else {
+            self.unwatched = true;
         }
         let invalidated = self.tracker.replaced(
             task,
@@ -382,15 +390,19 @@ impl<S: Schema> Database<S> {
         let previous = self.shared.current.swap(Arc::new(next));
         Self::free_retired(side);
         side.retired.push(previous);
-        if !side.changed.is_empty() {
+        let unwatched = std::mem::take(&mut side.unwatched);
+        if unwatched || !side.changed.is_empty() {
             // After the swap, under the registry's lock: a subscriber registering now
-            // either sees the new state or is registered before this looks.
+            // either sees the new state or is registered before this looks. When the
+            // changed keys were not kept, a subscription may have registered since,
+            // having seen the old state: every registered one is checked (when none
+            // is, this is the lock and an emptiness test).
             let current = self.shared.current.load();
-            let ready = self
-                .shared
-                .subscriptions
-                .lock()
-                .notify(side.changed.iter(), |partition, range| current.holds_data(partition, range));
+            let ready = self.shared.subscriptions.lock().notify(
+                side.changed.iter(),
+                unwatched,
+                |partition, range| current.holds_data(partition, range),
+            );
             side.changed.clear();
             side.ready.push(ready);
         }

@@ -117,19 +117,25 @@ impl Subscriptions {
     }
 
     /// The subscriptions a commit that changed `keys` makes ready: those with a
-    /// changed key in their range for which `has_data(partition, range)` now holds.
+    /// changed key in their range (with `every`, all registered ones: the commit did
+    /// not keep all its keys) for which `has_data(partition, range)` now holds.
     /// They are unregistered; their handles stay valid.
     pub(crate) fn notify<'k>(
         &mut self,
         keys: impl IntoIterator<Item = &'k (Ident, crate::key::SortKey)>,
+        every: bool,
         has_data: impl Fn(Ident, &KeyRange) -> bool,
     ) -> Ready {
         if self.signals.is_empty() {
             return Ready(Vec::new());
         }
         let mut touched = Vec::new();
-        for (partition, key) in keys {
-            self.ranges.containing(*partition, key.as_bytes(), |id| touched.push(id));
+        if every {
+            touched.extend(self.signals.keys().copied());
+        } else {
+            for (partition, key) in keys {
+                self.ranges.containing(*partition, key.as_bytes(), |id| touched.push(id));
+            }
         }
         touched.sort_unstable();
         touched.dedup();
