@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::hash::{ChunkId, ContentHash};
+use crate::hash::{ChunkId, ContentHash, StableHasher};
 use crate::ident::{Ident, TaskId};
 use crate::index::IndexKey;
 use crate::key::SortKey;
@@ -156,6 +156,14 @@ impl<S: Schema> Chunk<S> {
 
     pub(crate) fn record(&self, handle: RecordHandle) -> RecordRefOf<'_, S> {
         self.storage.get(handle)
+    }
+
+    /// The hash of one record's canonical encoding: equal exactly when the records
+    /// are equal.
+    pub(crate) fn record_hash(&self, handle: RecordHandle) -> ContentHash {
+        let mut hasher = StableHasher::new();
+        self.storage.hash_record(handle, &mut hasher);
+        hasher.finish()
     }
 
     pub(crate) fn slice(&self, partition: Ident) -> Option<&PartitionSlice> {

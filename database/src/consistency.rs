@@ -33,12 +33,9 @@ pub(crate) fn check_state<S: Schema>(state: &State<S>) -> Result<(), String> {
                 let slice = posting.chunk.slice(partition).ok_or_else(|| {
                     format!("partition {partition} lists chunk {} that holds nothing of it", posting.chunk.id)
                 })?;
-                if !posting
-                    .chunk
-                    .rows_of(slice)
-                    .iter()
-                    .any(|row| row.key == key.key && row.handle == posting.handle)
-                {
+                let rows = posting.chunk.rows_of(slice);
+                let row = rows.binary_search_by(|row| row.key.cmp(&key.key)).ok().map(|at| &rows[at]);
+                if row.is_none_or(|row| row.handle != posting.handle) {
                     return Err(format!(
                         "partition {partition}, key {:?}: the posting is not a row of its chunk",
                         key.key

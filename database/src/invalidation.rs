@@ -71,11 +71,14 @@ impl Tracker {
         clock: u64,
         read_at: Option<u64>,
     ) -> Vec<TaskId> {
-        for read in old.map_or(&[][..], |chunk| chunk.reads()) {
-            self.readers.remove(read.partition(), read.range(), task);
-        }
-        for read in new.map_or(&[][..], |chunk| chunk.reads()) {
-            self.readers.insert(read.partition(), read.range(), task);
+        // A re-run that produced the identical chunk keeps its reads filed as they are.
+        if old.map(Chunk::id) != new.map(Chunk::id) {
+            for read in old.map_or(&[][..], |chunk| chunk.reads()) {
+                self.readers.remove(read.partition(), read.range(), task);
+            }
+            for read in new.map_or(&[][..], |chunk| chunk.reads()) {
+                self.readers.insert(read.partition(), read.range(), task);
+            }
         }
         let entry = self.stale.remove(&task);
         if let (Some(new), Some(read_at)) = (new, read_at)

@@ -4,12 +4,11 @@
 use std::sync::Arc;
 
 use crate::chunk::{Chunk, PartitionSlice};
-use crate::hash::{ChunkId, ContentHash, StableHasher};
+use crate::hash::ChunkId;
 use crate::ident::{Ident, TaskId};
 use crate::index::{Change, IdMap, IndexKey, Op, PartitionIndex, Posting};
 use crate::key::SortKey;
 use crate::schema::Schema;
-use crate::schema::{RecordHandle, RecordStorage};
 use crate::secondary::{self, IndexHit, SecondaryIndex};
 
 /// A task's current version: its chunk and the clock value of the commit that made it
@@ -144,8 +143,8 @@ impl<S: Schema> State<S> {
                 (None, _, _) => true,
                 (Some((_, _, _, old_row)), Some(old), Some(new)) => {
                     !same_output
-                        && record_hash(old, old.rows[*old_row as usize].handle)
-                            != record_hash(new, new.rows[*row as usize].handle)
+                        && old.record_hash(old.rows[*old_row as usize].handle)
+                            != new.record_hash(new.rows[*row as usize].handle)
                 }
                 _ => false,
             };
@@ -203,7 +202,7 @@ impl<S: Schema> State<S> {
             }
             match (old.next_if(|old| old.key == row.key), before, after) {
                 (Some(kept), Some((old_chunk, _)), Some((new_chunk, _))) => {
-                    if diffing && record_hash(old_chunk, kept.handle) != record_hash(new_chunk, row.handle) {
+                    if diffing && old_chunk.record_hash(kept.handle) != new_chunk.record_hash(row.handle) {
                         report(&row.key);
                     }
                 }
@@ -258,11 +257,4 @@ pub(crate) struct Changes {
     /// partition, or under the index id for secondary-index entries. A query covering
     /// none of these keys returns what it returned before.
     pub(crate) keys: Vec<(Ident, SortKey)>,
-}
-
-/// The hash of one stored record, to tell a rewritten key from a changed one.
-fn record_hash<S: Schema>(chunk: &Chunk<S>, handle: RecordHandle) -> ContentHash {
-    let mut hasher = StableHasher::new();
-    chunk.storage.hash_record(handle, &mut hasher);
-    hasher.finish()
 }

@@ -7,10 +7,9 @@
 //! rustc turn incremental compilation off twice.) Verify mode runs a task twice and
 //! names the first record that differs.
 
-use crate::chunk::Chunk;
+use crate::chunk::{Chunk, PartitionSlice};
 use crate::database::Commit;
 use crate::error::{Error, Result};
-use crate::hash::StableHasher;
 use crate::ident::Ident;
 use crate::key::{SortKey, decode_key};
 use crate::schema::{self, RecordHandle, RecordStorage, Schema};
@@ -30,26 +29,12 @@ pub(crate) fn same_output<S: Schema>(first: Commit<S>, second: Commit<S>) -> Res
 /// The first record, in (partition, key) order, that one chunk has and the other
 /// has not, or holds differently; described for a person.
 pub(crate) fn first_difference<S: Schema>(a: &Chunk<S>, b: &Chunk<S>) -> String {
-    let rows = |chunk: &Chunk<S>| -> Vec<(Ident, SortKey, RecordHandle)> {
-        chunk
-            .partitions
-            .iter()
-            .flat_map(|slice| {
-                chunk.rows_of(slice).iter().map(|row| (slice.partition, row.key.clone(), row.handle))
-            })
-            .collect()
-    };
     let (left, right) = (rows(a), rows(b));
-    let hash = |chunk: &Chunk<S>, handle| {
-        let mut hasher = StableHasher::new();
-        chunk.storage.hash_record(handle, &mut hasher);
-        hasher.finish()
-    };
     let (mut i, mut j) = (0, 0);
     loop {
         match (left.get(i), right.get(j)) {
             (Some((pa, ka, ha)), Some((pb, kb, hb))) if (pa, ka) == (pb, kb) => {
-                if hash(a, *ha) != hash(b, *hb) {
+                if a.record_hash(*ha) != b.record_hash(*hb) {
                     return format!(
                         "partition {pa}, key {}: the first run wrote {:?}, the second {:?}",
                         describe_key::<S>(*pa, ka),
@@ -76,6 +61,15 @@ pub(crate) fn first_difference<S: Schema>(a: &Chunk<S>, b: &Chunk<S>) -> String 
             (_, None) => return "the records are equal; the difference is in their order".to_owned(),
         }
     }
+}
+
+/// A chunk's rows with their partitions, in (partition, key) order.
+fn rows<S: Schema>(chunk: &Chunk<S>) -> Vec<(Ident, &SortKey, RecordHandle)> {
+    let rows = |slice: &PartitionSlice| {
+        let partition = slice.partition;
+        chunk.rows_of(slice).iter().map(move |row| (partition, &row.key, row.handle))
+    };
+    chunk.partitions.iter().flat_map(rows).collect()
 }
 
 /// A key rendered with its partition's layout, when the schema declares one.
