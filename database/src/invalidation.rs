@@ -175,10 +175,25 @@ impl Tracker {
     /// parallel once the waves before it have committed. Tasks waiting on each other
     /// in a cycle are released together, in one wave. Within a wave, task order.
     pub(crate) fn waves<S: Schema>(&self, state: &State<S>) -> Vec<Vec<(TaskId, Option<TaskId>)>> {
-        let stale = |task: &TaskId| self.stale.contains_key(task);
+        // A task that never ran has no recorded reads, so nothing orders it after the
+        // stale tasks whose output it may read: running it first would waste the run.
+        // Tasks that ran before go first; new ones wait for all of them.
+        let (known, new): (Vec<TaskId>, Vec<TaskId>) =
+            self.stale.keys().copied().partition(|task| state.tasks.contains_key(task));
+        let mut waves = self.waves_of(state, &known);
+        waves.extend(self.waves_of(state, &new));
+        waves
+    }
+
+    /// The dependency waves among `tasks` (a subset of the stale set): dependencies
+    /// outside the subset are ignored.
+    fn waves_of<S: Schema>(&self, state: &State<S>, tasks: &[TaskId]) -> Vec<Vec<(TaskId, Option<TaskId>)>> {
+        let members: FxHashSet<TaskId> = tasks.iter().copied().collect();
+        let stale = |task: &TaskId| members.contains(task);
         let mut waiting: FxHashMap<TaskId, usize> = FxHashMap::default();
         let mut dependents: FxHashMap<TaskId, Vec<TaskId>> = FxHashMap::default();
-        for (&task, entry) in &self.stale {
+        for &task in tasks {
+            let entry = &self.stale[&task];
             let mut on: Vec<TaskId> = entry.parent.into_iter().filter(stale).collect();
             if let Some(version) = state.tasks.get(&task) {
                 on.extend(version.chunk.parent().filter(stale));
