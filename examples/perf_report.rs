@@ -10,7 +10,7 @@
 //!
 //! `cargo run --release --example perf_report` (full sizes) or `-- --quick` (CI).
 
-use std::alloc::System;
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::ops::Bound;
@@ -19,17 +19,86 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use chunkdb::{Database, Ident, KeyRange};
-use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region};
 use workloads::{MiniLang, MiniLangRecord, SymbolsPartition};
 
 #[global_allocator]
-static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+static GLOBAL: Switch = Switch;
+
+/// Whether allocations go through the counting allocator (the memory figures) or
+/// straight to the system's (the timing figures of the real-source pipeline: shared
+/// atomic counters would make every allocation of two threads contend).
+static COUNTING: AtomicBool = AtomicBool::new(true);
+
+/// The global allocator: the system's, counted while [`COUNTING`] is set.
+struct Switch;
+
+// SAFETY: both arms are the system allocator (`StatsAlloc<System>` forwards to it
+// after counting), so memory allocated in either mode may be freed in the other; the
+// counters only drift by what crosses a switch, which no figure spans.
+unsafe impl GlobalAlloc for Switch {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe {
+            if COUNTING.load(Ordering::Relaxed) {
+                INSTRUMENTED_SYSTEM.alloc(layout)
+            } else {
+                System.alloc(layout)
+            }
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe {
+            if COUNTING.load(Ordering::Relaxed) {
+                INSTRUMENTED_SYSTEM.dealloc(ptr, layout)
+            } else {
+                System.dealloc(ptr, layout)
+            }
+        }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe {
+            if COUNTING.load(Ordering::Relaxed) {
+                INSTRUMENTED_SYSTEM.alloc_zeroed(layout)
+            } else {
+                System.alloc_zeroed(layout)
+            }
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe {
+            if COUNTING.load(Ordering::Relaxed) {
+                INSTRUMENTED_SYSTEM.realloc(ptr, layout, new_size)
+            } else {
+                System.realloc(ptr, layout, new_size)
+            }
+        }
+    }
+}
 
 #[path = "../benches/workloads.rs"]
 mod workloads;
 
 #[path = "../tests/support/pipeline.rs"]
 mod pipeline;
+
+/// The real-source pipeline of the `rust_index` example, and its salsa twin.
+mod rust_index {
+    pub mod analysis;
+    pub mod bench;
+    pub mod chunk_index;
+    pub mod salsa_index;
+    pub mod sample;
+    pub mod script;
+    pub mod session;
+    pub mod syntax;
+}
 
 /// Problem sizes; `--quick` shrinks them for CI smoke runs.
 struct Sizes {
@@ -75,6 +144,16 @@ impl Sizes {
 }
 
 fn main() {
+    // `--peak SYSTEM FILES`: the child process measuring one system's peak memory.
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, flag, system, files] = args.as_slice()
+        && flag == "--peak"
+    {
+        COUNTING.store(false, Ordering::Relaxed);
+        let kib = files.parse().ok().and_then(|files| rust_index::bench::peak_in_this_process(system, files));
+        println!("peak_kib {}", kib.map_or_else(|| "n/a".to_owned(), |kib| kib.to_string()));
+        return;
+    }
     let quick = std::env::args().any(|arg| arg == "--quick");
     let sizes = Sizes::new(quick);
     println!(
@@ -115,20 +194,39 @@ fn main() {
         soak(&sizes);
     }
 
-    for (name, op, bound, reason) in NOT_YET.iter().filter(|figure| wanted(figure.0)) {
-        println!("figure {name} n/a target {op} {bound} ({reason})");
+    if rust_index::bench::NAMES.iter().any(|(name, _, _)| wanted(name)) {
+        real_source(quick, &wanted);
     }
 }
 
-/// Figures owned by issues not done yet.
-const NOT_YET: &[(&str, &str, &str, &str)] = &[
-    ("cold_vs_salsa", "<=", "0.7", "the real-source pipeline and its salsa twin are not built yet"),
-    ("edit_body_vs_salsa", "<=", "0.5", "the real-source pipeline and its salsa twin are not built yet"),
-    ("edit_body_vs_parse_floor", "<=", "1.5", "the real-source pipeline is not built yet"),
-    ("edit_body_3k_vs_1k", "<=", "1.2", "the real-source pipeline is not built yet"),
-    ("no_change_vs_edit_body", "<=", "0.05", "the real-source pipeline is not built yet"),
-    ("edit_add_file_vs_salsa", "<=", "0.5", "the real-source pipeline and its salsa twin are not built yet"),
-];
+/// The real-source figures: the `rust_index` pipeline on chunkdb against its salsa
+/// twin, on whole crates from the cargo registry (SPEC: 1,000 and 3,000 files).
+fn real_source(quick: bool, wanted: &dyn Fn(&str) -> bool) {
+    let sizes = if quick {
+        rust_index::bench::Sizes { small: 250, large: 750, cold_trials: 1, edit_trials: 5 }
+    } else {
+        rust_index::bench::Sizes { small: 1_000, large: 3_000, cold_trials: 3, edit_trials: 15 }
+    };
+    println!("real-source pipeline: chunkdb vs salsa (examples/rust_index)");
+    COUNTING.store(false, Ordering::Relaxed);
+    let peak = |system: &str, files: usize| {
+        let exe = std::env::current_exe().ok()?;
+        let output =
+            std::process::Command::new(exe).args(["--peak", system, &files.to_string()]).output().ok()?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        stdout.lines().find_map(|line| line.strip_prefix("peak_kib ")?.parse().ok())
+    };
+    for (name, value, op, bound, detail) in rust_index::bench::figures(sizes, peak) {
+        if !wanted(name) {
+            continue;
+        }
+        match value {
+            Ok(value) => figure(name, value, op, bound, &detail),
+            Err(reason) => println!("figure {name} n/a target {op} {bound} ({reason})"),
+        }
+    }
+    COUNTING.store(true, Ordering::Relaxed);
+}
 
 fn figure(name: &str, value: f64, op: &str, bound: f64, detail: &str) {
     println!("figure {name} {value:.3} target {op} {bound}");
@@ -176,7 +274,7 @@ fn per_op(total: Duration, ops: usize) -> f64 {
 }
 
 fn bytes_per_record(corpus: &[workloads::FileOutput]) {
-    let region = Region::new(GLOBAL);
+    let region = Region::new(&INSTRUMENTED_SYSTEM);
     let db = workloads::load(corpus);
     let change = region.change();
     let held = change.bytes_allocated as f64 - change.bytes_deallocated as f64;
@@ -598,7 +696,7 @@ fn soak(sizes: &Sizes) {
     let mut baseline: Option<(f64, f64)> = None;
     let (mut drift, mut heap_drift): (f64, f64) = (0.0, 0.0);
     let (mut most_chunks, mut most_in_memory) = (0, 0);
-    let region = Region::new(GLOBAL);
+    let region = Region::new(&INSTRUMENTED_SYSTEM);
     let started = Instant::now();
     let mut last = None;
     pipeline::soak(sizes.soak_files, sizes.soak_cycles, |cycle, db| {

@@ -1,0 +1,351 @@
+//! The real-source figures of the performance report: chunkdb's pipeline against its
+//! salsa twin on the registry sample, and the peak memory of each measured in a
+//! process of its own.
+
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use super::chunk_index::ChunkIndex;
+use super::salsa_index::SalsaIndex;
+use super::sample::{self, Sample};
+use super::script::Session;
+use super::session::{self, Edit, Pipeline};
+use super::syntax;
+
+/// Sizes of the real-source measurements.
+#[derive(Clone, Copy, Debug)]
+pub struct Sizes {
+    /// Files of the small sample (the SPEC's 1,000).
+    pub small: usize,
+    /// Files of the large sample (the SPEC's 3,000).
+    pub large: usize,
+    /// Cold-build trials per system.
+    pub cold_trials: usize,
+    /// Trials per edit kind.
+    pub edit_trials: usize,
+}
+
+/// The figures, as (name, value, op, bound, detail); a `None` value carries why it
+/// could not be measured.
+pub type Figure = (&'static str, Result<f64, String>, &'static str, f64, String);
+
+/// One edit applied to both systems, as a pair: the edit and the one undoing it.
+struct Toggle {
+    forward: Vec<Edit>,
+    back: Vec<Edit>,
+}
+
+fn timed(pipeline: &mut impl Pipeline, edits: &[Edit]) -> Duration {
+    let started = Instant::now();
+    for edit in edits {
+        edit.apply(pipeline);
+    }
+    pipeline.check();
+    started.elapsed()
+}
+
+/// Median time of `trials` applications of a toggle's forward edit (each followed,
+/// untimed, by its undo), on two systems interleaved.
+fn toggle_pair(
+    a: &mut impl Pipeline,
+    b: &mut impl Pipeline,
+    toggle: &Toggle,
+    trials: usize,
+) -> (Duration, Duration) {
+    let (mut ta, mut tb) = (Vec::new(), Vec::new());
+    for trial in 0..trials + 1 {
+        let (first, second) = if trial % 2 == 0 {
+            let first = timed(a, &toggle.forward);
+            timed(a, &toggle.back);
+            let second = timed(b, &toggle.forward);
+            timed(b, &toggle.back);
+            (first, second)
+        } else {
+            let second = timed(b, &toggle.forward);
+            timed(b, &toggle.back);
+            let first = timed(a, &toggle.forward);
+            timed(a, &toggle.back);
+            (first, second)
+        };
+        // The first trial warms up.
+        if trial > 0 {
+            ta.push(first);
+            tb.push(second);
+        }
+    }
+    (median(ta), median(tb))
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort_unstable();
+    times[times.len() / 2]
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
+}
+
+/// Describes a sample on one line.
+pub fn describe(sample: &Sample) -> String {
+    format!(
+        "{} crates, {} files, {} lines, fingerprint {:016x}",
+        sample.packages.len(),
+        sample.file_count(),
+        sample.line_count(),
+        sample.fingerprint()
+    )
+}
+
+/// Measures every real-source figure.
+pub fn figures(sizes: Sizes, peak: impl Fn(&str, usize) -> Option<u64>) -> Vec<Figure> {
+    let missing = |why: &str| -> Vec<Figure> {
+        NAMES
+            .iter()
+            .map(|(name, op, bound)| (*name, Err(why.to_owned()), *op, *bound, String::new()))
+            .collect()
+    };
+    let (Some(small), Some(large)) =
+        (sample::registry_sample(sizes.small), sample::registry_sample(sizes.large))
+    else {
+        return missing(&format!(
+            "the cargo registry holds fewer than {} .rs files; build the project first so its dependencies fill it",
+            sizes.large
+        ));
+    };
+    println!("  real-source sample (small): {}", describe(&small));
+    println!("  real-source sample (large): {}", describe(&large));
+    let Some((package, path, offset)) = session::body_edit_target(&small) else {
+        return missing("the sample has no function with a body to edit");
+    };
+    let original = session::text_of(&small, package, &path).to_owned();
+    let edited = session::insert_at(&original, offset, session::BODY_EDIT);
+    let write = |text: &str| vec![Edit::Write { package, path: path.clone(), text: text.to_owned() }];
+    let body = Toggle { forward: write(&edited), back: write(&original) };
+    let same = Toggle { forward: write(&original), back: write(&original) };
+    let Some((root, module)) = session::add_file_target(&small, package) else {
+        return missing("the edited crate has no src/lib.rs or src/main.rs for the add-file edit");
+    };
+    let root_text = session::text_of(&small, package, &root).to_owned();
+    let added = format!("src/{module}.rs");
+    let add = Toggle {
+        forward: vec![
+            Edit::Write { package, path: added.clone(), text: session::ADDED_FILE.to_owned() },
+            Edit::Write { package, path: root.clone(), text: format!("{root_text}\nmod {module};\n") },
+        ],
+        back: vec![
+            Edit::Remove { package, path: added.clone() },
+            Edit::Write { package, path: root.clone(), text: root_text.clone() },
+        ],
+    };
+    println!(
+        "  edited file: {}/{path} ({} lines, {} bytes)",
+        small.packages[package].name,
+        original.lines().count(),
+        original.len()
+    );
+
+    // Cold builds, interleaved.
+    let (mut chunk_cold, mut salsa_cold) = (Vec::new(), Vec::new());
+    for trial in 0..sizes.cold_trials {
+        let chunk = || {
+            let started = Instant::now();
+            let mut index = ChunkIndex::load(&small);
+            index.check();
+            let elapsed = started.elapsed();
+            drop(index);
+            elapsed
+        };
+        let salsa = || {
+            let started = Instant::now();
+            let mut index = SalsaIndex::load(&small);
+            index.check();
+            let elapsed = started.elapsed();
+            drop(index);
+            elapsed
+        };
+        if trial % 2 == 0 {
+            chunk_cold.push(chunk());
+            salsa_cold.push(salsa());
+        } else {
+            salsa_cold.push(salsa());
+            chunk_cold.push(chunk());
+        }
+    }
+    let (chunk_cold, salsa_cold) = (median(chunk_cold), median(salsa_cold));
+
+    let mut chunk = ChunkIndex::load(&small);
+    chunk.check();
+    let mut salsa = SalsaIndex::load(&small);
+    salsa.check();
+    let same_results = chunk.diagnostics() == salsa.diagnostics();
+    let (chunk_body, salsa_body) = toggle_pair(&mut chunk, &mut salsa, &body, sizes.edit_trials);
+    let (_, salsa_same) = toggle_pair(&mut chunk, &mut salsa, &same, sizes.edit_trials);
+    // The chunkdb-only ratios are measured interleaved with each other, not with salsa
+    // (whose work between trials would leave chunkdb's caches cold).
+    let (mut own_body, mut own_same, mut floor) = (Vec::new(), Vec::new(), Vec::new());
+    for trial in 0..=sizes.edit_trials * 2 {
+        let body_time = timed(&mut chunk, &body.forward);
+        let same_time = timed(&mut chunk, &body.forward);
+        timed(&mut chunk, &body.back);
+        // Parse floor: the same parse-and-extract the parse task runs, alone.
+        let started = Instant::now();
+        std::hint::black_box(syntax::summarize(&edited));
+        let floor_time = started.elapsed();
+        if trial > 0 {
+            own_body.push(body_time);
+            own_same.push(same_time);
+            floor.push(floor_time);
+        }
+    }
+    let (own_body, chunk_same, floor) = (median(own_body), median(own_same), median(floor));
+    let (chunk_add, salsa_add) = toggle_pair(&mut chunk, &mut salsa, &add, sizes.edit_trials);
+    let mut chunk_large = ChunkIndex::load(&large);
+    chunk_large.check();
+    let mut salsa_large = SalsaIndex::load(&large);
+    salsa_large.check();
+    let (chunk_body_small, chunk_body_large) =
+        toggle_pair(&mut chunk, &mut chunk_large, &body, sizes.edit_trials);
+    let (salsa_body_large, _) = toggle_pair(&mut salsa_large, &mut salsa, &body, sizes.edit_trials);
+    drop((chunk_large, salsa_large));
+
+    println!(
+        "  results: the two systems' diagnostics are {}",
+        if same_results { "identical" } else { "DIFFERENT" }
+    );
+    println!("  {:<44} {:>12} {:>12}", "time (median)", "chunkdb ms", "salsa ms");
+    let rows = [
+        ("initial build, small sample", chunk_cold, salsa_cold),
+        ("function-body edit", chunk_body, salsa_body),
+        ("re-submit identical text", chunk_same, salsa_same),
+        ("add a file and its mod line", chunk_add, salsa_add),
+        ("function-body edit, large sample", chunk_body_large, salsa_body_large),
+    ];
+    for (what, c, s) in rows {
+        println!("  {what:<44} {:>12.3} {:>12.3}", ms(c), ms(s));
+    }
+    println!("  parse floor (parse and extract the edited file alone): {:.3} ms", ms(floor));
+    scripted(&small);
+    for system in ["none", "chunkdb", "salsa"] {
+        match peak(system, sizes.small) {
+            Some(kib) => println!(
+                "  peak memory in a process of its own, small sample, {}: {:.1} MiB",
+                if system == "none" { "texts loaded, no index" } else { system },
+                kib as f64 / 1024.0
+            ),
+            None => println!("  peak memory, {system}: not measured (no /proc/self/status here)"),
+        }
+    }
+
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    let detail = |a: Duration, b: Duration, what: &str| format!("{:.3} ms vs {:.3} ms {what}", ms(a), ms(b));
+    vec![
+        (
+            "cold_vs_salsa",
+            Ok(ratio(chunk_cold, salsa_cold)),
+            "<=",
+            0.7,
+            detail(chunk_cold, salsa_cold, "(chunkdb on all cores vs salsa)"),
+        ),
+        (
+            "edit_body_vs_salsa",
+            Ok(ratio(chunk_body, salsa_body)),
+            "<=",
+            0.5,
+            detail(chunk_body, salsa_body, "(chunkdb vs salsa)"),
+        ),
+        (
+            "edit_body_vs_parse_floor",
+            Ok(ratio(own_body, floor)),
+            "<=",
+            1.5,
+            detail(own_body, floor, "(re-analysis vs parsing the file alone)"),
+        ),
+        (
+            "edit_body_3k_vs_1k",
+            Ok(ratio(chunk_body_large, chunk_body_small)),
+            "<=",
+            1.2,
+            detail(chunk_body_large, chunk_body_small, "(large sample vs small, interleaved)"),
+        ),
+        (
+            "no_change_vs_edit_body",
+            Ok(ratio(chunk_same, own_body)),
+            "<=",
+            0.05,
+            detail(chunk_same, own_body, "(identical text vs body edit)"),
+        ),
+        (
+            "edit_add_file_vs_salsa",
+            Ok(ratio(chunk_add, salsa_add)),
+            "<=",
+            0.5,
+            detail(chunk_add, salsa_add, "(chunkdb vs salsa)"),
+        ),
+    ]
+}
+
+/// The names, ops and bounds of the real-source figures.
+pub const NAMES: &[(&str, &str, f64)] = &[
+    ("cold_vs_salsa", "<=", 0.7),
+    ("edit_body_vs_salsa", "<=", 0.5),
+    ("edit_body_vs_parse_floor", "<=", 1.5),
+    ("edit_body_3k_vs_1k", "<=", 1.2),
+    ("no_change_vs_edit_body", "<=", 0.05),
+    ("edit_add_file_vs_salsa", "<=", 0.5),
+];
+
+/// Plays the scripted session on chunkdb, replays its edits on salsa, and prints the
+/// time of each step on both (one trial each).
+fn scripted(sample: &Sample) {
+    let (mut session, _) = Session::build(sample.clone());
+    let steps = session.play();
+    let mut salsa = SalsaIndex::load(sample);
+    salsa.check();
+    println!("  scripted session (one trial each):");
+    for step in &steps {
+        let salsa_time = timed(&mut salsa, &step.edits);
+        println!(
+            "    {:<70} chunkdb {:>8.3} ms ({} runs)  salsa {:>8.3} ms",
+            truncate(&step.label, 70),
+            ms(step.elapsed),
+            step.runs(),
+            ms(salsa_time)
+        );
+    }
+}
+
+fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        text.to_owned()
+    } else {
+        let cut: String = text.chars().take(width - 1).collect();
+        format!("{cut}…")
+    }
+}
+
+/// In a process of its own: loads the sample, builds it with `system`, plays the
+/// body edit a few times, and returns the process's peak resident set in KiB.
+pub fn peak_in_this_process(system: &str, files: usize) -> Option<u64> {
+    let sample = sample::registry_sample(files)?;
+    let (package, path, offset) = session::body_edit_target(&sample)?;
+    let original = session::text_of(&sample, package, &path).to_owned();
+    let edited = session::insert_at(&original, offset, session::BODY_EDIT);
+    fn play(mut pipeline: impl Pipeline, package: usize, path: &str, texts: [&str; 2]) {
+        pipeline.check();
+        for round in 0..10 {
+            pipeline.set_text(package, path, texts[round % 2]);
+            pipeline.check();
+        }
+    }
+    match system {
+        "chunkdb" => play(ChunkIndex::load(&sample), package, &path, [&edited, &original]),
+        "salsa" => play(SalsaIndex::load(&sample), package, &path, [&edited, &original]),
+        // The baseline: the sample's texts alone.
+        "none" => {}
+        _ => return None,
+    }
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}

@@ -1,0 +1,885 @@
+//! The pipeline on chunkdb: the schema, one task per stage, and the host that writes
+//! inputs and drives the tasks.
+//!
+//! Inputs are entry tasks the host writes: `package:P` (the package's name, its files
+//! by path, its crate name) and `source:F` (a file's text). Derived tasks:
+//!
+//! - `parse:F` (spawned by `source:F`): the file's scope entries, imports, `mod`
+//!   declarations, type uses, symbols and syntax error, with every span kept apart in
+//!   `positions`/`symbols` so that moving code around invalidates only what shows
+//!   positions; spawns `resolve:F`;
+//! - `modules:P` (spawned by `package:P`): the package's module tree, reading the
+//!   `mod` declarations of the files it reaches;
+//! - `resolve:F`: each import and type use of the file resolved against the
+//!   workspace, reading exactly the scope entries, modules and crate names it looks
+//!   at; spawns `diagnostics:F`;
+//! - `diagnostics:F`: syntax errors, unresolved imports and modules, duplicates.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+
+use chunkdb::{Database, DriveError, DriveReport, Driver, TaskContext};
+
+use super::analysis::{self, Diagnostic, Lookup, Resolution, Scopes, Site};
+use super::sample::Sample;
+use super::session::Pipeline;
+use super::syntax::{self, Def, Kind, ModDecl, Span, SyntaxError, Use};
+
+chunkdb::chunk_schema! {
+    /// Rust workspaces, as a language server indexes them.
+    pub schema RustIndex {
+        records {
+            /// A Cargo package.
+            Package { name: String },
+            /// A file of a package.
+            PackageFile { file: u32 },
+            /// The package a crate name refers to.
+            CrateName { package: u32 },
+            /// A file's text.
+            Source { text: String },
+            /// A name in a module's scope: an item (`kind`) or an import.
+            ScopeEntry { kind: u8 },
+            /// A module that may hold names nobody can list (a glob import, a macro call).
+            OpenModule { globs: bool },
+            /// One path a `use` imports.
+            Import { module: String, path: Vec<String>, glob: bool },
+            /// A `mod` declaration.
+            ModuleDecl { module: String, name: String, inline: bool, path_attr: Option<String> },
+            /// A type path in a signature.
+            TypeUse { module: String, path: Vec<String> },
+            /// Where an import, `mod` or type use is.
+            Position { line: u32, column: u32, end_line: u32, end_column: u32 },
+            /// An item, for workspace symbols and go-to-definition.
+            Symbol {
+                name: String,
+                kind: u8,
+                module: String,
+                container: Option<String>,
+                public: bool,
+                cfg: bool,
+                line: u32,
+                column: u32,
+                end_line: u32,
+                end_column: u32,
+            },
+            /// Why a file does not parse.
+            ParseError { message: String, line: u32, column: u32, end_line: u32, end_column: u32 },
+            /// A module: the file it is in and its inline path there.
+            Module { file: u32, inline: String },
+            /// The module path of a file's top.
+            FileModule { package: u32, path: String },
+            /// A `mod name;` without a file.
+            MissingModule { message: String },
+            /// What a path resolved to (see `analysis::Resolution`; `status` is its variant).
+            Resolved { status: u8, file: u32, module: String, name: String, segment: u32 },
+            /// A diagnostic.
+            Problem { code: String, message: String, line: u32, column: u32, end_line: u32, end_column: u32 },
+        }
+        partitions {
+            packages holds Package key (package: u32),
+            files holds PackageFile key (package: u32, path: String),
+            crates holds CrateName key (name: String),
+            sources holds Source key (file: u32),
+            /// Module-level names by file, inline module and name: what resolution reads.
+            scope holds ScopeEntry key (file: u32, module: String, name: String, seq: u32),
+            open holds OpenModule key (file: u32, module: String),
+            imports holds Import key (file: u32, seq: u32),
+            mods holds ModuleDecl key (file: u32, seq: u32),
+            type_uses holds TypeUse key (file: u32, seq: u32),
+            /// Spans of imports (`what` 0), `mod`s (1) and type uses (2).
+            positions holds Position key (file: u32, what: u8, seq: u32),
+            symbols holds Symbol key (file: u32, seq: u32),
+            parse_errors holds ParseError key (file: u32),
+            modules holds Module key (package: u32, path: String),
+            file_modules holds FileModule key (file: u32),
+            missing holds MissingModule key (file: u32, seq: u32),
+            /// Resolutions of imports (`what` 0) and type uses (2).
+            resolutions holds Resolved key (file: u32, what: u8, seq: u32),
+            diagnostics holds Problem key (file: u32, seq: u32),
+        }
+    }
+}
+
+const IMPORT: u8 = 0;
+const MOD: u8 = 1;
+const TYPE_USE: u8 = 2;
+
+/// What a task failed on.
+pub type TaskError = chunkdb::Error;
+
+/// The chunkdb pipeline and its host.
+pub struct ChunkIndex {
+    db: Database<RustIndex>,
+    packages: Vec<PackageState>,
+    next_file: u32,
+    parallel: bool,
+    /// The last drive's report.
+    pub last: DriveReport,
+}
+
+struct PackageState {
+    name: String,
+    files: BTreeMap<String, u32>,
+}
+
+impl ChunkIndex {
+    /// The database.
+    pub fn db(&self) -> &Database<RustIndex> {
+        &self.db
+    }
+
+    /// Drives on one thread instead of all.
+    pub fn sequential(mut self) -> Self {
+        self.parallel = false;
+        self
+    }
+
+    /// Runs every stale task until nothing is stale.
+    pub fn drive(&mut self) -> Result<DriveReport, DriveError<TaskError>> {
+        self.drive_observed(&|_| {})
+    }
+
+    /// As [`drive`](Self::drive), calling `each` with every task's name before it runs
+    /// (for progress).
+    pub fn drive_observed(
+        &mut self,
+        each: &(dyn Fn(&str) + Sync),
+    ) -> Result<DriveReport, DriveError<TaskError>> {
+        let run = |ctx: &TaskContext<RustIndex>| {
+            each(&ctx.task().ident().name().unwrap_or_default());
+            run_task(ctx)
+        };
+        let report = Driver::new(&self.db).parallel(self.parallel).run(run)?;
+        self.last = report.clone();
+        Ok(report)
+    }
+
+    /// The file id and package name of `path` in `package`.
+    pub fn file_id(&self, package: usize, path: &str) -> Option<u32> {
+        self.packages.get(package)?.files.get(path).copied()
+    }
+
+    /// The display name (`package/path`) of file `file`.
+    pub fn file_name(&self, file: u32) -> Option<String> {
+        self.packages.iter().find_map(|package| {
+            package
+                .files
+                .iter()
+                .find(|(_, id)| **id == file)
+                .map(|(path, _)| format!("{}/{path}", package.name))
+        })
+    }
+
+    /// The package and path of a display name.
+    pub fn locate(&self, name: &str) -> Option<(usize, u32)> {
+        self.packages.iter().enumerate().find_map(|(index, package)| {
+            let path = name.strip_prefix(&package.name)?.strip_prefix('/')?;
+            package.files.get(path).map(|file| (index, *file))
+        })
+    }
+
+    fn write_package(&self, package: usize) {
+        let state = &self.packages[package];
+        let id = package as u32;
+        let mut writer = self.db.writer(format!("package:{id}"));
+        let put = |writer: &mut chunkdb::ChunkWriter<RustIndex>| -> chunkdb::Result<()> {
+            writer.put(RustIndex::PACKAGES, PackagesKey::new(id), Package { name: state.name.clone() })?;
+            writer.put(RustIndex::CRATES, CratesKey::new(&state.name), CrateName { package: id })?;
+            for (path, file) in &state.files {
+                writer.put(RustIndex::FILES, FilesKey::new(id, path), PackageFile { file: *file })?;
+            }
+            Ok(())
+        };
+        put(&mut writer).expect("package records fit the schema");
+        writer.spawn(format!("modules:{id}"));
+        writer.commit().expect("a package entry commits");
+    }
+
+    fn write_source(&self, file: u32, text: &str) {
+        let mut writer = self.db.writer(format!("source:{file}"));
+        writer
+            .put(RustIndex::SOURCES, SourcesKey::new(file), Source { text: text.to_owned() })
+            .expect("a source fits the schema");
+        writer.spawn(format!("parse:{file}"));
+        writer.commit().expect("a source entry commits");
+    }
+
+    /// Workspace symbols whose name contains `query` (case-insensitive), as
+    /// (file name, symbol), at most `limit`, best first (exact, prefix, then
+    /// substring; shorter names first).
+    pub fn workspace_symbols(&self, query: &str, limit: usize) -> Vec<(String, Symbol)> {
+        let needle = query.to_lowercase();
+        let snapshot = self.db.snapshot();
+        let found = snapshot
+            .partition(RustIndex::SYMBOLS)
+            .filter_map(|hit| {
+                let symbol = hit.record().as_symbol()?;
+                let name = symbol.name.to_lowercase();
+                let rank = if name == needle {
+                    0
+                } else if name.starts_with(&needle) {
+                    1
+                } else if name.contains(&needle) {
+                    2
+                } else {
+                    return None;
+                };
+                let file = SymbolsKey::decode(hit.sort_key())?.file;
+                Some((rank, symbol.name.len(), file, symbol.clone()))
+            })
+            .unwrap_or_default();
+        let mut found = found;
+        found.sort_by_key(|a| (a.0, a.1, a.2, a.3.line));
+        found
+            .into_iter()
+            .take(limit)
+            .map(|(_, _, file, symbol)| (self.file_name(file).unwrap_or_default(), symbol))
+            .collect()
+    }
+
+    /// Go to definition: the import or type use at (`line`, `column`) of `file`,
+    /// followed through re-exports, to the item (or module) it names, as (file,
+    /// span). `None` when nothing resolvable is there.
+    pub fn goto_definition(&self, file: u32, line: u32, column: u32) -> Option<(u32, Span)> {
+        let snapshot = self.db.snapshot();
+        let at = snapshot
+            .partition(RustIndex::POSITIONS)
+            .begins_with(PositionsKey::prefix().file(file))
+            .execute()
+            .ok()?
+            .iter()
+            .find_map(|hit| {
+                let position = hit.record().as_position()?;
+                let key = PositionsKey::decode(hit.sort_key())?;
+                let span = Span {
+                    line: position.line,
+                    column: position.column,
+                    end_line: position.end_line,
+                    end_column: position.end_column,
+                };
+                (key.what != MOD && span.contains(line, column)).then_some((key.what, key.seq))
+            })?;
+        let resolved = snapshot
+            .partition(RustIndex::RESOLUTIONS)
+            .exact(ResolutionsKey::new(file, at.0, at.1))
+            .execute()
+            .ok()?;
+        let mut resolution = decode_resolution(resolved.records().next()?.as_resolved()?);
+        for _ in 0..8 {
+            match resolution {
+                Resolution::Def { file, module, name } => return self.definition_span(file, &module, &name),
+                Resolution::Module { package, path } => {
+                    let module = snapshot
+                        .partition(RustIndex::MODULES)
+                        .exact(ModulesKey::new(package, &path))
+                        .execute()
+                        .ok()?;
+                    let module = module.records().next()?.as_module()?.clone();
+                    if module.inline.is_empty() {
+                        return Some((module.file, Span { line: 1, column: 0, end_line: 1, end_column: 0 }));
+                    }
+                    let (parent, name) =
+                        module.inline.rsplit_once("::").unwrap_or(("", module.inline.as_str()));
+                    return self.definition_span(module.file, parent, name);
+                }
+                Resolution::Import { file, module, name } => {
+                    // A re-export: follow the import that binds `name` there.
+                    let imports = snapshot
+                        .partition(RustIndex::IMPORTS)
+                        .begins_with(ImportsKey::prefix().file(file))
+                        .execute()
+                        .ok()?;
+                    let seq = imports.iter().find_map(|hit| {
+                        let import = hit.record().as_import()?;
+                        let binds =
+                            import.path.last().is_some_and(|last| *last == name) && import.module == module;
+                        binds.then(|| ImportsKey::decode(hit.sort_key()).map(|key| key.seq)).flatten()
+                    })?;
+                    let next = snapshot
+                        .partition(RustIndex::RESOLUTIONS)
+                        .exact(ResolutionsKey::new(file, IMPORT, seq))
+                        .execute()
+                        .ok()?;
+                    resolution = decode_resolution(next.records().next()?.as_resolved()?);
+                }
+                _ => return None,
+            }
+        }
+        None
+    }
+
+    fn definition_span(&self, file: u32, module: &str, name: &str) -> Option<(u32, Span)> {
+        let snapshot = self.db.snapshot();
+        let symbols = snapshot
+            .partition(RustIndex::SYMBOLS)
+            .begins_with(SymbolsKey::prefix().file(file))
+            .execute()
+            .ok()?;
+        symbols.records().filter_map(|record| record.as_symbol()).find_map(|symbol| {
+            (symbol.container.is_none() && symbol.module == module && symbol.name == name).then_some((
+                file,
+                Span {
+                    line: symbol.line,
+                    column: symbol.column,
+                    end_line: symbol.end_line,
+                    end_column: symbol.end_column,
+                },
+            ))
+        })
+    }
+
+    /// The diagnostics of one file, in order.
+    pub fn diagnostics_of(&self, file: u32) -> Vec<Diagnostic> {
+        let snapshot = self.db.snapshot();
+        let found = snapshot
+            .partition(RustIndex::DIAGNOSTICS)
+            .begins_with(DiagnosticsKey::prefix().file(file))
+            .execute();
+        found
+            .map(|found| found.records().filter_map(|r| r.as_problem().map(diagnostic_of)).collect())
+            .unwrap_or_default()
+    }
+
+    /// How many files the index holds.
+    pub fn files(&self) -> usize {
+        self.packages.iter().map(|package| package.files.len()).sum()
+    }
+}
+
+impl Pipeline for ChunkIndex {
+    fn load(sample: &Sample) -> Self {
+        let mut index = ChunkIndex {
+            db: Database::new(),
+            packages: Vec::new(),
+            next_file: 0,
+            parallel: true,
+            last: DriveReport::default(),
+        };
+        for package in &sample.packages {
+            let mut files = BTreeMap::new();
+            for (path, text) in &package.files {
+                let file = index.next_file;
+                index.next_file += 1;
+                files.insert(path.clone(), file);
+                index.write_source(file, text);
+            }
+            index.packages.push(PackageState { name: package.name.clone(), files });
+        }
+        for package in 0..index.packages.len() {
+            index.write_package(package);
+        }
+        index
+    }
+
+    fn check(&mut self) -> usize {
+        self.drive().expect("the pipeline's tasks do not fail");
+        self.db.snapshot().partition(RustIndex::DIAGNOSTICS).count().unwrap_or(0)
+    }
+
+    fn set_text(&mut self, package: usize, path: &str, text: &str) {
+        match self.file_id(package, path) {
+            Some(file) => self.write_source(file, text),
+            None => {
+                let file = self.next_file;
+                self.next_file += 1;
+                self.packages[package].files.insert(path.to_owned(), file);
+                self.write_source(file, text);
+                self.write_package(package);
+            }
+        }
+    }
+
+    fn remove_file(&mut self, package: usize, path: &str) {
+        if let Some(file) = self.packages[package].files.remove(path) {
+            self.db.remove_task(format!("source:{file}"));
+            self.write_package(package);
+        }
+    }
+
+    fn diagnostics(&self) -> Vec<(String, Diagnostic)> {
+        let snapshot = self.db.snapshot();
+        let names: HashMap<u32, String> = self
+            .packages
+            .iter()
+            .flat_map(|package| {
+                package.files.iter().map(|(path, file)| (*file, format!("{}/{path}", package.name)))
+            })
+            .collect();
+        let mut found: Vec<(String, Diagnostic)> = snapshot
+            .partition(RustIndex::DIAGNOSTICS)
+            .execute()
+            .map(|found| {
+                found
+                    .iter()
+                    .filter_map(|hit| {
+                        let file = DiagnosticsKey::decode(hit.sort_key())?.file;
+                        Some((names.get(&file)?.clone(), diagnostic_of(hit.record().as_problem()?)))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        found.sort();
+        found
+    }
+}
+
+fn diagnostic_of(problem: &Problem) -> Diagnostic {
+    Diagnostic {
+        span: Span {
+            line: problem.line,
+            column: problem.column,
+            end_line: problem.end_line,
+            end_column: problem.end_column,
+        },
+        code: problem.code.clone(),
+        message: problem.message.clone(),
+    }
+}
+
+/// Runs one task, chosen by its name (`stage:id`).
+pub fn run_task(ctx: &TaskContext<RustIndex>) -> Result<(), TaskError> {
+    let name = ctx.task().ident().name().expect("pipeline task names are registered");
+    let (stage, id) = name.split_once(':').expect("pipeline task names are stage:id");
+    let id: u32 = id.parse().expect("pipeline task ids are numbers");
+    match stage {
+        "parse" => parse(ctx, id),
+        "modules" => modules(ctx, id),
+        "resolve" => resolve(ctx, id),
+        "diagnostics" => diagnostics(ctx, id),
+        other => unreachable!("no pipeline stage {other}"),
+    }
+}
+
+fn position(span: Span) -> Position {
+    Position { line: span.line, column: span.column, end_line: span.end_line, end_column: span.end_column }
+}
+
+fn span_of(position: &Position) -> Span {
+    Span {
+        line: position.line,
+        column: position.column,
+        end_line: position.end_line,
+        end_column: position.end_column,
+    }
+}
+
+fn parse(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError> {
+    let source = ctx.partition(RustIndex::SOURCES).exact(SourcesKey::new(file)).execute()?;
+    let Some(text) = source.records().find_map(|record| record.as_source().map(|s| s.text.clone())) else {
+        return Ok(());
+    };
+    drop(source);
+    let summary = syntax::summarize(&text);
+    if let Some(error) = &summary.error {
+        let span = error.span;
+        ctx.put(
+            RustIndex::PARSE_ERRORS,
+            ParseErrorsKey::new(file),
+            ParseError {
+                message: error.message.clone(),
+                line: span.line,
+                column: span.column,
+                end_line: span.end_line,
+                end_column: span.end_column,
+            },
+        )?;
+    }
+    // Scope entries: items before imports, each name numbered in source order.
+    let mut counts: HashMap<(String, String), u32> = HashMap::new();
+    let mut number = |module: &str, name: &str| {
+        let count = counts.entry((module.to_owned(), name.to_owned())).or_insert(0);
+        *count += 1;
+        *count - 1
+    };
+    for def in summary.defs.iter().filter(|def| def.container.is_none()) {
+        let n = number(&def.module, &def.name);
+        ctx.put(
+            RustIndex::SCOPE,
+            ScopeKey::new(file, &def.module, &def.name, n),
+            ScopeEntry { kind: def.kind.code() },
+        )?;
+    }
+    for used in &summary.uses {
+        if let Some(binding) = &used.binding {
+            let n = number(&used.module, binding);
+            ctx.put(
+                RustIndex::SCOPE,
+                ScopeKey::new(file, &used.module, binding, n),
+                ScopeEntry { kind: Kind::Import.code() },
+            )?;
+        }
+    }
+    for module in &summary.open {
+        ctx.put(RustIndex::OPEN, OpenKey::new(file, module), OpenModule { globs: true })?;
+    }
+    for (seq, used) in summary.uses.iter().enumerate() {
+        let seq = seq as u32;
+        let import = Import { module: used.module.clone(), path: used.path.clone(), glob: used.glob };
+        ctx.put(RustIndex::IMPORTS, ImportsKey::new(file, seq), import)?;
+        ctx.put(RustIndex::POSITIONS, PositionsKey::new(file, IMPORT, seq), position(used.span))?;
+    }
+    for (seq, decl) in summary.mods.iter().enumerate() {
+        let seq = seq as u32;
+        let module = ModuleDecl {
+            module: decl.module.clone(),
+            name: decl.name.clone(),
+            inline: decl.inline,
+            path_attr: decl.path_attr.clone(),
+        };
+        ctx.put(RustIndex::MODS, ModsKey::new(file, seq), module)?;
+        ctx.put(RustIndex::POSITIONS, PositionsKey::new(file, MOD, seq), position(decl.span))?;
+    }
+    for (seq, used) in summary.refs.iter().enumerate() {
+        let seq = seq as u32;
+        ctx.put(
+            RustIndex::TYPE_USES,
+            TypeUsesKey::new(file, seq),
+            TypeUse { module: used.module.clone(), path: used.path.clone() },
+        )?;
+        ctx.put(RustIndex::POSITIONS, PositionsKey::new(file, TYPE_USE, seq), position(used.span))?;
+    }
+    for (seq, def) in summary.defs.iter().enumerate() {
+        let symbol = Symbol {
+            name: def.name.clone(),
+            kind: def.kind.code(),
+            module: def.module.clone(),
+            container: def.container.clone(),
+            public: def.public,
+            cfg: def.cfg,
+            line: def.span.line,
+            column: def.span.column,
+            end_line: def.span.end_line,
+            end_column: def.span.end_column,
+        };
+        ctx.put(RustIndex::SYMBOLS, SymbolsKey::new(file, seq as u32), symbol)?;
+    }
+    ctx.spawn(format!("resolve:{file}"));
+    Ok(())
+}
+
+fn modules(ctx: &TaskContext<RustIndex>, package: u32) -> Result<(), TaskError> {
+    let listed =
+        ctx.partition(RustIndex::FILES).begins_with(FilesKey::prefix().package(package)).execute()?;
+    let files: Vec<(String, u32)> = listed
+        .iter()
+        .filter_map(|hit| {
+            Some((FilesKey::decode(hit.sort_key())?.path, hit.record().as_package_file()?.file))
+        })
+        .collect();
+    drop(listed);
+    let mut failed = None;
+    let tree = analysis::module_tree(&files, |file| match mods_of(ctx, file) {
+        Ok(mods) => mods,
+        Err(error) => {
+            failed.get_or_insert(error);
+            Vec::new()
+        }
+    });
+    if let Some(error) = failed {
+        return Err(error);
+    }
+    for (path, file, inline) in &tree.modules {
+        ctx.put(
+            RustIndex::MODULES,
+            ModulesKey::new(package, path),
+            Module { file: *file, inline: inline.clone() },
+        )?;
+    }
+    for (file, path) in &tree.files {
+        ctx.put(
+            RustIndex::FILE_MODULES,
+            FileModulesKey::new(*file),
+            FileModule { package, path: path.clone() },
+        )?;
+    }
+    for (file, seq, message) in &tree.missing {
+        ctx.put(
+            RustIndex::MISSING,
+            MissingKey::new(*file, *seq),
+            MissingModule { message: message.clone() },
+        )?;
+    }
+    Ok(())
+}
+
+fn mods_of(ctx: &TaskContext<RustIndex>, file: u32) -> Result<Vec<ModDecl>, TaskError> {
+    let found = ctx.partition(RustIndex::MODS).begins_with(ModsKey::prefix().file(file)).execute()?;
+    Ok(found
+        .records()
+        .filter_map(|record| record.as_module_decl())
+        .map(|decl| ModDecl {
+            module: decl.module.clone(),
+            name: decl.name.clone(),
+            inline: decl.inline,
+            path_attr: decl.path_attr.clone(),
+            span: Span::default(),
+        })
+        .collect())
+}
+
+/// `Scopes` answered by reading through a task's context (so every answer is a
+/// recorded read), each question asked of the database once per run.
+struct ContextScopes<'c> {
+    ctx: &'c TaskContext<RustIndex>,
+    modules: HashMap<(u32, String), Option<(u32, String)>>,
+    lookups: HashMap<(u32, String, String), Lookup>,
+    open: HashMap<(u32, String), bool>,
+    crates: HashMap<String, Option<u32>>,
+    failed: Option<TaskError>,
+}
+
+impl ContextScopes<'_> {
+    fn note<T: Default>(&mut self, result: Result<T, TaskError>) -> T {
+        result.unwrap_or_else(|error| {
+            self.failed.get_or_insert(error);
+            T::default()
+        })
+    }
+}
+
+impl Scopes for ContextScopes<'_> {
+    fn module(&mut self, package: u32, path: &str) -> Option<(u32, String)> {
+        if let Some(found) = self.modules.get(&(package, path.to_owned())) {
+            return found.clone();
+        }
+        let ctx = self.ctx;
+        let found = self.note((|| {
+            let found = ctx.partition(RustIndex::MODULES).exact(ModulesKey::new(package, path)).execute()?;
+            Ok(found.records().find_map(|r| r.as_module().map(|m| (m.file, m.inline.clone()))))
+        })());
+        self.modules.insert((package, path.to_owned()), found.clone());
+        found
+    }
+
+    fn lookup(&mut self, file: u32, inline: &str, name: &str) -> Lookup {
+        let key = (file, inline.to_owned(), name.to_owned());
+        if let Some(found) = self.lookups.get(&key) {
+            return *found;
+        }
+        let ctx = self.ctx;
+        let found = self.note((|| {
+            let prefix = ScopeKey::prefix().file(file).module(inline).name(name);
+            let found = ctx.partition(RustIndex::SCOPE).begins_with(prefix).execute()?;
+            let kinds: Vec<Kind> =
+                found.records().filter_map(|r| r.as_scope_entry().map(|e| Kind::from_code(e.kind))).collect();
+            Ok(lookup_of(&kinds))
+        })());
+        self.lookups.insert(key, found);
+        found
+    }
+
+    fn is_open(&mut self, file: u32, inline: &str) -> bool {
+        if let Some(found) = self.open.get(&(file, inline.to_owned())) {
+            return *found;
+        }
+        let ctx = self.ctx;
+        let found = ctx.partition(RustIndex::OPEN).exact(OpenKey::new(file, inline)).count().map(|n| n > 0);
+        let found = self.note(found);
+        self.open.insert((file, inline.to_owned()), found);
+        found
+    }
+
+    fn package_named(&mut self, name: &str) -> Option<u32> {
+        if let Some(found) = self.crates.get(name) {
+            return *found;
+        }
+        let ctx = self.ctx;
+        let found = self.note((|| {
+            let found = ctx.partition(RustIndex::CRATES).exact(CratesKey::new(name)).execute()?;
+            Ok(found.records().filter_map(|r| r.as_crate_name().map(|c| c.package)).min())
+        })());
+        self.crates.insert(name.to_owned(), found);
+        found
+    }
+}
+
+/// Items win over imports; the first item in source order wins among items.
+pub fn lookup_of(kinds: &[Kind]) -> Lookup {
+    match kinds.iter().find(|kind| **kind != Kind::Import) {
+        Some(kind) => Lookup::Def(*kind),
+        None if kinds.is_empty() => Lookup::Nothing,
+        None => Lookup::Import,
+    }
+}
+
+fn encode_resolution(resolution: &Resolution) -> Resolved {
+    let (status, file, module, name, segment) = match resolution {
+        Resolution::Def { file, module, name } => (0, *file, module.clone(), name.clone(), 0),
+        Resolution::Module { package, path } => (1, *package, path.clone(), String::new(), 0),
+        Resolution::Import { file, module, name } => (2, *file, module.clone(), name.clone(), 0),
+        Resolution::External => (3, 0, String::new(), String::new(), 0),
+        Resolution::Unknown => (4, 0, String::new(), String::new(), 0),
+        Resolution::Unresolved { segment } => (5, 0, String::new(), String::new(), *segment),
+    };
+    Resolved { status, file, module, name, segment }
+}
+
+fn decode_resolution(resolved: &Resolved) -> Resolution {
+    match resolved.status {
+        0 => Resolution::Def {
+            file: resolved.file,
+            module: resolved.module.clone(),
+            name: resolved.name.clone(),
+        },
+        1 => Resolution::Module { package: resolved.file, path: resolved.module.clone() },
+        2 => Resolution::Import {
+            file: resolved.file,
+            module: resolved.module.clone(),
+            name: resolved.name.clone(),
+        },
+        3 => Resolution::External,
+        5 => Resolution::Unresolved { segment: resolved.segment },
+        _ => Resolution::Unknown,
+    }
+}
+
+fn resolve(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError> {
+    ctx.spawn(format!("diagnostics:{file}"));
+    let home = ctx.partition(RustIndex::FILE_MODULES).exact(FileModulesKey::new(file)).execute()?;
+    let Some(home) = home.records().find_map(|r| r.as_file_module().cloned()) else { return Ok(()) };
+    let imports: Vec<(u32, String, Vec<String>)> = ctx
+        .partition(RustIndex::IMPORTS)
+        .begins_with(ImportsKey::prefix().file(file))
+        .execute()?
+        .iter()
+        .filter_map(|hit| {
+            let import = hit.record().as_import()?;
+            Some((ImportsKey::decode(hit.sort_key())?.seq, import.module.clone(), import.path.clone()))
+        })
+        .collect();
+    let type_uses: Vec<(u32, String, Vec<String>)> = ctx
+        .partition(RustIndex::TYPE_USES)
+        .begins_with(TypeUsesKey::prefix().file(file))
+        .execute()?
+        .iter()
+        .filter_map(|hit| {
+            let used = hit.record().as_type_use()?;
+            Some((TypeUsesKey::decode(hit.sort_key())?.seq, used.module.clone(), used.path.clone()))
+        })
+        .collect();
+    let mut scopes = ContextScopes {
+        ctx,
+        modules: HashMap::new(),
+        lookups: HashMap::new(),
+        open: HashMap::new(),
+        crates: HashMap::new(),
+        failed: None,
+    };
+    for (what, list) in [(IMPORT, &imports), (TYPE_USE, &type_uses)] {
+        for (seq, inline, path) in list {
+            let module =
+                if inline.is_empty() { home.path.clone() } else { format!("{}::{inline}", home.path) };
+            let site = Site { package: home.package, module: &module, file, inline };
+            let resolution = analysis::resolve(&mut scopes, site, path);
+            if let Some(error) = scopes.failed.take() {
+                return Err(error);
+            }
+            // Most paths name things outside the workspace (`Vec`, `std::fmt`) or
+            // things this approximation cannot decide: an absent resolution says so,
+            // and the commit stays small.
+            if matches!(resolution, Resolution::External | Resolution::Unknown) {
+                continue;
+            }
+            ctx.put(
+                RustIndex::RESOLUTIONS,
+                ResolutionsKey::new(file, what, *seq),
+                encode_resolution(&resolution),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn diagnostics(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError> {
+    let error = ctx.partition(RustIndex::PARSE_ERRORS).exact(ParseErrorsKey::new(file)).execute()?;
+    let error = error.records().find_map(|r| r.as_parse_error()).map(|e| SyntaxError {
+        message: e.message.clone(),
+        span: Span { line: e.line, column: e.column, end_line: e.end_line, end_column: e.end_column },
+    });
+    let defs: Vec<Def> = ctx
+        .partition(RustIndex::SYMBOLS)
+        .begins_with(SymbolsKey::prefix().file(file))
+        .execute()?
+        .records()
+        .filter_map(|r| r.as_symbol())
+        .map(|s| Def {
+            module: s.module.clone(),
+            name: s.name.clone(),
+            kind: Kind::from_code(s.kind),
+            container: s.container.clone(),
+            public: s.public,
+            cfg: s.cfg,
+            span: Span { line: s.line, column: s.column, end_line: s.end_line, end_column: s.end_column },
+        })
+        .collect();
+    // Only the positions diagnostics point at: type uses have none.
+    let mut spans: HashMap<(u8, u32), Span> = HashMap::new();
+    for what in [IMPORT, MOD] {
+        let prefix = PositionsKey::prefix().file(file).what(what);
+        for hit in ctx.partition(RustIndex::POSITIONS).begins_with(prefix).execute()?.iter() {
+            if let (Some(key), Some(position)) =
+                (PositionsKey::decode(hit.sort_key()), hit.record().as_position())
+            {
+                spans.insert((key.what, key.seq), span_of(position));
+            }
+        }
+    }
+    let resolved = ctx
+        .partition(RustIndex::RESOLUTIONS)
+        .begins_with(ResolutionsKey::prefix().file(file).what(IMPORT))
+        .execute()?;
+    let mut uses = Vec::new();
+    let mut resolutions = Vec::new();
+    let imports = ctx.partition(RustIndex::IMPORTS).begins_with(ImportsKey::prefix().file(file)).execute()?;
+    let by_seq: HashMap<u32, Resolution> = resolved
+        .iter()
+        .filter_map(|hit| {
+            Some((
+                ResolutionsKey::decode(hit.sort_key())?.seq,
+                decode_resolution(hit.record().as_resolved()?),
+            ))
+        })
+        .collect();
+    for hit in imports.iter() {
+        let (Some(key), Some(import)) = (ImportsKey::decode(hit.sort_key()), hit.record().as_import()) else {
+            continue;
+        };
+        let Some(resolution) = by_seq.get(&key.seq) else { continue };
+        uses.push(Use {
+            module: import.module.clone(),
+            path: import.path.clone(),
+            binding: None,
+            glob: import.glob,
+            span: spans.get(&(IMPORT, key.seq)).copied().unwrap_or_default(),
+        });
+        resolutions.push(resolution.clone());
+    }
+    let missing: Vec<(Span, String)> = ctx
+        .partition(RustIndex::MISSING)
+        .begins_with(MissingKey::prefix().file(file))
+        .execute()?
+        .iter()
+        .filter_map(|hit| {
+            let seq = MissingKey::decode(hit.sort_key())?.seq;
+            Some((
+                spans.get(&(MOD, seq)).copied().unwrap_or_default(),
+                hit.record().as_missing_module()?.message.clone(),
+            ))
+        })
+        .collect();
+    let found = analysis::diagnostics(error.as_ref(), &defs, &uses, &resolutions, &missing);
+    for (seq, diagnostic) in found.into_iter().enumerate() {
+        let span = diagnostic.span;
+        let problem = Problem {
+            code: diagnostic.code,
+            message: diagnostic.message,
+            line: span.line,
+            column: span.column,
+            end_line: span.end_line,
+            end_column: span.end_column,
+        };
+        ctx.put(RustIndex::DIAGNOSTICS, DiagnosticsKey::new(file, seq as u32), problem)?;
+    }
+    Ok(())
+}
