@@ -45,6 +45,13 @@ fn timed(pipeline: &mut impl Pipeline, edits: &[Edit]) -> Duration {
     started.elapsed()
 }
 
+/// One application of a toggle's forward edit, timed, then its undo, untimed.
+fn toggle_once(pipeline: &mut impl Pipeline, toggle: &Toggle) -> Duration {
+    let elapsed = timed(pipeline, &toggle.forward);
+    timed(pipeline, &toggle.back);
+    elapsed
+}
+
 /// Median time of `trials` applications of a toggle's forward edit (each followed,
 /// untimed, by its undo), on two systems interleaved.
 fn toggle_pair(
@@ -55,20 +62,14 @@ fn toggle_pair(
 ) -> (Duration, Duration) {
     let (mut ta, mut tb) = (Vec::new(), Vec::new());
     for trial in 0..trials + 1 {
+        // Alternate which goes first; the first trial warms up.
         let (first, second) = if trial % 2 == 0 {
-            let first = timed(a, &toggle.forward);
-            timed(a, &toggle.back);
-            let second = timed(b, &toggle.forward);
-            timed(b, &toggle.back);
-            (first, second)
+            let first = toggle_once(a, toggle);
+            (first, toggle_once(b, toggle))
         } else {
-            let second = timed(b, &toggle.forward);
-            timed(b, &toggle.back);
-            let first = timed(a, &toggle.forward);
-            timed(a, &toggle.back);
-            (first, second)
+            let second = toggle_once(b, toggle);
+            (toggle_once(a, toggle), second)
         };
-        // The first trial warms up.
         if trial > 0 {
             ta.push(first);
             tb.push(second);
@@ -186,8 +187,7 @@ pub fn figures(sizes: Sizes, peak: impl Fn(&str, usize) -> Option<u64>) -> Vec<F
     let (mut own_body, mut own_same, mut floor) = (Vec::new(), Vec::new(), Vec::new());
     for trial in 0..=sizes.edit_trials * 2 {
         let body_time = timed(&mut chunk, &body.forward);
-        let same_time = timed(&mut chunk, &body.forward);
-        timed(&mut chunk, &body.back);
+        let same_time = toggle_once(&mut chunk, &body);
         // Parse floor: the same parse-and-extract the parse task runs, alone.
         let started = Instant::now();
         std::hint::black_box(syntax::summarize(&edited));

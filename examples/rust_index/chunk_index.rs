@@ -101,6 +101,22 @@ chunkdb::chunk_schema! {
     }
 }
 
+/// The [`Span`] of a record with `line`, `column`, `end_line` and `end_column`
+/// fields (positions, symbols, parse errors, problems). Used from sibling modules of
+/// `syntax`, which `super::` names.
+macro_rules! record_span {
+    ($record:expr) => {{
+        let record = $record;
+        super::syntax::Span {
+            line: record.line,
+            column: record.column,
+            end_line: record.end_line,
+            end_column: record.end_column,
+        }
+    }};
+}
+pub(crate) use record_span;
+
 const IMPORT: u8 = 0;
 const MOD: u8 = 1;
 const TYPE_USE: u8 = 2;
@@ -252,12 +268,7 @@ impl ChunkIndex {
             .find_map(|hit| {
                 let position = hit.record().as_position()?;
                 let key = PositionsKey::decode(hit.sort_key())?;
-                let span = Span {
-                    line: position.line,
-                    column: position.column,
-                    end_line: position.end_line,
-                    end_column: position.end_column,
-                };
+                let span = record_span!(position);
                 (key.what != MOD && span.contains(line, column)).then_some((key.what, key.seq))
             })?;
         let resolved = snapshot
@@ -317,15 +328,8 @@ impl ChunkIndex {
             .execute()
             .ok()?;
         symbols.records().filter_map(|record| record.as_symbol()).find_map(|symbol| {
-            (symbol.container.is_none() && symbol.module == module && symbol.name == name).then_some((
-                file,
-                Span {
-                    line: symbol.line,
-                    column: symbol.column,
-                    end_line: symbol.end_line,
-                    end_column: symbol.end_column,
-                },
-            ))
+            (symbol.container.is_none() && symbol.module == module && symbol.name == name)
+                .then_some((file, record_span!(symbol)))
         })
     }
 
@@ -425,16 +429,7 @@ impl Pipeline for ChunkIndex {
 }
 
 fn diagnostic_of(problem: &Problem) -> Diagnostic {
-    Diagnostic {
-        span: Span {
-            line: problem.line,
-            column: problem.column,
-            end_line: problem.end_line,
-            end_column: problem.end_column,
-        },
-        code: problem.code.clone(),
-        message: problem.message.clone(),
-    }
+    Diagnostic { span: record_span!(problem), code: problem.code.clone(), message: problem.message.clone() }
 }
 
 /// Runs one task, chosen by its name (`stage:id`).
@@ -453,15 +448,6 @@ pub fn run_task(ctx: &TaskContext<RustIndex>) -> Result<(), TaskError> {
 
 fn position(span: Span) -> Position {
     Position { line: span.line, column: span.column, end_line: span.end_line, end_column: span.end_column }
-}
-
-fn span_of(position: &Position) -> Span {
-    Span {
-        line: position.line,
-        column: position.column,
-        end_line: position.end_line,
-        end_column: position.end_column,
-    }
 }
 
 fn parse(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError> {
@@ -486,14 +472,14 @@ fn parse(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError> {
         )?;
     }
     // Scope entries: items before imports, each name numbered in source order.
-    let mut counts: HashMap<(String, String), u32> = HashMap::new();
-    let mut number = |module: &str, name: &str| {
-        let count = counts.entry((module.to_owned(), name.to_owned())).or_insert(0);
+    fn number<'s>(counts: &mut HashMap<(&'s str, &'s str), u32>, module: &'s str, name: &'s str) -> u32 {
+        let count = counts.entry((module, name)).or_insert(0);
         *count += 1;
         *count - 1
-    };
+    }
+    let mut counts = HashMap::new();
     for def in summary.defs.iter().filter(|def| def.container.is_none()) {
-        let n = number(&def.module, &def.name);
+        let n = number(&mut counts, &def.module, &def.name);
         ctx.put(
             RustIndex::SCOPE,
             ScopeKey::new(file, &def.module, &def.name, n),
@@ -502,7 +488,7 @@ fn parse(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError> {
     }
     for used in &summary.uses {
         if let Some(binding) = &used.binding {
-            let n = number(&used.module, binding);
+            let n = number(&mut counts, &used.module, binding);
             ctx.put(
                 RustIndex::SCOPE,
                 ScopeKey::new(file, &used.module, binding, n),
@@ -793,10 +779,10 @@ fn resolve(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError> {
 
 fn diagnostics(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError> {
     let error = ctx.partition(RustIndex::PARSE_ERRORS).exact(ParseErrorsKey::new(file)).execute()?;
-    let error = error.records().find_map(|r| r.as_parse_error()).map(|e| SyntaxError {
-        message: e.message.clone(),
-        span: Span { line: e.line, column: e.column, end_line: e.end_line, end_column: e.end_column },
-    });
+    let error = error
+        .records()
+        .find_map(|r| r.as_parse_error())
+        .map(|e| SyntaxError { message: e.message.clone(), span: record_span!(e) });
     let defs: Vec<Def> = ctx
         .partition(RustIndex::SYMBOLS)
         .begins_with(SymbolsKey::prefix().file(file))
@@ -810,7 +796,7 @@ fn diagnostics(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError>
             container: s.container.clone(),
             public: s.public,
             cfg: s.cfg,
-            span: Span { line: s.line, column: s.column, end_line: s.end_line, end_column: s.end_column },
+            span: record_span!(s),
         })
         .collect();
     // Only the positions diagnostics point at: type uses have none.
@@ -821,7 +807,7 @@ fn diagnostics(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError>
             if let (Some(key), Some(position)) =
                 (PositionsKey::decode(hit.sort_key()), hit.record().as_position())
             {
-                spans.insert((key.what, key.seq), span_of(position));
+                spans.insert((key.what, key.seq), record_span!(position));
             }
         }
     }

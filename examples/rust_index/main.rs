@@ -91,7 +91,7 @@ fn main() -> ExitCode {
         }
     });
     progress.finish_and_clear();
-    out.build(&build, &session);
+    out.build(&build);
 
     let steps = session.play();
     for step in &steps {
@@ -143,7 +143,7 @@ impl Output {
         }
     }
 
-    fn build(&mut self, build: &StepReport, session: &Session) {
+    fn build(&mut self, build: &StepReport) {
         let mut codes = std::collections::BTreeMap::new();
         for (_, diagnostic) in &build.added {
             *codes.entry(diagnostic.code.clone()).or_insert(0usize) += 1;
@@ -170,7 +170,6 @@ impl Output {
         if build.added.len() > 8 {
             println!("  … and {} more", build.added.len() - 8);
         }
-        let _ = session;
     }
 
     fn step(&mut self, step: &StepReport) {

@@ -222,12 +222,7 @@ impl Session {
                     && s.kind == super::syntax::Kind::Function.code()
             });
             if let Some(symbol) = function {
-                let span = Span {
-                    line: symbol.line,
-                    column: symbol.column,
-                    end_line: symbol.end_line,
-                    end_column: symbol.end_column,
-                };
+                let span = super::chunk_index::record_span!(symbol);
                 let display = self.index.file_name(file)?;
                 let (package, path) = display.split_once('/')?;
                 let package = self.sample.package_named(package)?;
