@@ -317,61 +317,80 @@ impl<S: Schema> Database<S> {
     /// private copy of the state, which is then published in one atomic store: the clock
     /// value and every index update become visible together.
     pub(crate) fn publish(&self, commit: Commit<S>) -> Result<CommitReceipt> {
-        let Commit { chunk, declared, read_at, spawned } = commit;
+        self.publish_all(vec![commit]).pop().expect("one receipt per commit")
+    }
+
+    /// Publishes several built chunks as one state transition: under one hold of the
+    /// commit lock, on one private copy of the state (so a persistent map's path is
+    /// copied once for the group, then changed in place), published with one store.
+    /// Each commit is decided as if published alone, in the order given, and gets its
+    /// own clock value and receipt; one refused commit does not stop the others.
+    pub(crate) fn publish_all(&self, commits: Vec<Commit<S>>) -> Vec<Result<CommitReceipt>> {
         let mut side = self.lock_side();
         let current = self.shared.current.load_full();
-        if let Some(&missing) = declared.iter().find(|id| !current.chunks.contains_key(*id)) {
-            return Err(Error::UnknownDependency { task: chunk.task, chunk: missing });
+        let mut next: Option<State<S>> = None;
+        let watching = self.watching();
+        let receipts = commits
+            .into_iter()
+            .map(|commit| {
+                let Commit { chunk, declared, read_at, spawned } = commit;
+                let view = next.as_ref().unwrap_or(&current);
+                if let Some(&missing) = declared.iter().find(|id| !view.chunks.contains_key(*id)) {
+                    return Err(Error::UnknownDependency { task: chunk.task, chunk: missing });
+                }
+                let previous = view.tasks.get(&chunk.task).map(|version| Arc::clone(&version.chunk));
+                let superseded = previous.as_ref().map(|old| old.id);
+                let output_changed =
+                    previous.as_ref().map_or(!chunk.is_empty(), |old| old.output_hash != chunk.output_hash);
+                if superseded == Some(chunk.id) {
+                    // Identical inputs and output: nothing changes, and the run is current.
+                    let invalidated = side.tracker.replaced(
+                        chunk.task,
+                        Some(&*chunk),
+                        Some(&*chunk),
+                        Vec::new(),
+                        view.clock + 1,
+                        read_at,
+                    );
+                    debug_assert!(invalidated.is_empty());
+                    Self::schedule_spawned(&mut side, view, chunk.task, &spawned);
+                    return Ok(CommitReceipt {
+                        task: chunk.task,
+                        chunk: Some(chunk.id),
+                        output_hash: chunk.output_hash,
+                        output_changed: false,
+                        stored: false,
+                        clock: view.clock,
+                        superseded: None,
+                        partitions_touched: Vec::new(),
+                        invalidated: Vec::new(),
+                    });
+                }
+                let next = next.get_or_insert_with(|| State::clone(&current));
+                next.clock += 1;
+                let (task, id, output_hash) = (chunk.task, chunk.id, chunk.output_hash);
+                let (partitions_touched, invalidated) =
+                    side.replace(next, task, Some(&chunk), read_at, watching);
+                Self::schedule_spawned(&mut side, next, task, &spawned);
+                self.shared.counters.versions_committed.fetch_add(1, Ordering::Relaxed);
+                Ok(CommitReceipt {
+                    task,
+                    chunk: Some(id),
+                    output_hash,
+                    output_changed,
+                    stored: true,
+                    clock: next.clock,
+                    superseded,
+                    partitions_touched,
+                    invalidated,
+                })
+            })
+            .collect();
+        if let Some(next) = next {
+            self.install(&mut side, next);
+            self.policy_step(&mut side);
         }
-        let previous = current.tasks.get(&chunk.task).map(|version| Arc::clone(&version.chunk));
-        let superseded = previous.as_ref().map(|old| old.id);
-        let output_changed =
-            previous.as_ref().map_or(!chunk.is_empty(), |old| old.output_hash != chunk.output_hash);
-        if superseded == Some(chunk.id) {
-            // Identical inputs and output: nothing changes, and the run is current.
-            let invalidated = side.tracker.replaced(
-                chunk.task,
-                Some(&*chunk),
-                Some(&*chunk),
-                Vec::new(),
-                current.clock + 1,
-                read_at,
-            );
-            debug_assert!(invalidated.is_empty());
-            Self::schedule_spawned(&mut side, &current, chunk.task, &spawned);
-            return Ok(CommitReceipt {
-                task: chunk.task,
-                chunk: Some(chunk.id),
-                output_hash: chunk.output_hash,
-                output_changed: false,
-                stored: false,
-                clock: current.clock,
-                superseded: None,
-                partitions_touched: Vec::new(),
-                invalidated: Vec::new(),
-            });
-        }
-        let mut next = State::clone(&current);
-        next.clock += 1;
-        let (task, id, output_hash) = (chunk.task, chunk.id, chunk.output_hash);
-        let (partitions_touched, invalidated) =
-            side.replace(&mut next, task, Some(&chunk), read_at, self.watching());
-        let clock = next.clock;
-        Self::schedule_spawned(&mut side, &next, task, &spawned);
-        self.install(&mut side, next);
-        self.policy_step(&mut side);
-        self.shared.counters.versions_committed.fetch_add(1, Ordering::Relaxed);
-        Ok(CommitReceipt {
-            task,
-            chunk: Some(id),
-            output_hash,
-            output_changed,
-            stored: true,
-            clock,
-            superseded,
-            partitions_touched,
-            invalidated,
-        })
+        receipts
     }
 
     /// Schedules the tasks a run spawned that have no version yet, under `parent`.
@@ -698,4 +717,52 @@ impl<S: Schema> Database<S> {
 /// The output hash of a task with no records.
 fn empty_output_hash() -> ContentHash {
     crate::hash::StableHasher::new().finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::ContentHash;
+    use crate::reference::{Function, RefLang, SYMBOLS};
+
+    #[test]
+    fn a_group_publishes_each_commit_as_if_alone_in_one_transition() {
+        let db = Database::<RefLang>::new();
+        let file = Ident::named("group.rs");
+        let built = |task: &str, name: &str, unknown: bool| {
+            let mut writer = db.writer(task);
+            writer.insert(SYMBOLS, (file, name), Function::new(name, &[], None)).expect("valid insert");
+            if unknown {
+                writer.depend_on(ChunkId::compute(
+                    TaskId::new("nowhere"),
+                    ContentHash::default(),
+                    ContentHash::default(),
+                ));
+            }
+            writer.build().expect("valid chunk")
+        };
+        let first = db.publish(built("a", "f", false)).expect("valid commit");
+        assert_eq!(first.clock, 1);
+        let states_before = db.shared.counters.versions_committed.load(Ordering::Relaxed);
+
+        let receipts = db.publish_all(vec![
+            built("a", "f", false),
+            built("b", "g", true),
+            built("c", "h", false),
+            built("d", "i", false),
+        ]);
+        // The unchanged re-run of `a` stores nothing; the refused one changes nothing.
+        let a = receipts[0].as_ref().expect("identical re-run");
+        assert!(!a.stored && !a.output_changed && a.clock == 1);
+        assert!(matches!(receipts[1], Err(Error::UnknownDependency { .. })));
+        let clocks: Vec<u64> =
+            receipts[2..].iter().map(|r| r.as_ref().expect("valid commit").clock).collect();
+        assert_eq!(clocks, [2, 3]);
+        assert_eq!(db.shared.counters.versions_committed.load(Ordering::Relaxed), states_before + 2);
+
+        let snapshot = db.snapshot();
+        assert_eq!(snapshot.clock(), 3);
+        assert_eq!(snapshot.partition_len(SYMBOLS), 3);
+        assert!(snapshot.task_chunk(TaskId::new("b")).is_none());
+    }
 }

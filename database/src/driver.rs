@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 
 use crate::context::TaskContext;
-use crate::database::{CommitReceipt, Database};
+use crate::database::{Commit, CommitReceipt, Database};
 use crate::error::Error;
 use crate::ident::TaskId;
 use crate::schema::Schema;
@@ -131,6 +131,42 @@ enum Failure<E> {
     Commit(Error),
 }
 
+/// How many runs a parallel worker publishes together (see [`Driver::run`]).
+const COMMIT_GROUP: usize = 16;
+
+/// One worker's runs of a wave: those built and waiting to be published, and those
+/// published or failed.
+struct Group<S: Schema, E> {
+    pending: Vec<Commit<S>>,
+    done: Vec<(TaskId, Result<CommitReceipt, Failure<E>>)>,
+}
+
+impl<S: Schema, E> Default for Group<S, E> {
+    fn default() -> Self {
+        Group { pending: Vec::new(), done: Vec::new() }
+    }
+}
+
+impl<S: Schema, E> Group<S, E> {
+    fn add(&mut self, task: TaskId, built: Result<Commit<S>, Failure<E>>) {
+        match built {
+            Ok(commit) => self.pending.push(commit),
+            Err(failure) => self.done.push((task, Err(failure))),
+        }
+    }
+
+    fn publish(&mut self, db: &Database<S>) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let tasks: Vec<TaskId> = self.pending.iter().map(|commit| commit.chunk.task).collect();
+        let receipts = db.publish_all(std::mem::take(&mut self.pending));
+        self.done.extend(
+            tasks.into_iter().zip(receipts).map(|(task, receipt)| (task, receipt.map_err(Failure::Commit))),
+        );
+    }
+}
+
 impl<'db, S: Schema> Driver<'db, S> {
     /// A driver for `db`: parallel, not verifying, at most 100,000 rounds.
     #[must_use]
@@ -164,7 +200,9 @@ impl<'db, S: Schema> Driver<'db, S> {
     /// Re-runs stale tasks until nothing is stale: each round first collects the
     /// garbage removals left (see [`Database::collect`]), then runs the tasks that
     /// wait on no other stale task (in parallel when enabled), commits each, and
-    /// looks at the stale set again.
+    /// looks at the stale set again. In parallel, each worker commits its runs in
+    /// groups of up to 16, each group one state transition under one hold of the
+    /// commit lock; each run still gets its own receipt and clock value.
     ///
     /// `run` gets a [`TaskContext`] for the task (its [`task`](TaskContext::task)
     /// says which) whose queries are recorded; it writes the task's output into it,
@@ -197,12 +235,35 @@ impl<'db, S: Schema> Driver<'db, S> {
                 });
             }
             report.rounds += 1;
-            let one = |(task, parent): &(TaskId, Option<TaskId>)| (*task, self.run_one(*task, *parent, &run));
             let outcomes: Vec<(TaskId, Result<CommitReceipt, Failure<E>>)> =
                 if self.parallel && wave.len() > 1 && rayon::current_num_threads() > 1 {
-                    wave.par_iter().map(one).collect()
+                    // Each worker publishes its runs in groups: one hold of the commit
+                    // lock and one state transition per group instead of per run, so
+                    // short tasks do not queue on the lock. Wave-mates never wait on
+                    // each other, so holding a run back until its group is full changes
+                    // no result.
+                    wave.par_iter()
+                        .fold(Group::default, |mut group, &(task, parent)| {
+                            group.add(task, self.run_one(task, parent, &run));
+                            if group.pending.len() == COMMIT_GROUP {
+                                group.publish(self.db);
+                            }
+                            group
+                        })
+                        .flat_map_iter(|mut group| {
+                            group.publish(self.db);
+                            group.done
+                        })
+                        .collect()
                 } else {
-                    wave.iter().map(one).collect()
+                    wave.iter()
+                        .map(|&(task, parent)| {
+                            let published = self
+                                .run_one(task, parent, &run)
+                                .and_then(|commit| self.db.publish(commit).map_err(Failure::Commit));
+                            (task, published)
+                        })
+                        .collect()
                 };
             let mut failure = None;
             for (task, outcome) in outcomes {
@@ -226,12 +287,9 @@ impl<'db, S: Schema> Driver<'db, S> {
         Ok(report)
     }
 
-    fn run_one<F, E>(
-        &self,
-        task: TaskId,
-        parent: Option<TaskId>,
-        run: &F,
-    ) -> Result<CommitReceipt, Failure<E>>
+    /// Runs `task` and builds its output (twice, compared, in verify mode), ready to
+    /// publish.
+    fn run_one<F, E>(&self, task: TaskId, parent: Option<TaskId>, run: &F) -> Result<Commit<S>, Failure<E>>
     where
         F: Fn(&TaskContext<S>) -> Result<(), E>,
     {
@@ -244,10 +302,9 @@ impl<'db, S: Schema> Driver<'db, S> {
                 context.build().map_err(Failure::Commit)?,
                 again.build().map_err(Failure::Commit)?,
             )
-            .and_then(|commit| self.db.publish(commit))
             .map_err(Failure::Commit)
         } else {
-            context.commit().map_err(Failure::Commit)
+            context.build().map_err(Failure::Commit)
         }
     }
 
