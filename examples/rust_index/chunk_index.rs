@@ -46,10 +46,13 @@ chunkdb::chunk_schema! {
             Import { module: String, path: Vec<String>, glob: bool },
             /// A `mod` declaration.
             ModuleDecl { module: String, name: String, inline: bool, path_attr: Option<String> },
-            /// A type path in a signature.
+            /// A type path in signatures, once per distinct (module, path) of a file.
             TypeUse { module: String, path: Vec<String> },
-            /// Where an import, `mod` or type use is.
+            /// Where an import or `mod` is.
             Position { line: u32, column: u32, end_line: u32, end_column: u32 },
+            /// Where a type use is written: line, column, end line and end column of
+            /// each occurrence, one after the other.
+            Occurrences { spans: Vec<u32> },
             /// An item, for workspace symbols and go-to-definition.
             Symbol {
                 name: String,
@@ -88,7 +91,7 @@ chunkdb::chunk_schema! {
             mods holds ModuleDecl key (file: u32, seq: u32),
             type_uses holds TypeUse key (file: u32, seq: u32),
             /// Spans of imports (`what` 0), `mod`s (1) and type uses (2).
-            positions holds Position key (file: u32, what: u8, seq: u32),
+            positions holds Position, Occurrences key (file: u32, what: u8, seq: u32),
             symbols holds Symbol key (file: u32, seq: u32),
             parse_errors holds ParseError key (file: u32),
             modules holds Module key (package: u32, path: String),
@@ -266,10 +269,17 @@ impl ChunkIndex {
             .ok()?
             .iter()
             .find_map(|hit| {
-                let position = hit.record().as_position()?;
                 let key = PositionsKey::decode(hit.sort_key())?;
-                let span = record_span!(position);
-                (key.what != MOD && span.contains(line, column)).then_some((key.what, key.seq))
+                let found = match hit.record() {
+                    RustIndexRecordRef::Position(position) => {
+                        key.what == IMPORT && record_span!(position).contains(line, column)
+                    }
+                    RustIndexRecordRef::Occurrences(occurrences) => {
+                        spans_of(occurrences).any(|span| span.contains(line, column))
+                    }
+                    _ => false,
+                };
+                found.then_some((key.what, key.seq))
             })?;
         let resolved = snapshot
             .partition(RustIndex::RESOLUTIONS)
@@ -446,6 +456,16 @@ pub fn run_task(ctx: &TaskContext<RustIndex>) -> Result<(), TaskError> {
     }
 }
 
+/// The spans an [`Occurrences`] record lists.
+pub fn spans_of(occurrences: &Occurrences) -> impl Iterator<Item = Span> + '_ {
+    occurrences.spans.chunks_exact(4).map(|at| Span {
+        line: at[0],
+        column: at[1],
+        end_line: at[2],
+        end_column: at[3],
+    })
+}
+
 fn position(span: Span) -> Position {
     Position { line: span.line, column: span.column, end_line: span.end_line, end_column: span.end_column }
 }
@@ -523,7 +543,8 @@ fn parse(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError> {
             TypeUsesKey::new(file, seq),
             TypeUse { module: used.module.clone(), path: used.path.clone() },
         )?;
-        ctx.put(RustIndex::POSITIONS, PositionsKey::new(file, TYPE_USE, seq), position(used.span))?;
+        let spans = used.spans.iter().flat_map(|s| [s.line, s.column, s.end_line, s.end_column]).collect();
+        ctx.put(RustIndex::POSITIONS, PositionsKey::new(file, TYPE_USE, seq), Occurrences { spans })?;
     }
     for (seq, def) in summary.defs.iter().enumerate() {
         let symbol = Symbol {

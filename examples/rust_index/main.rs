@@ -348,10 +348,7 @@ fn definition_probe(index: &ChunkIndex) -> Option<(String, String)> {
     let positions = snapshot.partition(chunk_index::RustIndex::POSITIONS).execute().ok()?;
     for hit in positions.iter() {
         let key = chunk_index::PositionsKey::decode(hit.sort_key())?;
-        let position = hit.record().as_position()?;
-        if key.what != 0 {
-            continue;
-        }
+        let (0, Some(position)) = (key.what, hit.record().as_position()) else { continue };
         if let Some((file, span)) =
             index.goto_definition(key.file, position.end_line, position.end_column.saturating_sub(1))
             && file != key.file

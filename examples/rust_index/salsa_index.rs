@@ -148,14 +148,10 @@ fn file_uses(db: &dyn salsa::Database, file: SourceFile) -> Vec<Use> {
     parse(db, file).uses.iter().map(|used| Use { span: Span::default(), ..used.clone() }).collect()
 }
 
-/// The file's type paths, in source order, spans zeroed.
+/// The file's distinct type paths, in order of first occurrence, without spans.
 #[salsa::tracked(returns(ref))]
 fn file_refs(db: &dyn salsa::Database, file: SourceFile) -> Vec<TypeRef> {
-    parse(db, file)
-        .refs
-        .iter()
-        .map(|reference| TypeRef { span: Span::default(), ..reference.clone() })
-        .collect()
+    parse(db, file).refs.iter().map(|reference| TypeRef { spans: Vec::new(), ..reference.clone() }).collect()
 }
 
 // ---------------------------------------------------------------------------------

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
+
 use syn::spanned::Spanned;
 use syn::visit::Visit;
 
@@ -176,15 +178,17 @@ pub struct ModDecl {
     pub span: Span,
 }
 
-/// A type path in a signature (a parameter, a return type, a field, an impl header).
+/// A type path in signatures (parameters, return types, fields, impl headers): one
+/// per distinct (module, path) of a file, since each resolves the same wherever it
+/// is written, with every place it is written.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct TypeRef {
     /// The inline module it sits in.
     pub module: String,
     /// The path's segments.
     pub path: Vec<String>,
-    /// The span of its last segment.
-    pub span: Span,
+    /// The span of its last segment at each occurrence, in source order.
+    pub spans: Vec<Span>,
 }
 
 /// A file that does not parse.
@@ -205,7 +209,7 @@ pub struct Summary {
     pub uses: Vec<Use>,
     /// Module declarations, in source order.
     pub mods: Vec<ModDecl>,
-    /// Type paths in signatures, in source order.
+    /// Type paths in signatures, in order of first occurrence.
     pub refs: Vec<TypeRef>,
     /// Inline modules (relative to the file) whose names cannot all be listed: they
     /// hold a glob import or an item-level macro call.
@@ -237,6 +241,8 @@ pub fn summarize(text: &str) -> Summary {
 #[derive(Default)]
 struct Collector {
     summary: Summary,
+    /// Where each distinct (module, path) is in `summary.refs`.
+    ref_at: HashMap<(String, Vec<String>), usize>,
 }
 
 const PRIMITIVES: &[&str] = &[
@@ -518,11 +524,15 @@ impl<'ast> Visit<'ast> for TypePaths<'_> {
             if path.leading_colon.is_some() {
                 full.insert(0, "::".to_owned());
             }
-            self.collector.summary.refs.push(TypeRef {
-                module: self.module.to_owned(),
-                path: full,
-                span: Span::of(last.ident.span()),
-            });
+            let span = Span::of(last.ident.span());
+            let refs = &mut self.collector.summary.refs;
+            let at = *self.collector.ref_at.entry((self.module.to_owned(), full)).or_insert_with_key(
+                |(module, path)| {
+                    refs.push(TypeRef { module: module.clone(), path: path.clone(), spans: Vec::new() });
+                    refs.len() - 1
+                },
+            );
+            refs[at].spans.push(span);
         }
         syn::visit::visit_path(self, path);
     }
@@ -561,5 +571,15 @@ mod tests {
         assert_eq!(summary.open, [""]);
         assert_eq!(summary.mods.len(), 2);
         assert!(summary.refs.iter().any(|r| r.path == ["b", "S"]));
+    }
+
+    #[test]
+    fn repeated_type_paths_are_one_ref_with_every_span() {
+        let summary = summarize("fn f(a: T, b: Vec<T>) -> T { a }\nmod m { fn g(c: T) {} }\n");
+        let refs: Vec<_> =
+            summary.refs.iter().map(|r| (r.module.as_str(), r.path.join("::"), r.spans.len())).collect();
+        assert_eq!(refs, [("", "T".to_owned(), 3), ("", "Vec".to_owned(), 1), ("m", "T".to_owned(), 1)]);
+        let columns: Vec<u32> = summary.refs[0].spans.iter().map(|span| span.column).collect();
+        assert_eq!(columns, [8, 18, 25]);
     }
 }
