@@ -253,3 +253,17 @@ fn queries_find_symbols_and_definitions() {
     let (file, _) = session.index.goto_definition(lib, 6, 20).expect("shout resolves");
     assert_eq!(session.index.file_name(file).as_deref(), Some("util/src/strings.rs"));
 }
+
+#[test]
+fn an_edit_parses_only_the_pieces_it_changed() {
+    let memo = chunk_index::PieceMemo::default();
+    let text = "use a::b;\n\n/// F.\nfn f() -> b::T {\n    1\n}\n\nstruct S { t: b::T }\n";
+    assert_eq!(memo.summarize(text), syntax::summarize(text));
+    assert_eq!(memo.parsed(), 3);
+    // A `mod` line added at the end and a line added inside `f`: two new pieces; the
+    // others are reused with their spans moved.
+    let edited =
+        "use a::b;\n\n/// F.\nfn f() -> b::T {\n    let x = 1;\n    x\n}\n\nstruct S { t: b::T }\nmod m;\n";
+    assert_eq!(memo.summarize(edited), syntax::summarize(edited));
+    assert_eq!(memo.parsed(), 5);
+}

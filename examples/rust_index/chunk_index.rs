@@ -18,13 +18,15 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
-use chunkdb::{Database, DriveError, DriveReport, Driver, TaskContext};
+use chunkdb::{ContentHash, Database, DriveError, DriveReport, Driver, StableHasher, TaskContext};
 
 use super::analysis::{self, Diagnostic, Lookup, Resolution, Scopes, Site};
 use super::sample::Sample;
 use super::session::Pipeline;
-use super::syntax::{self, Def, Kind, ModDecl, Span, SyntaxError, Use};
+use super::syntax::{self, Def, Kind, ModDecl, Span, Summary, SyntaxError, Use};
 
 chunkdb::chunk_schema! {
     /// Rust workspaces, as a language server indexes them.
@@ -130,6 +132,7 @@ pub type TaskError = chunkdb::Error;
 /// The chunkdb pipeline and its host.
 pub struct ChunkIndex {
     db: Database<RustIndex>,
+    pieces: PieceMemo,
     packages: Vec<PackageState>,
     next_file: u32,
     parallel: bool,
@@ -167,9 +170,11 @@ impl ChunkIndex {
     ) -> Result<DriveReport, DriveError<TaskError>> {
         let run = |ctx: &TaskContext<RustIndex>| {
             each(&ctx.task().ident().name().unwrap_or_default());
-            run_task(ctx)
+            run_task(ctx, &self.pieces)
         };
-        let report = Driver::new(&self.db).parallel(self.parallel).run(run)?;
+        let report = Driver::new(&self.db).parallel(self.parallel).run(run);
+        self.pieces.next_generation();
+        let report = report?;
         self.last = report.clone();
         Ok(report)
     }
@@ -365,6 +370,7 @@ impl Pipeline for ChunkIndex {
     fn load(sample: &Sample) -> Self {
         let mut index = ChunkIndex {
             db: Database::new(),
+            pieces: PieceMemo::default(),
             packages: Vec::new(),
             next_file: 0,
             parallel: true,
@@ -442,13 +448,65 @@ fn diagnostic_of(problem: &Problem) -> Diagnostic {
     Diagnostic { span: record_span!(problem), code: problem.code.clone(), message: problem.message.clone() }
 }
 
-/// Runs one task, chosen by its name (`stage:id`).
-pub fn run_task(ctx: &TaskContext<RustIndex>) -> Result<(), TaskError> {
+/// Summaries of file pieces by the hash of their text (see
+/// [`syntax::summarize_in_pieces`]): results of a pure function, so any run may reuse
+/// them. Kept for the pieces the last two drives used, so memory follows the files
+/// being edited, not every file ever parsed.
+#[derive(Default)]
+pub struct PieceMemo {
+    /// (used by this drive, used by the one before).
+    generations: Mutex<(PieceSummaries, PieceSummaries)>,
+    /// Pieces parsed (not found in the memo) so far.
+    parsed: AtomicUsize,
+}
+
+/// Piece summaries by the hash of the piece's text.
+type PieceSummaries = HashMap<ContentHash, Arc<Summary>>;
+
+impl PieceMemo {
+    /// `summarize(text)`, re-parsing only the pieces not seen lately.
+    pub fn summarize(&self, text: &str) -> Summary {
+        syntax::summarize_in_pieces(text, |piece| {
+            let mut hasher = StableHasher::new();
+            hasher.write_bytes(piece.as_bytes());
+            let key = hasher.finish();
+            let found = {
+                let mut generations = self.generations.lock().expect("memo lock");
+                let (current, previous) = &mut *generations;
+                current.get(&key).cloned().or_else(|| {
+                    let summary = previous.remove(&key)?;
+                    current.insert(key, Arc::clone(&summary));
+                    Some(summary)
+                })
+            };
+            found.unwrap_or_else(|| {
+                self.parsed.fetch_add(1, Ordering::Relaxed);
+                let summary = Arc::new(syntax::summarize(piece));
+                self.generations.lock().expect("memo lock").0.insert(key, Arc::clone(&summary));
+                summary
+            })
+        })
+    }
+
+    /// How many pieces were parsed rather than found in the memo, so far.
+    pub fn parsed(&self) -> usize {
+        self.parsed.load(Ordering::Relaxed)
+    }
+
+    /// Ends a drive: pieces neither it nor the one before used are forgotten.
+    fn next_generation(&self) {
+        let mut generations = self.generations.lock().expect("memo lock");
+        generations.1 = std::mem::take(&mut generations.0);
+    }
+}
+
+/// Runs one task, chosen by its name (`stage:id`), with the memo of file pieces.
+pub fn run_task(ctx: &TaskContext<RustIndex>, pieces: &PieceMemo) -> Result<(), TaskError> {
     let name = ctx.task().ident().name().expect("pipeline task names are registered");
     let (stage, id) = name.split_once(':').expect("pipeline task names are stage:id");
     let id: u32 = id.parse().expect("pipeline task ids are numbers");
     match stage {
-        "parse" => parse(ctx, id),
+        "parse" => parse(ctx, id, pieces),
         "modules" => modules(ctx, id),
         "resolve" => resolve(ctx, id),
         "diagnostics" => diagnostics(ctx, id),
@@ -470,13 +528,13 @@ fn position(span: Span) -> Position {
     Position { line: span.line, column: span.column, end_line: span.end_line, end_column: span.end_column }
 }
 
-fn parse(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError> {
+fn parse(ctx: &TaskContext<RustIndex>, file: u32, pieces: &PieceMemo) -> Result<(), TaskError> {
     let source = ctx.partition(RustIndex::SOURCES).exact(SourcesKey::new(file)).execute()?;
     let Some(text) = source.records().find_map(|record| record.as_source().map(|s| s.text.clone())) else {
         return Ok(());
     };
     drop(source);
-    let summary = syntax::summarize(&text);
+    let summary = pieces.summarize(&text);
     if let Some(error) = &summary.error {
         let span = error.span;
         ctx.put(

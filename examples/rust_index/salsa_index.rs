@@ -101,10 +101,28 @@ struct ModulePath<'db> {
 // Per-file queries
 // ---------------------------------------------------------------------------------
 
-/// Parses a file (the only query that reads its text).
+/// A piece of a file's text (see [`syntax::pieces`]), interned so equal pieces of
+/// any file or revision share one [`piece_summary`].
+#[salsa::interned]
+struct PieceText<'db> {
+    /// The piece's text.
+    #[returns(deref)]
+    text: String,
+}
+
+/// Parses one piece of a file: memoized by salsa, so a piece whose text is
+/// unchanged is not parsed again.
+#[salsa::tracked(returns(ref))]
+fn piece_summary<'db>(db: &'db dyn salsa::Database, piece: PieceText<'db>) -> Arc<Summary> {
+    Arc::new(syntax::summarize(piece.text(db)))
+}
+
+/// Parses a file (the only query that reads its text), piece by piece.
 #[salsa::tracked(returns(ref))]
 fn parse(db: &dyn salsa::Database, file: SourceFile) -> Summary {
-    syntax::summarize(file.text(db))
+    syntax::summarize_in_pieces(file.text(db), |piece| {
+        Arc::clone(piece_summary(db, PieceText::new(db, piece.to_owned())))
+    })
 }
 
 /// The file's `mod` declarations, in the order of `summary.mods`, spans zeroed (the
