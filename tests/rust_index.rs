@@ -258,12 +258,20 @@ fn queries_find_symbols_and_definitions() {
 fn an_edit_parses_only_the_pieces_it_changed() {
     let memo = chunk_index::PieceMemo::default();
     let text = "use a::b;\n\n/// F.\nfn f() -> b::T {\n    1\n}\n\nstruct S { t: b::T }\n";
-    assert_eq!(memo.summarize(text), syntax::summarize(text));
+    assert_eq!(memo.summarize(0, text), syntax::summarize(text));
     assert_eq!(memo.parsed(), 3);
+    // Another file holding the same text parses nothing.
+    assert_eq!(memo.summarize(1, text), syntax::summarize(text));
+    assert_eq!((memo.parsed(), memo.len()), (3, 3));
     // A `mod` line added at the end and a line added inside `f`: two new pieces; the
     // others are reused with their spans moved.
     let edited =
         "use a::b;\n\n/// F.\nfn f() -> b::T {\n    let x = 1;\n    x\n}\n\nstruct S { t: b::T }\nmod m;\n";
-    assert_eq!(memo.summarize(edited), syntax::summarize(edited));
-    assert_eq!(memo.parsed(), 5);
+    assert_eq!(memo.summarize(0, edited), syntax::summarize(edited));
+    assert_eq!((memo.parsed(), memo.len()), (5, 5));
+    // Pieces no current text holds are released: the old `f` went with file 1.
+    memo.forget(1);
+    assert_eq!(memo.len(), 4);
+    memo.forget(0);
+    assert_eq!(memo.len(), 0);
 }

@@ -172,9 +172,7 @@ impl ChunkIndex {
             each(&ctx.task().ident().name().unwrap_or_default());
             run_task(ctx, &self.pieces)
         };
-        let report = Driver::new(&self.db).parallel(self.parallel).run(run);
-        self.pieces.next_generation();
-        let report = report?;
+        let report = Driver::new(&self.db).parallel(self.parallel).run(run)?;
         self.last = report.clone();
         Ok(report)
     }
@@ -413,6 +411,7 @@ impl Pipeline for ChunkIndex {
     fn remove_file(&mut self, package: usize, path: &str) {
         if let Some(file) = self.packages[package].files.remove(path) {
             self.db.remove_task(format!("source:{file}"));
+            self.pieces.forget(file);
             self.write_package(package);
         }
     }
@@ -450,42 +449,70 @@ fn diagnostic_of(problem: &Problem) -> Diagnostic {
 
 /// Summaries of file pieces by the hash of their text (see
 /// [`syntax::summarize_in_pieces`]): results of a pure function, so any run may reuse
-/// them. Kept for the pieces the last two drives used, so memory follows the files
-/// being edited, not every file ever parsed.
+/// them. A piece is kept while some file's current text holds it, so memory follows
+/// the workspace (as salsa's memos do), and an edit to any file finds its unchanged
+/// pieces.
 #[derive(Default)]
 pub struct PieceMemo {
-    /// (used by this drive, used by the one before).
-    generations: Mutex<(PieceSummaries, PieceSummaries)>,
+    memo: Mutex<Memo>,
     /// Pieces parsed (not found in the memo) so far.
     parsed: AtomicUsize,
 }
 
-/// Piece summaries by the hash of the piece's text.
-type PieceSummaries = HashMap<ContentHash, Arc<Summary>>;
+#[derive(Default)]
+struct Memo {
+    /// Each piece's summary and how many current file texts hold it.
+    summaries: HashMap<ContentHash, (Arc<Summary>, usize)>,
+    /// The pieces of each file's current text.
+    files: HashMap<u32, Vec<ContentHash>>,
+}
+
+impl Memo {
+    /// Makes `pieces` file `file`'s pieces, releasing those it held before.
+    fn hold(&mut self, file: u32, pieces: Vec<ContentHash>) {
+        for key in &pieces {
+            if let Some((_, holders)) = self.summaries.get_mut(key) {
+                *holders += 1;
+            }
+        }
+        for key in self.files.insert(file, pieces).unwrap_or_default() {
+            if let Some((_, holders)) = self.summaries.get_mut(&key) {
+                *holders -= 1;
+                if *holders == 0 {
+                    self.summaries.remove(&key);
+                }
+            }
+        }
+    }
+}
 
 impl PieceMemo {
-    /// `summarize(text)`, re-parsing only the pieces not seen lately.
-    pub fn summarize(&self, text: &str) -> Summary {
-        syntax::summarize_in_pieces(text, |piece| {
+    /// `summarize(text)` for file `file`'s new text, parsing only the pieces no
+    /// current text holds.
+    pub fn summarize(&self, file: u32, text: &str) -> Summary {
+        let mut held = Vec::new();
+        let summary = syntax::summarize_in_pieces(text, |piece| {
             let mut hasher = StableHasher::new();
             hasher.write_bytes(piece.as_bytes());
             let key = hasher.finish();
-            let found = {
-                let mut generations = self.generations.lock().expect("memo lock");
-                let (current, previous) = &mut *generations;
-                current.get(&key).cloned().or_else(|| {
-                    let summary = previous.remove(&key)?;
-                    current.insert(key, Arc::clone(&summary));
-                    Some(summary)
-                })
-            };
+            held.push(key);
+            let found = self.lock().summaries.get(&key).map(|(summary, _)| Arc::clone(summary));
             found.unwrap_or_else(|| {
                 self.parsed.fetch_add(1, Ordering::Relaxed);
                 let summary = Arc::new(syntax::summarize(piece));
-                self.generations.lock().expect("memo lock").0.insert(key, Arc::clone(&summary));
+                self.lock().summaries.entry(key).or_insert((Arc::clone(&summary), 0));
                 summary
             })
-        })
+        });
+        self.lock().hold(file, held);
+        summary
+    }
+
+    /// Releases the pieces of a removed file.
+    pub fn forget(&self, file: u32) {
+        let mut memo = self.lock();
+        memo.hold(file, Vec::new());
+        memo.files.remove(&file);
     }
 
     /// How many pieces were parsed rather than found in the memo, so far.
@@ -493,10 +520,13 @@ impl PieceMemo {
         self.parsed.load(Ordering::Relaxed)
     }
 
-    /// Ends a drive: pieces neither it nor the one before used are forgotten.
-    fn next_generation(&self) {
-        let mut generations = self.generations.lock().expect("memo lock");
-        generations.1 = std::mem::take(&mut generations.0);
+    /// How many pieces the memo holds.
+    pub fn len(&self) -> usize {
+        self.lock().summaries.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Memo> {
+        self.memo.lock().expect("no task panics while holding the memo")
     }
 }
 
@@ -534,7 +564,7 @@ fn parse(ctx: &TaskContext<RustIndex>, file: u32, pieces: &PieceMemo) -> Result<
         return Ok(());
     };
     drop(source);
-    let summary = pieces.summarize(&text);
+    let summary = pieces.summarize(file, &text);
     if let Some(error) = &summary.error {
         let span = error.span;
         ctx.put(
