@@ -488,23 +488,51 @@ impl Memo {
 
 impl PieceMemo {
     /// `summarize(text)` for file `file`'s new text, parsing only the pieces no
-    /// current text holds.
+    /// current text holds. The memo is locked twice per file: to look every piece up,
+    /// and to store the new ones and hold the file's.
     pub fn summarize(&self, file: u32, text: &str) -> Summary {
-        let mut held = Vec::new();
-        let summary = syntax::summarize_in_pieces(text, |piece| {
-            let mut hasher = StableHasher::new();
-            hasher.write_bytes(piece.as_bytes());
-            let key = hasher.finish();
-            held.push(key);
-            let found = self.lock().summaries.get(&key).map(|(summary, _)| Arc::clone(summary));
-            found.unwrap_or_else(|| {
-                self.parsed.fetch_add(1, Ordering::Relaxed);
-                let summary = Arc::new(syntax::summarize(piece));
-                self.lock().summaries.entry(key).or_insert((Arc::clone(&summary), 0));
-                summary
-            })
+        let mut in_pieces = false;
+        let summary = syntax::summarize_in_pieces(text, |pieces| {
+            in_pieces = true;
+            let held: Vec<ContentHash> = pieces
+                .iter()
+                .map(|piece| {
+                    let mut hasher = StableHasher::new();
+                    hasher.write_bytes(piece.text.as_bytes());
+                    hasher.finish()
+                })
+                .collect();
+            let found: Vec<Option<Arc<Summary>>> = {
+                let memo = self.lock();
+                held.iter()
+                    .map(|key| memo.summaries.get(key).map(|(summary, _)| Arc::clone(summary)))
+                    .collect()
+            };
+            let mut parsed = Vec::new();
+            let summaries = pieces
+                .iter()
+                .zip(&held)
+                .zip(found)
+                .map(|((piece, key), found)| {
+                    found.unwrap_or_else(|| {
+                        let summary = Arc::new(syntax::summarize(piece.text));
+                        parsed.push((*key, Arc::clone(&summary)));
+                        summary
+                    })
+                })
+                .collect();
+            self.parsed.fetch_add(parsed.len(), Ordering::Relaxed);
+            let mut memo = self.lock();
+            for (key, summary) in parsed {
+                memo.summaries.entry(key).or_insert((summary, 0));
+            }
+            memo.hold(file, held);
+            summaries
         });
-        self.lock().hold(file, held);
+        if !in_pieces {
+            // Summarized whole: the file holds no piece.
+            self.lock().hold(file, Vec::new());
+        }
         summary
     }
 

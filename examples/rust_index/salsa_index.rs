@@ -120,8 +120,11 @@ fn piece_summary<'db>(db: &'db dyn salsa::Database, piece: PieceText<'db>) -> Ar
 /// Parses a file (the only query that reads its text), piece by piece.
 #[salsa::tracked(returns(ref))]
 fn parse(db: &dyn salsa::Database, file: SourceFile) -> Summary {
-    syntax::summarize_in_pieces(file.text(db), |piece| {
-        Arc::clone(piece_summary(db, PieceText::new(db, piece.to_owned())))
+    syntax::summarize_in_pieces(file.text(db), |pieces| {
+        pieces
+            .iter()
+            .map(|piece| Arc::clone(piece_summary(db, PieceText::new(db, piece.text.to_owned()))))
+            .collect()
     })
 }
 

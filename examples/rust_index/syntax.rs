@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use syn::spanned::Spanned;
 use syn::visit::Visit;
@@ -229,7 +230,7 @@ pub fn summarize(text: &str) -> Summary {
         Ok(file) => {
             let mut collector = Collector::default();
             collector.items("", &file.items);
-            collector.summary
+            Summary { refs: collector.refs.refs, ..collector.summary }
         }
         Err(error) => Summary {
             error: Some(SyntaxError { message: error.to_string(), span: Span::of(error.span()) }),
@@ -401,25 +402,23 @@ fn char_end(bytes: &[u8], at: usize) -> usize {
     if next != b'\n' && bytes.get(at + 1 + width) == Some(&b'\'') { at + 1 + width } else { at }
 }
 
-/// [`summarize`], piece by piece: `piece` gives the summary of one piece's text (the
-/// caller's memo, or [`summarize`] itself), and the pieces' summaries are put
+/// [`summarize`], piece by piece: `summaries` gives the summary of each piece, in
+/// order (from the caller's memo, or [`summarize`] on each), and they are put
 /// together with their spans shifted to the file's lines. Equal to `summarize(text)`;
 /// a file with a piece that does not parse is summarized whole, so its syntax error
 /// is the whole file's.
-pub fn summarize_in_pieces(text: &str, mut piece: impl FnMut(&str) -> std::sync::Arc<Summary>) -> Summary {
+pub fn summarize_in_pieces(text: &str, summaries: impl FnOnce(&[Piece<'_>]) -> Vec<Arc<Summary>>) -> Summary {
     let pieces = pieces(text);
     if pieces.len() < 2 {
         return summarize(text);
     }
-    let parts: Vec<(u32, std::sync::Arc<Summary>)> =
-        pieces.iter().map(|p| (p.first_line, piece(p.text))).collect();
-    if parts.iter().any(|(_, part)| part.error.is_some()) {
+    let parts = summaries(&pieces);
+    if parts.iter().any(|part| part.error.is_some()) {
         return summarize(text);
     }
     let mut whole = Summary::default();
-    let mut ref_at: HashMap<(&str, &[String]), usize> = HashMap::new();
-    let mut refs: Vec<TypeRef> = Vec::new();
-    for (first_line, part) in &parts {
+    let mut refs = RefTable::default();
+    for (Piece { first_line, .. }, part) in pieces.iter().zip(&parts) {
         let shift = |span: Span| Span {
             line: span.line + first_line - 1,
             end_line: span.end_line + first_line - 1,
@@ -434,26 +433,41 @@ pub fn summarize_in_pieces(text: &str, mut piece: impl FnMut(&str) -> std::sync:
             }
         }
         for reference in &part.refs {
-            let at = *ref_at.entry((&reference.module, &reference.path)).or_insert_with(|| {
-                refs.push(TypeRef {
-                    module: reference.module.clone(),
-                    path: reference.path.clone(),
-                    spans: Vec::new(),
-                });
-                refs.len() - 1
-            });
-            refs[at].spans.extend(reference.spans.iter().map(|&span| shift(span)));
+            refs.add(
+                &reference.module,
+                reference.path.clone(),
+                reference.spans.iter().map(|&span| shift(span)),
+            );
         }
     }
-    whole.refs = refs;
+    whole.refs = refs.refs;
     whole
+}
+
+/// Type references, one per distinct (module, path), in order of first occurrence.
+#[derive(Default)]
+struct RefTable {
+    refs: Vec<TypeRef>,
+    /// Where each (module, path) is in `refs`.
+    at: HashMap<(String, Vec<String>), usize>,
+}
+
+impl RefTable {
+    /// Adds occurrences of `path` written in `module`.
+    fn add(&mut self, module: &str, path: Vec<String>, spans: impl IntoIterator<Item = Span>) {
+        let refs = &mut self.refs;
+        let at = *self.at.entry((module.to_owned(), path)).or_insert_with_key(|(module, path)| {
+            refs.push(TypeRef { module: module.clone(), path: path.clone(), spans: Vec::new() });
+            refs.len() - 1
+        });
+        refs[at].spans.extend(spans);
+    }
 }
 
 #[derive(Default)]
 struct Collector {
     summary: Summary,
-    /// Where each distinct (module, path) is in `summary.refs`.
-    ref_at: HashMap<(String, Vec<String>), usize>,
+    refs: RefTable,
 }
 
 const PRIMITIVES: &[&str] = &[
@@ -735,15 +749,7 @@ impl<'ast> Visit<'ast> for TypePaths<'_> {
             if path.leading_colon.is_some() {
                 full.insert(0, "::".to_owned());
             }
-            let span = Span::of(last.ident.span());
-            let refs = &mut self.collector.summary.refs;
-            let at = *self.collector.ref_at.entry((self.module.to_owned(), full)).or_insert_with_key(
-                |(module, path)| {
-                    refs.push(TypeRef { module: module.clone(), path: path.clone(), spans: Vec::new() });
-                    refs.len() - 1
-                },
-            );
-            refs[at].spans.push(span);
+            self.collector.refs.add(self.module, full, [Span::of(last.ident.span())]);
         }
         syn::visit::visit_path(self, path);
     }
@@ -815,7 +821,7 @@ mod tests {
 
     #[test]
     fn summaries_in_pieces_equal_whole_file_summaries() {
-        let plain = |text: &str| std::sync::Arc::new(summarize(text));
+        let plain = |pieces: &[Piece<'_>]| pieces.iter().map(|p| Arc::new(summarize(p.text))).collect();
         let broken = "fn f() {}\nfn g( {}\nfn h() {}\n";
         assert_eq!(summarize_in_pieces(broken, plain), summarize(broken));
         // Every Rust file of this repository.
