@@ -335,7 +335,7 @@ fn index_lookups_with_many_hits_match_in_every_mode() -> chunkdb::Result<()> {
     }
     let snapshot = db.snapshot();
     let keys = |results: &chunkdb::QueryResults<'_, MiniLang>| -> Vec<(chunkdb::SortKey, TaskId)> {
-        results.iter().map(|hit| (hit.sort_key().clone(), hit.task())).collect()
+        results.iter().map(|hit| (hit.sort_key().to_sort_key(), hit.task())).collect()
     };
     let first = keys(&snapshot.index(MiniLang::BY_NAME).get(&file("shared")));
     assert_eq!(first.len(), 10_000);

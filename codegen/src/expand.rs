@@ -812,11 +812,11 @@ impl Context<'_, '_> {
                     #prefix0 { builder: #rt::KeyBuilder::new() }
                 }
 
-                /// Decodes a stored sort key of this partition; `None` if it does not have
-                /// this layout.
-                pub fn decode(key: &#rt::SortKey) -> ::core::option::Option<Self> {
+                /// Decodes a stored sort key of this partition (a query result's
+                /// `SortKeyRef`, or a `&SortKey`); `None` if it does not have this layout.
+                pub fn decode<'k>(key: impl ::core::convert::Into<#rt::SortKeyRef<'k>>) -> ::core::option::Option<Self> {
                     const LAYOUT: &[#rt::KeyField] = #layout;
-                    let mut values = #rt::decode_key(key.as_bytes(), LAYOUT).ok()?.into_iter();
+                    let mut values = #rt::decode_key(key.into().as_bytes(), LAYOUT).ok()?.into_iter();
                     ::core::option::Option::Some(#key_type { #(#decodes),* })
                 }
             }

@@ -8,21 +8,28 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::hash::{ChunkId, ContentHash, StableHasher};
 use crate::ident::{Ident, TaskId};
-use crate::index::IndexKey;
-use crate::key::SortKey;
+use crate::key::SortKeyRef;
 use crate::read_set::ReadEntry;
-
-/// A secondary-index entry of a chunk: the index, the composite key (value ++
-/// partition ++ task ++ sort key), the record's partition and its row.
-pub(crate) type IndexEntry = (Ident, IndexKey, Ident, u32);
 use crate::schema::{RecordHandle, RecordRefOf, RecordStorage, Schema};
 
-/// One record's place in a chunk: its sort key and its handle in the storage. The
+/// One record's place in a chunk: where its sort key ends in the chunk's key bytes
+/// (it starts where the previous row's ends) and its handle in the storage. The
 /// partition is given by the [`PartitionSlice`] the row falls in.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Row {
-    pub(crate) key: SortKey,
+    pub(crate) key_end: u32,
     pub(crate) handle: RecordHandle,
+}
+
+/// A secondary-index entry of a chunk: the index, where its composite key (value ++
+/// partition ++ task ++ sort key) ends in the chunk's index-key bytes, the record's
+/// row and its partition.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct IndexEntry {
+    pub(crate) index: Ident,
+    pub(crate) key_end: u32,
+    pub(crate) row: u32,
+    pub(crate) partition: Ident,
 }
 
 /// The rows of one partition inside a chunk, with the hash of just those rows, so a
@@ -63,14 +70,19 @@ pub struct Chunk<S: Schema> {
     pub(crate) parent: Option<TaskId>,
     pub(crate) output_hash: ContentHash,
     pub(crate) dependencies: Box<[ChunkId]>,
+    /// Every row's sort key, concatenated in row order: one allocation for all of
+    /// them, which the partition indexes and query results point into.
+    pub(crate) keys: Box<[u8]>,
     /// Sorted by (partition, key); unique.
     pub(crate) rows: Box<[Row]>,
     pub(crate) partitions: Box<[PartitionSlice]>,
     pub(crate) storage: S::Storage,
     pub(crate) reads: Box<[ReadEntry]>,
     /// The chunk's secondary-index entries, sorted by (index, composite key), computed
-    /// once when the chunk is built so commits only diff them.
+    /// once when the chunk is built so commits only diff them; their keys are
+    /// concatenated in `index_keys`.
     pub(crate) index_entries: Box<[IndexEntry]>,
+    pub(crate) index_keys: Box<[u8]>,
     pub(crate) heap_bytes: usize,
     pub(crate) _live: LiveCount,
 }
@@ -146,23 +158,38 @@ impl<S: Schema> Chunk<S> {
     }
 
     /// Every record with its partition and sort key, in (partition, key) order.
-    pub fn records(&self) -> impl Iterator<Item = (Ident, &SortKey, RecordRefOf<'_, S>)> + '_ {
+    pub fn records(&self) -> impl Iterator<Item = (Ident, SortKeyRef<'_>, RecordRefOf<'_, S>)> + '_ {
         self.partitions.iter().flat_map(move |slice| {
-            self.rows[slice.range()]
-                .iter()
-                .map(move |row| (slice.partition, &row.key, self.storage.get(row.handle)))
+            slice
+                .range()
+                .map(move |row| (slice.partition, SortKeyRef::from_encoded(self.key(row)), self.record(row)))
         })
     }
 
-    pub(crate) fn record(&self, handle: RecordHandle) -> RecordRefOf<'_, S> {
-        self.storage.get(handle)
+    /// The sort key of a row.
+    #[inline]
+    pub(crate) fn key(&self, row: usize) -> &[u8] {
+        let start = row.checked_sub(1).map_or(0, |previous| self.rows[previous].key_end as usize);
+        &self.keys[start..self.rows[row].key_end as usize]
     }
 
-    /// The hash of one record's canonical encoding: equal exactly when the records
-    /// are equal.
-    pub(crate) fn record_hash(&self, handle: RecordHandle) -> ContentHash {
+    /// The record of a row.
+    #[inline]
+    pub(crate) fn record(&self, row: usize) -> RecordRefOf<'_, S> {
+        self.storage.get(self.rows[row].handle)
+    }
+
+    /// The composite key of a secondary-index entry.
+    pub(crate) fn index_key(&self, entry: usize) -> &[u8] {
+        let start = entry.checked_sub(1).map_or(0, |previous| self.index_entries[previous].key_end as usize);
+        &self.index_keys[start..self.index_entries[entry].key_end as usize]
+    }
+
+    /// The hash of one row's record's canonical encoding: equal exactly when the
+    /// records are equal.
+    pub(crate) fn record_hash(&self, row: usize) -> ContentHash {
         let mut hasher = StableHasher::new();
-        self.storage.hash_record(handle, &mut hasher);
+        self.storage.hash_record(self.rows[row].handle, &mut hasher);
         hasher.finish()
     }
 
@@ -173,22 +200,13 @@ impl<S: Schema> Chunk<S> {
             .map(|at| &self.partitions[at])
     }
 
-    pub(crate) fn rows_of(&self, slice: &PartitionSlice) -> &[Row] {
-        &self.rows[slice.range()]
-    }
-
     pub(crate) fn estimate_heap_bytes(&self) -> usize {
-        let keys: usize = self.rows.iter().map(|row| row.key.len() + 2 * size_of::<usize>()).sum();
         let reads: usize = self.reads.iter().map(ReadEntry::heap_bytes).sum();
-        let index_entries: usize = self
-            .index_entries
-            .iter()
-            .map(|(_, key, _, _)| key.key.len() + 16 + size_of::<IndexEntry>())
-            .sum();
         self.storage.heap_bytes()
-            + keys
+            + self.keys.len()
             + reads
-            + index_entries
+            + self.index_keys.len()
+            + self.index_entries.len() * size_of::<IndexEntry>()
             + self.rows.len() * size_of::<Row>()
             + self.partitions.len() * size_of::<PartitionSlice>()
             + self.dependencies.len() * size_of::<ChunkId>()

@@ -7,7 +7,7 @@ use rustc_hash::FxHashSet;
 use crate::hash::ChunkId;
 use crate::ident::TaskId;
 use crate::index::Posting;
-use crate::key::Start;
+use crate::key::{SortKeyRef, Start};
 use crate::schema::Schema;
 use crate::state::State;
 
@@ -27,18 +27,17 @@ pub(crate) fn check_state<S: Schema>(state: &State<S>) -> Result<(), String> {
     for (&partition, index) in state.partitions.iter() {
         let mut in_partition = 0;
         let mut chunks = FxHashSet::default();
-        for (key, postings) in index.scan_from(Start::At(&[])) {
+        let mut scan = index.scan_from(Start::At(&[]));
+        while let Some((key, postings)) = scan.next() {
+            let key = SortKeyRef::from_encoded(key);
             for posting in postings.as_slice() {
-                posting_ok(posting, &|| format!("partition {partition}, key {:?}", key.key))?;
+                posting_ok(posting, &|| format!("partition {partition}, key {key:?}"))?;
                 let slice = posting.chunk.slice(partition).ok_or_else(|| {
                     format!("partition {partition} lists chunk {} that holds nothing of it", posting.chunk.id)
                 })?;
-                let rows = posting.chunk.rows_of(slice);
-                let row = rows.binary_search_by(|row| row.key.cmp(&key.key)).ok().map(|at| &rows[at]);
-                if row.is_none_or(|row| row.handle != posting.handle) {
+                if !slice.range().contains(&(posting.row as usize)) || posting.key() != key.as_bytes() {
                     return Err(format!(
-                        "partition {partition}, key {:?}: the posting is not a row of its chunk",
-                        key.key
+                        "partition {partition}, key {key:?}: the posting is not a row of its chunk"
                     ));
                 }
                 chunks.insert(posting.chunk.id);
@@ -64,8 +63,15 @@ pub(crate) fn check_state<S: Schema>(state: &State<S>) -> Result<(), String> {
     }
 
     for (&index, tree) in state.indexes.iter() {
-        for (key, hit) in tree.scan_from(&[]) {
-            posting_ok(&hit.posting, &|| format!("secondary index {index}, entry {:?}", key.key))?;
+        let mut scan = tree.scan_from(&[]);
+        while let Some((key, hit)) = scan.next() {
+            let key = SortKeyRef::from_encoded(key);
+            posting_ok(&hit.posting, &|| format!("secondary index {index}, entry {key:?}"))?;
+            if !key.as_bytes().ends_with(hit.posting.key()) {
+                return Err(format!(
+                    "secondary index {index}, entry {key:?}: not the key of the row it points at"
+                ));
+            }
         }
     }
 

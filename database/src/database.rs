@@ -16,10 +16,10 @@ use crate::gc::{self, Collector, GcPolicy, GcProgress};
 use crate::hash::{ChunkId, ContentHash};
 use crate::ident::{Ident, TaskId};
 use crate::invalidation::Tracker;
-use crate::key::{KeyRange, SortKey};
+use crate::key::KeyRange;
 use crate::schema::Schema;
 use crate::snapshot::Snapshot;
-use crate::state::State;
+use crate::state::{KeyList, State};
 use crate::stats::{PartitionStats, Stats};
 use crate::subscription::{Ready, Subscription, Subscriptions};
 use crate::writer::ChunkWriter;
@@ -109,7 +109,7 @@ struct WriteSide<S: Schema> {
     collector: Collector,
     /// Keys changed by the commit being published, kept for subscriptions (only
     /// while some are registered).
-    changed: Vec<(Ident, SortKey)>,
+    changed: KeyList,
     /// Whether a replacement of the commit being published did not keep its changed
     /// keys (no subscription was registered then). A subscription may register
     /// between that decision and the publication, against the state before it; the
@@ -125,7 +125,7 @@ impl<S: Schema> Default for WriteSide<S> {
             retired: Vec::new(),
             tracker: Tracker::default(),
             collector: Collector::default(),
-            changed: Vec::new(),
+            changed: KeyList::default(),
             unwatched: false,
             ready: Vec::new(),
         }
@@ -147,7 +147,7 @@ impl<S: Schema> WriteSide<S> {
         let old = next.tasks.get(&task).map(|version| Arc::clone(&version.chunk));
         let changes = next.replace(task, new.cloned());
         if watching {
-            self.changed.extend(changes.keys.iter().cloned());
+            self.changed.extend(&changes.keys);
         } else {
             self.unwatched = true;
         }
@@ -348,7 +348,7 @@ impl<S: Schema> Database<S> {
                         chunk.task,
                         Some(&*chunk),
                         Some(&*chunk),
-                        Vec::new(),
+                        KeyList::default(),
                         view.clock + 1,
                         read_at,
                     );
@@ -688,7 +688,8 @@ impl<S: Schema> Database<S> {
             })
             .collect();
         partitions.sort_unstable_by_key(|stats| stats.partition);
-        let index_bytes: usize = partitions.iter().map(|p| p.index_bytes).sum();
+        let index_bytes: usize = partitions.iter().map(|p| p.index_bytes).sum::<usize>()
+            + state.indexes.values().map(|index| index.bytes()).sum::<usize>();
         let counters = &self.shared.counters;
         let (retired_states, stale_tasks, reads_tracked, gc) = {
             let side = self.shared.publish.lock();

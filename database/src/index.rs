@@ -11,104 +11,50 @@
 //! hazard to audit (unlike a concurrent ordered map: indexset's `concurrent` module is
 //! beta and has reported memory-safety bugs). We use our own tree rather than
 //! `imbl::OrdMap` because a commit changes many keys at once, and `imbl` can only
-//! apply them one by one, copying the same path again for each (see `tree.rs`).
+//! apply them one by one, copying the same path again for each (see `tree.rs`); and
+//! because ours keeps keys front-coded inside its nodes.
 //!
 //! Several tasks may write the same sort key, so each key maps to its *postings*: the
-//! (task, record) pairs under it, in task order. Nearly every key has one, kept inline.
+//! (chunk, row) pairs under it, in task order. Nearly every key has one, kept inline.
 
-use std::cmp::Ordering;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::mem::size_of;
 use std::sync::Arc;
 
 use imbl::GenericHashMap;
 use imbl::shared_ptr::DefaultSharedPtr;
 
+use crate::block::Probe;
 use crate::chunk::Chunk;
 use crate::ident::TaskId;
-use crate::key::{SortKey, Start, compare_keys};
-use crate::schema::{RecordHandle, Schema};
-use crate::tree::{Iter, Seek, Tree};
+use crate::key::Start;
+use crate::schema::{RecordRefOf, Schema};
+use crate::tree::{Iter, Tree};
 
-/// A sort key in the tree.
-///
-/// `head` holds the key's first eight bytes inline: a tree search then compares
-/// integers in the node it already has in cache, and follows the pointer to the key's
-/// bytes only between keys that share those eight bytes.
-#[derive(Clone, Debug)]
-pub(crate) struct IndexKey {
-    head: u64,
-    pub(crate) key: SortKey,
-}
-
-impl IndexKey {
-    pub(crate) fn new(key: SortKey) -> Self {
-        IndexKey { head: head_of(key.as_bytes()), key }
-    }
-
-    /// Whether the key starts with `prefix`; decided inline for prefixes of up to
-    /// eight bytes.
-    #[inline]
-    pub(crate) fn starts_with(&self, prefix: &[u8]) -> bool {
-        if prefix.len() <= 8 && self.key.len() >= prefix.len() {
-            let mask = if prefix.is_empty() { 0 } else { u64::MAX << (64 - 8 * prefix.len()) };
-            return self.head & mask == head_of(prefix);
-        }
-        self.key.as_bytes().starts_with(prefix)
-    }
-}
-
-/// The first eight bytes of a key, big-endian, zero-padded. When two heads differ,
-/// their order is the keys' order; when they are equal, the full keys decide.
-#[inline]
-pub(crate) fn head_of(key: &[u8]) -> u64 {
-    let mut head = [0; 8];
-    let len = key.len().min(8);
-    head[..len].copy_from_slice(&key[..len]);
-    u64::from_be_bytes(head)
-}
-
-#[inline]
-fn compare_with_head(head: u64, key: &[u8], entry: &IndexKey) -> Ordering {
-    head.cmp(&entry.head).then_with(|| compare_keys(key, entry.key.as_bytes()))
-}
-
-impl PartialEq for IndexKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.head == other.head && self.key == other.key
-    }
-}
-
-impl Eq for IndexKey {}
-
-impl PartialOrd for IndexKey {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for IndexKey {
-    fn cmp(&self, other: &Self) -> Ordering {
-        compare_with_head(self.head, self.key.as_bytes(), other)
-    }
-}
-
-/// One record under a key: its chunk (which knows the task that wrote it) and its
-/// handle there. Sixteen bytes, the bulk of the index.
+/// One record under a key: its chunk (which knows the task that wrote it) and its row
+/// there, which gives its key and its record.
 pub(crate) struct Posting<S: Schema> {
     pub(crate) chunk: Arc<Chunk<S>>,
-    pub(crate) handle: RecordHandle,
+    pub(crate) row: u32,
 }
 
 impl<S: Schema> Clone for Posting<S> {
     fn clone(&self) -> Self {
-        Posting { chunk: Arc::clone(&self.chunk), handle: self.handle }
+        Posting { chunk: Arc::clone(&self.chunk), row: self.row }
     }
 }
 
 impl<S: Schema> Posting<S> {
     pub(crate) fn task(&self) -> TaskId {
         self.chunk.task
+    }
+
+    /// The record's sort key, in its chunk.
+    pub(crate) fn key(&self) -> &[u8] {
+        self.chunk.key(self.row as usize)
+    }
+
+    pub(crate) fn record(&self) -> RecordRefOf<'_, S> {
+        self.chunk.record(self.row as usize)
     }
 }
 
@@ -137,34 +83,27 @@ impl<S: Schema> Postings<S> {
         }
     }
 
-    /// Adds or replaces the posting of `posting`'s task.
-    fn upsert(&mut self, posting: Posting<S>) {
+    /// These postings with `posting`'s task's added or replaced.
+    fn upserted(&self, posting: Posting<S>) -> Self {
         let task = posting.task();
         match self {
-            Postings::One(existing) if existing.task() == task => *existing = posting,
+            Postings::One(existing) if existing.task() == task => Postings::One(posting),
             _ => {
                 let mut all = self.as_slice().to_vec();
                 match all.binary_search_by_key(&task, Posting::task) {
                     Ok(at) => all[at] = posting,
                     Err(at) => all.insert(at, posting),
                 }
-                *self = Postings::from_vec(all);
+                Postings::from_vec(all)
             }
         }
     }
 
-    /// Removes `task`'s posting; returns whether any remain.
-    fn remove(&mut self, task: TaskId) -> bool {
-        if let Postings::One(existing) = self {
-            return existing.task() != task;
-        }
+    /// These postings without `task`'s; `None` if none remain.
+    fn removed(&self, task: TaskId) -> Option<Self> {
         let mut all = self.as_slice().to_vec();
         all.retain(|posting| posting.task() != task);
-        let remaining = !all.is_empty();
-        if remaining {
-            *self = Postings::from_vec(all);
-        }
-        remaining
+        (!all.is_empty()).then(|| Postings::from_vec(all))
     }
 
     fn from_vec(mut all: Vec<Posting<S>>) -> Self {
@@ -179,37 +118,13 @@ impl<S: Schema> Postings<S> {
     }
 }
 
-/// A borrowed search position in the tree, so lookups never allocate a key.
-pub(crate) enum Probe<'a> {
-    /// The position of a key.
-    At { head: u64, key: &'a [u8] },
-    /// The position right after every key that starts with the prefix.
-    PastPrefix(&'a [u8]),
-}
-
-impl<'a> Probe<'a> {
-    pub(crate) fn new(key: &'a [u8]) -> Self {
-        Probe::At { head: head_of(key), key }
-    }
-}
-
-impl Seek<IndexKey> for Probe<'_> {
-    fn seek_cmp(&self, entry: &IndexKey) -> Ordering {
-        match self {
-            Probe::At { head, key } => compare_with_head(*head, key, entry),
-            Probe::PastPrefix(prefix) if entry.starts_with(prefix) => Ordering::Greater,
-            Probe::PastPrefix(prefix) => compare_keys(prefix, entry.key.as_bytes()),
-        }
-    }
-}
-
-/// The tree iterator a scan walks.
-pub(crate) type Scan<'s, S> = Iter<'s, IndexKey, Postings<S>>;
+/// The tree cursor a scan walks.
+pub(crate) type Scan<'s, S> = Iter<'s, Postings<S>>;
 
 /// One change a commit makes to a partition: `task`'s record under a key is set or
-/// removed.
-pub(crate) struct Change<S: Schema> {
-    pub(crate) key: IndexKey,
+/// removed. The key is borrowed from the old or the new chunk.
+pub(crate) struct Change<'k, S: Schema> {
+    pub(crate) key: &'k [u8],
     pub(crate) op: Op<S>,
 }
 
@@ -219,97 +134,76 @@ pub(crate) enum Op<S: Schema> {
     Remove(TaskId),
 }
 
+/// The position a scan starting at `start` begins at.
+pub(crate) fn probe(start: Start<'_>) -> Probe<'_> {
+    match start {
+        Start::At(key) => Probe::at(key),
+        Start::PastPrefix(prefix) => Probe::past(prefix),
+    }
+}
+
 /// One partition's records across all current chunks.
 pub(crate) struct PartitionIndex<S: Schema> {
-    entries: Tree<IndexKey, Postings<S>>,
+    entries: Tree<Postings<S>>,
     /// Number of records (postings).
     records: usize,
     /// Number of chunks contributing records.
     pub(crate) chunks: usize,
-    /// Encoded key bytes held by the keys.
-    key_bytes: usize,
 }
 
 impl<S: Schema> Clone for PartitionIndex<S> {
     fn clone(&self) -> Self {
-        PartitionIndex {
-            entries: self.entries.clone(),
-            records: self.records,
-            chunks: self.chunks,
-            key_bytes: self.key_bytes,
-        }
+        PartitionIndex { entries: self.entries.clone(), records: self.records, chunks: self.chunks }
     }
 }
 
 impl<S: Schema> Default for PartitionIndex<S> {
     fn default() -> Self {
-        PartitionIndex { entries: Tree::default(), records: 0, chunks: 0, key_bytes: 0 }
+        PartitionIndex { entries: Tree::default(), records: 0, chunks: 0 }
     }
 }
 
-/// Bytes an entry takes in the tree, counting B+tree leaves as two-thirds full on
-/// average (imbl splits full leaves in half and merges below a third).
-const ENTRY_BYTES: usize = size_of::<(IndexKey, Postings<crate::reference::TextLang>)>() * 3 / 2;
-
 impl<S: Schema> PartitionIndex<S> {
     /// The records under exactly `key`: one descent, no allocation.
-    pub(crate) fn get(&self, key: &[u8]) -> Option<(&IndexKey, &Postings<S>)> {
-        self.entries.get(&Probe::new(key))
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&Postings<S>> {
+        self.entries.get(key)
     }
 
     /// The keys from `start` on, in order; the caller stops at the range's end.
     pub(crate) fn scan_from(&self, start: Start<'_>) -> Scan<'_, S> {
-        match start {
-            Start::At([]) => self.entries.iter(),
-            start => self.entries.iter_from(&Self::probe(start)),
-        }
+        self.entries.iter_from(probe(start))
     }
 
     /// Applies one commit's changes to this partition, sorted by key.
-    pub(crate) fn apply(&mut self, changes: &[Change<S>]) {
-        let (records, key_bytes) = (&mut self.records, &mut self.key_bytes);
+    pub(crate) fn apply(&mut self, changes: &[Change<'_, S>]) {
+        let records = &mut self.records;
         self.entries.apply(
             changes,
-            |change| &change.key,
+            |change| change.key,
             |current, change| match (current, &change.op) {
                 (None, Op::Upsert(posting)) => {
                     *records += 1;
-                    *key_bytes += change.key.key.len();
                     Some(Postings::One(posting.clone()))
                 }
-                (Some(mut postings), Op::Upsert(posting)) => {
-                    let before = postings.as_slice().len();
-                    postings.upsert(posting.clone());
-                    *records += postings.as_slice().len() - before;
-                    Some(postings)
+                (Some(postings), Op::Upsert(posting)) => {
+                    let upserted = postings.upserted(posting.clone());
+                    *records += upserted.as_slice().len() - postings.as_slice().len();
+                    Some(upserted)
                 }
                 (None, Op::Remove(_)) => None,
-                (Some(mut postings), Op::Remove(task)) => {
-                    let before = postings.as_slice().len();
-                    if postings.remove(*task) {
-                        *records -= before - postings.as_slice().len();
-                        Some(postings)
-                    } else {
-                        *records -= before;
-                        *key_bytes -= change.key.key.len();
-                        None
-                    }
+                (Some(postings), Op::Remove(task)) => {
+                    let removed = postings.removed(*task);
+                    *records -=
+                        postings.as_slice().len() - removed.as_ref().map_or(0, |p| p.as_slice().len());
+                    removed
                 }
             },
         );
     }
 
-    /// The position a scan starting at `start` begins at.
-    fn probe<'a>(start: Start<'a>) -> Probe<'a> {
-        match start {
-            Start::At(key) => Probe::new(key),
-            Start::PastPrefix(prefix) => Probe::PastPrefix(prefix),
-        }
-    }
-
     /// About how many keys a scan from `start` visits while `admits` holds.
-    pub(crate) fn estimate(&self, start: Start<'_>, admits: &impl Fn(&IndexKey) -> bool) -> usize {
-        self.entries.estimate(&Self::probe(start), admits)
+    pub(crate) fn estimate(&self, start: Start<'_>, admits: &impl Fn(&[u8]) -> bool) -> usize {
+        self.entries.estimate(probe(start), admits)
     }
 
     /// Scans from `start` while `admits` holds, in parallel by subtrees; the parts
@@ -317,10 +211,10 @@ impl<S: Schema> PartitionIndex<S> {
     pub(crate) fn par_visit<'t, R: Send>(
         &'t self,
         start: Start<'_>,
-        admits: &(impl Fn(&IndexKey) -> bool + Sync),
-        visit: &(impl Fn(&[&'t [(IndexKey, Postings<S>)]]) -> R + Sync),
+        admits: &(impl Fn(&[u8]) -> bool + Sync),
+        visit: &(impl Fn(&[&'t [Postings<S>]]) -> R + Sync),
     ) -> Vec<R> {
-        self.entries.par_visit(&Self::probe(start), admits, visit)
+        self.entries.par_visit(probe(start), admits, visit)
     }
 
     /// Number of records.
@@ -332,8 +226,9 @@ impl<S: Schema> PartitionIndex<S> {
         self.entries.is_empty()
     }
 
+    /// Heap bytes of the tree's nodes (keys, postings and structure).
     pub(crate) fn bytes(&self) -> usize {
-        self.records * ENTRY_BYTES + self.key_bytes
+        self.entries.bytes()
     }
 }
 
@@ -367,28 +262,15 @@ impl Hasher for PrehashedHasher {
 
 #[cfg(test)]
 mod tests {
+    use std::mem::size_of;
+
     use super::*;
     use crate::reference::TextLang;
 
     #[test]
     fn postings_stay_small() {
-        // The tree holds one (key, postings) pair per key; keep it compact.
+        // The tree holds one postings value per key; keep it compact.
+        assert_eq!(size_of::<Posting<TextLang>>(), 16);
         assert_eq!(size_of::<Postings<TextLang>>(), 16);
-        assert_eq!(size_of::<(IndexKey, Postings<TextLang>)>(), 32);
-    }
-
-    #[test]
-    fn inline_heads_agree_with_key_order() {
-        let keys: Vec<&[u8]> =
-            vec![b"", b"\0", b"a", b"a\0", b"a\0\0\0\0\0\0\0\x01", b"ab", b"abcdefgh", b"abcdefgh\0", b"b"];
-        for a in &keys {
-            for b in &keys {
-                let (ka, kb) =
-                    (IndexKey::new(SortKey::from_encoded(a)), IndexKey::new(SortKey::from_encoded(b)));
-                assert_eq!(ka.cmp(&kb), a.cmp(b), "{a:?} vs {b:?}");
-                assert_eq!(Probe::new(a).seek_cmp(&kb), a.cmp(b));
-                assert_eq!(ka.starts_with(b), a.starts_with(b), "{a:?} starts with {b:?}");
-            }
-        }
     }
 }

@@ -19,12 +19,11 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::chunk::Chunk;
-use crate::ident::{Ident, TaskId};
-use crate::key::SortKey;
+use crate::ident::TaskId;
 use crate::ranges::RangeRegistry;
 use crate::read_set::ReadEntry;
 use crate::schema::Schema;
-use crate::state::State;
+use crate::state::{KeyList, State};
 
 /// Recent commits' changed keys kept for checking tasks that ran concurrently: at most
 /// this many commits...
@@ -34,7 +33,7 @@ const LOG_COMMITS: usize = 4096;
 const LOG_KEYS: usize = 1 << 20;
 
 /// The keys one commit changed, sorted: (partition or index id, key).
-type ChangedKeys = Arc<[(Ident, SortKey)]>;
+type ChangedKeys = Arc<KeyList>;
 
 /// A task in the stale set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,7 +66,7 @@ impl Tracker {
         task: TaskId,
         old: Option<&Chunk<S>>,
         new: Option<&Chunk<S>>,
-        mut changed: Vec<(Ident, SortKey)>,
+        changed: KeyList,
         clock: u64,
         read_at: Option<u64>,
     ) -> Vec<TaskId> {
@@ -88,8 +87,8 @@ impl Tracker {
         }
 
         let mut invalidated = FxHashSet::default();
-        for (partition, key) in &changed {
-            self.readers.containing(*partition, key.as_bytes(), |reader| {
+        for (partition, key) in changed.iter() {
+            self.readers.containing(partition, key, |reader| {
                 if reader != task {
                     invalidated.insert(reader);
                 }
@@ -102,10 +101,9 @@ impl Tracker {
         if changed.is_empty() {
             return newly;
         }
-        changed.sort_unstable();
-        changed.dedup();
+        let changed = changed.sorted();
         self.log_keys += changed.len();
-        self.log.push_back((clock, changed.into()));
+        self.log.push_back((clock, Arc::new(changed)));
         while self.log.len() > LOG_COMMITS || self.log_keys > LOG_KEYS {
             let Some((dropped, keys)) = self.log.pop_front() else { break };
             self.log_keys -= keys.len();
@@ -242,9 +240,21 @@ impl Tracker {
 }
 
 /// Whether any of the sorted `keys` lies inside `read`.
-fn covers_any(keys: &[(Ident, SortKey)], read: &ReadEntry) -> bool {
+fn covers_any(keys: &KeyList, read: &ReadEntry) -> bool {
     let partition = read.partition();
     let range = read.range();
-    let first = keys.partition_point(|(p, key)| (*p, key.as_bytes()) < (partition, range.start()));
-    keys.get(first).is_some_and(|(p, key)| *p == partition && range.contains(key.as_bytes()))
+    // The first key at or after the range's start: a binary search over positions.
+    let (mut low, mut high) = (0, keys.len());
+    while low < high {
+        let middle = (low + high) / 2;
+        if keys.get(middle) < (partition, range.start()) {
+            low = middle + 1;
+        } else {
+            high = middle;
+        }
+    }
+    low < keys.len() && {
+        let (p, key) = keys.get(low);
+        p == partition && range.contains(key)
+    }
 }

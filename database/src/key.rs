@@ -141,6 +141,98 @@ impl Borrow<[u8]> for SortKey {
     }
 }
 
+impl SortKey {
+    /// A borrowed view of this key, the form queries return stored keys in.
+    #[must_use]
+    pub fn as_key_ref(&self) -> SortKeyRef<'_> {
+        SortKeyRef(self.as_bytes())
+    }
+}
+
+/// A borrowed sort key: the encoded key of a stored record, as queries and chunks
+/// hand it out, pointing into the chunk that holds it (no copy, no allocation).
+/// [`SortKey`] is its owned form.
+///
+/// ```
+/// use chunkdb_database::{Ident, SortKey, SortKeyRef};
+/// let owned = SortKey::encode((Ident::new("f"), 2u32));
+/// let borrowed: SortKeyRef<'_> = owned.as_key_ref();
+/// assert_eq!(borrowed, owned);
+/// assert_eq!(borrowed.to_sort_key(), owned);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SortKeyRef<'a>(&'a [u8]);
+
+impl<'a> SortKeyRef<'a> {
+    /// A key from already-encoded bytes.
+    #[must_use]
+    pub fn from_encoded(bytes: &'a [u8]) -> Self {
+        SortKeyRef(bytes)
+    }
+
+    /// The encoded bytes.
+    #[must_use]
+    pub fn as_bytes(self) -> &'a [u8] {
+        self.0
+    }
+
+    /// Number of encoded bytes.
+    #[must_use]
+    pub fn len(self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether this is the empty key.
+    #[must_use]
+    pub fn is_empty(self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `prefix` is a prefix of this key.
+    #[must_use]
+    pub fn starts_with(self, prefix: &KeyPrefix) -> bool {
+        self.0.starts_with(prefix.as_bytes())
+    }
+
+    /// An owned copy.
+    #[must_use]
+    pub fn to_sort_key(self) -> SortKey {
+        SortKey::from_encoded(self.0)
+    }
+}
+
+impl<'a> From<&'a SortKey> for SortKeyRef<'a> {
+    fn from(key: &'a SortKey) -> Self {
+        key.as_key_ref()
+    }
+}
+
+impl PartialEq<SortKey> for SortKeyRef<'_> {
+    fn eq(&self, other: &SortKey) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl PartialEq<&SortKey> for SortKeyRef<'_> {
+    fn eq(&self, other: &&SortKey) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl PartialEq<SortKeyRef<'_>> for SortKey {
+    fn eq(&self, other: &SortKeyRef<'_>) -> bool {
+        self.as_bytes() == other.0
+    }
+}
+
+impl fmt::Debug for SortKeyRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SortKey(")?;
+        debug_encoded(self.0, f)?;
+        f.write_str(")")
+    }
+}
+
 impl fmt::Debug for SortKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SortKey(")?;
@@ -750,6 +842,16 @@ impl IntoSortKey for &SortKey {
     }
 }
 
+impl IntoSortKey for SortKeyRef<'_> {
+    fn into_sort_key(self) -> SortKey {
+        self.to_sort_key()
+    }
+
+    fn with_encoded<R>(self, f: impl FnOnce(&[u8]) -> R) -> R {
+        f(self.0)
+    }
+}
+
 impl IntoSortKey for KeyBuilder {
     fn into_sort_key(self) -> SortKey {
         SortKey::from_encoded(&self.bytes)
@@ -860,6 +962,12 @@ impl IntoKeyPrefix for SortKey {
 impl IntoKeyPrefix for &SortKey {
     fn into_key_prefix(self) -> KeyPrefix {
         KeyPrefix::from_encoded(self.as_bytes())
+    }
+}
+
+impl IntoKeyPrefix for SortKeyRef<'_> {
+    fn into_key_prefix(self) -> KeyPrefix {
+        KeyPrefix::from_encoded(self.0)
     }
 }
 

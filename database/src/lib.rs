@@ -17,6 +17,7 @@
 
 #![deny(missing_docs)]
 
+mod block;
 mod chunk;
 mod consistency;
 mod context;
@@ -58,7 +59,7 @@ pub use hash::{ChunkId, ContentHash, StableHash, StableHasher};
 pub use ident::{Ident, TaskId};
 pub use key::{
     IntoKeyPrefix, IntoSortKey, KeyBuilder, KeyField, KeyPart, KeyPartKind, KeyPrefix, KeyRange, KeyShape,
-    KeyValue, SortKey, decode_key, describe_layout,
+    KeyValue, SortKey, SortKeyRef, decode_key, describe_layout,
 };
 pub use query::{Hit, Hits, IndexQuery, Query, QueryResults, RecordMeta, ResultsIter};
 pub use read_set::ReadEntry;

@@ -11,9 +11,10 @@ use crate::error::Result;
 use crate::exec::{Execution, QueryKind, SEQUENTIAL_BELOW};
 use crate::hash::ChunkId;
 use crate::ident::{Ident, TaskId};
-use crate::index::{IndexKey, Posting, Postings, Scan};
+use crate::index::{Posting, Postings, Scan};
 use crate::key::{
-    End, IntoKeyPrefix, IntoSortKey, KeyPart, KeyPrefix, KeyRange, KeyShape, RangeRef, SortKey, Start,
+    End, IntoKeyPrefix, IntoSortKey, KeyPart, KeyPrefix, KeyRange, KeyShape, RangeRef, SortKey, SortKeyRef,
+    Start,
 };
 use crate::read_set::{ReadEntry, ReadLog};
 use crate::schema::{self, Schema};
@@ -196,7 +197,7 @@ impl<'s, S: Schema> Query<'s, S> {
             }
             return Vec::new();
         };
-        let admits = |key: &IndexKey| admits_end(&range.end, key);
+        let admits = |key: &[u8]| range.admits_end(key);
         let kind = if self.filter.is_some() { QueryKind::FilteredScan } else { QueryKind::Scan };
         let executor = &self.snapshot.counters.executor;
         let filter = self.filter.as_deref();
@@ -204,12 +205,13 @@ impl<'s, S: Schema> Query<'s, S> {
             || (self.execution == Execution::Auto && executor.mode() == Execution::Parallel);
         // Start on this thread: most scans end within a few keys, and then no size
         // estimate or plan is needed at all.
-        let mut scan = (!forced_parallel).then(|| index.scan_from(range.start).peekable());
+        let mut scan = (!forced_parallel).then(|| index.scan_from(range.start));
         let mut head = Vec::with_capacity(16);
         // Chunks are noted only for a recorded read.
         let mut chunks = self.log.map(|_| Vec::new());
         let mut examined = 0;
-        let mut last: Option<&'s IndexKey> = None;
+        // Where the rest of a long scan starts: right after the last key seen.
+        let mut after: Option<Vec<u8>> = None;
         let mut exhausted = false;
         if let Some(scan) = scan.as_mut() {
             loop {
@@ -217,27 +219,25 @@ impl<'s, S: Schema> Query<'s, S> {
                     exhausted = true;
                     break;
                 };
-                collect_postings(partition, key, postings, filter, emit, &mut head, chunks.as_mut());
+                collect_postings(partition, postings, filter, emit, &mut head, chunks.as_mut());
                 examined += 1;
-                last = Some(key);
                 if examined == SEQUENTIAL_BELOW {
-                    exhausted = scan.peek().is_none_or(|(key, _)| !admits(key));
+                    after = Some([key, &[0]].concat());
                     break;
                 }
             }
         }
-        let lists = if exhausted {
+        let rest = after.as_deref().map_or(range.start, Start::At);
+        let remaining = if exhausted { 0 } else { index.estimate(rest, &admits) };
+        let lists = if remaining == 0 {
             vec![head]
         } else {
-            // A large scan: plan the rest, which starts right after the last key seen.
+            // A large scan: plan the rest.
             let started = Instant::now();
-            let after: Vec<u8> = last.map_or_else(Vec::new, |key| [key.key.as_bytes(), &[0]].concat());
-            let rest = if last.is_some() { Start::At(&after) } else { range.start };
-            let remaining = index.estimate(rest, &admits);
             let plan = executor.plan(partition, kind, examined + remaining, self.execution);
             let track = chunks.is_some();
             let lists = if plan.parallel {
-                let visit = |stretches: &[&'s [(IndexKey, Postings<S>)]]| {
+                let visit = |stretches: &[&'s [Postings<S>]]| {
                     scan_stretches(partition, stretches, filter, emit, track)
                 };
                 let parts: Vec<(Vec<T>, Vec<ChunkId>)> = index.par_visit(rest, &admits, &visit);
@@ -255,14 +255,14 @@ impl<'s, S: Schema> Query<'s, S> {
                 }
                 lists
             } else {
-                let scan = scan.unwrap_or_else(|| index.scan_from(range.start).peekable());
-                for (key, postings) in scan.take_while(|(key, _)| admits(key)) {
-                    collect_postings(partition, key, postings, filter, emit, &mut head, chunks.as_mut());
+                let mut scan = scan.unwrap_or_else(|| index.scan_from(range.start));
+                while let Some((_, postings)) = scan.next().filter(|(key, _)| admits(key)) {
+                    collect_postings(partition, postings, filter, emit, &mut head, chunks.as_mut());
                 }
                 vec![head]
             };
             // Only the planned rest was timed: report it against its own size.
-            if plan.timed && remaining > 0 {
+            if plan.timed {
                 executor.report(plan, remaining, started.elapsed());
             }
             lists
@@ -317,7 +317,7 @@ fn exact<'s, S: Schema>(
 ) -> QueryResults<'s, S> {
     let found = snapshot.state.partitions.get(&partition).and_then(|index| index.get(key));
     let found = match found {
-        Some((key, postings)) => Found::Key { key: &key.key, postings: postings.as_slice() },
+        Some(postings) => Found::Key { postings: postings.as_slice() },
         None => Found::List(Vec::new()),
     };
     let results = QueryResults { partition, found };
@@ -400,7 +400,6 @@ const BATCH_WEIGHT: usize = 64;
 /// noting every chunk examined in `chunks` when the read is recorded.
 fn collect_postings<'s, S: Schema, T>(
     partition: Ident,
-    key: &'s IndexKey,
     postings: &'s Postings<S>,
     filter: Option<&Keep<'s, S>>,
     emit: &impl Fn(Hit<'s, S>) -> Option<T>,
@@ -413,7 +412,7 @@ fn collect_postings<'s, S: Schema, T>(
         {
             chunks.push(posting.chunk.id);
         }
-        let hit = Hit { partition, key: &key.key, posting };
+        let hit = Hit { partition, posting };
         if filter.is_none_or(|keep| keep(&hit))
             && let Some(value) = emit(hit)
         {
@@ -426,33 +425,24 @@ fn collect_postings<'s, S: Schema, T>(
 /// the read is tracked, the chunks examined.
 fn scan_stretches<'s, S: Schema, T>(
     partition: Ident,
-    stretches: &[&'s [(IndexKey, Postings<S>)]],
+    stretches: &[&'s [Postings<S>]],
     filter: Option<&Keep<'s, S>>,
     emit: &impl Fn(Hit<'s, S>) -> Option<T>,
     track: bool,
 ) -> (Vec<T>, Vec<ChunkId>) {
     let mut values = Vec::with_capacity(stretches.iter().map(|stretch| stretch.len()).sum());
     let mut chunks = Vec::new();
-    for (key, postings) in stretches.iter().flat_map(|stretch| stretch.iter()) {
-        collect_postings(partition, key, postings, filter, emit, &mut values, track.then_some(&mut chunks));
+    for postings in stretches.iter().flat_map(|stretch| stretch.iter()) {
+        collect_postings(partition, postings, filter, emit, &mut values, track.then_some(&mut chunks));
     }
     (values, chunks)
 }
 
 /// The leaf runs of a scan, from its start to its end.
-fn runs_until<'s, V>(
-    mut scan: crate::tree::Iter<'s, IndexKey, V>,
-    admits: impl Fn(&IndexKey) -> bool,
-) -> Vec<&'s [(IndexKey, V)]> {
+fn runs_until<'s, V>(mut scan: crate::tree::Iter<'s, V>, admits: impl Fn(&[u8]) -> bool) -> Vec<&'s [V]> {
     let mut runs = Vec::new();
-    while let Some(run) = scan.next_run() {
-        let end = run.partition_point(|(key, _)| admits(key));
-        if end > 0 {
-            runs.push(&run[..end]);
-        }
-        if end < run.len() {
-            break;
-        }
+    while let Some(run) = scan.run_while(&admits) {
+        runs.push(run);
     }
     runs
 }
@@ -484,16 +474,6 @@ impl Condition {
     }
 }
 
-/// Whether a key at or after a scan's start is still before its end; prefix ends of
-/// up to eight bytes (a file, say) are decided on the key's inline head.
-#[inline]
-fn admits_end(end: &End<'_>, key: &IndexKey) -> bool {
-    match end {
-        End::ThroughPrefix(prefix) if key.starts_with(prefix) => true,
-        _ => RangeRef { start: Start::At(&[]), end: *end }.admits_end(key.key.as_bytes()),
-    }
-}
-
 struct Tracking<'s> {
     log: &'s ReadLog,
     chunks: Vec<ChunkId>,
@@ -505,8 +485,8 @@ struct Tracking<'s> {
 pub struct Hits<'s, S: Schema> {
     partition: Ident,
     inner: Option<Scan<'s, S>>,
-    /// The key being visited and its postings not yet returned.
-    current: Option<(&'s SortKey, std::slice::Iter<'s, Posting<S>>)>,
+    /// The postings of the key being visited not yet returned.
+    current: Option<std::slice::Iter<'s, Posting<S>>>,
     condition: Condition,
     filter: Option<Filter<'s, S>>,
     tracking: Option<Tracking<'s>>,
@@ -517,7 +497,7 @@ impl<'s, S: Schema> Iterator for Hits<'s, S> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some((key, postings)) = &mut self.current
+            if let Some(postings) = &mut self.current
                 && let Some(posting) = postings.next()
             {
                 if let Some(tracking) = &mut self.tracking
@@ -525,7 +505,7 @@ impl<'s, S: Schema> Iterator for Hits<'s, S> {
                 {
                     tracking.chunks.push(posting.chunk.id);
                 }
-                let hit = Hit { partition: self.partition, key, posting };
+                let hit = Hit { partition: self.partition, posting };
                 if self.filter.as_ref().is_some_and(|keep| !keep(&hit)) {
                     continue;
                 }
@@ -535,11 +515,11 @@ impl<'s, S: Schema> Iterator for Hits<'s, S> {
                 return Some(hit);
             }
             let (key, postings) = self.inner.as_mut()?.next()?;
-            if !admits_end(&self.condition.range().end, key) {
+            if !self.condition.range().admits_end(key) {
                 self.inner = None;
                 return None;
             }
-            self.current = Some((&key.key, postings.as_slice().iter()));
+            self.current = Some(postings.as_slice().iter());
         }
     }
 }
@@ -556,7 +536,6 @@ impl<S: Schema> Drop for Hits<'_, S> {
 /// One result: a record with its metadata, borrowed from the snapshot.
 pub struct Hit<'s, S: Schema> {
     partition: Ident,
-    key: &'s SortKey,
     posting: &'s Posting<S>,
 }
 
@@ -572,7 +551,7 @@ impl<'s, S: Schema> Hit<'s, S> {
     /// The typed, borrowed record.
     #[must_use]
     pub fn record(&self) -> S::RecordRef<'s> {
-        self.posting.chunk.record(self.posting.handle)
+        self.posting.record()
     }
 
     /// The partition the record lives in.
@@ -581,10 +560,10 @@ impl<'s, S: Schema> Hit<'s, S> {
         self.partition
     }
 
-    /// The record's sort key.
+    /// The record's sort key, borrowed from its chunk.
     #[must_use]
-    pub fn sort_key(&self) -> &'s SortKey {
-        self.key
+    pub fn sort_key(&self) -> SortKeyRef<'s> {
+        SortKeyRef::from_encoded(self.posting.key())
     }
 
     /// The task that wrote the record.
@@ -610,7 +589,7 @@ impl<'s, S: Schema> Hit<'s, S> {
     pub fn meta(&self) -> RecordMeta<'s> {
         RecordMeta {
             partition: self.partition,
-            sort_key: self.key,
+            sort_key: self.sort_key(),
             chunk: self.chunk_id(),
             task: self.task(),
         }
@@ -629,7 +608,7 @@ pub struct RecordMeta<'s> {
     /// The partition.
     pub partition: Ident,
     /// The sort key.
-    pub sort_key: &'s SortKey,
+    pub sort_key: SortKeyRef<'s>,
     /// The chunk holding the record.
     pub chunk: ChunkId,
     /// The task that wrote it.
@@ -640,7 +619,6 @@ pub struct RecordMeta<'s> {
 /// list collected by a scan.
 enum Found<'s, S: Schema> {
     Key {
-        key: &'s SortKey,
         postings: &'s [Posting<S>],
     },
     List(Vec<Hit<'s, S>>),
@@ -698,8 +676,8 @@ impl<'s, S: Schema> QueryResults<'s, S> {
     #[must_use]
     pub fn get(&self, index: usize) -> Option<Hit<'s, S>> {
         match &self.found {
-            Found::Key { key, postings } => {
-                postings.get(index).map(|posting| Hit { partition: self.partition, key, posting })
+            Found::Key { postings } => {
+                postings.get(index).map(|posting| Hit { partition: self.partition, posting })
             }
             Found::List(hits) => hits.get(index).copied(),
             Found::Parts { parts, ends } => {
@@ -815,10 +793,10 @@ impl<'s, S: Schema, V: ?Sized> IndexQuery<'s, S, V> {
         let executor = &self.snapshot.counters.executor;
         let plan = executor.plan(id, QueryKind::IndexLookup, entries, Execution::Auto);
         let started = plan.timed.then(Instant::now);
-        let collect = |runs: &[&'s [(IndexKey, IndexHit<S>)]]| -> Vec<Hit<'s, S>> {
+        let collect = |runs: &[&'s [IndexHit<S>]]| -> Vec<Hit<'s, S>> {
             runs.iter()
                 .flat_map(|run| run.iter())
-                .map(|(_, hit)| Hit { partition: hit.partition, key: &hit.key, posting: &hit.posting })
+                .map(|hit| Hit { partition: hit.partition, posting: &hit.posting })
                 .collect()
         };
         let hits = if plan.parallel {

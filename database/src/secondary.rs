@@ -7,12 +7,13 @@
 
 use std::sync::Arc;
 
-use crate::chunk::{Chunk, IndexEntry};
-use crate::ident::Ident;
-use crate::index::{IndexKey, Posting, Probe};
-use crate::key::{KeyPart, SortKey};
-use crate::schema::Schema;
-use crate::tree::Tree;
+use crate::block::Probe;
+use crate::chunk::{Chunk, IndexEntry, PartitionSlice, Row};
+use crate::ident::{Ident, TaskId};
+use crate::index::Posting;
+use crate::key::KeyPart;
+use crate::schema::{RecordStorage, Schema};
+use crate::tree::{Iter, Tree};
 
 /// A value an index can be keyed by: anything with a sort-key encoding. Object safe,
 /// so generated code can hand field values to the runtime without knowing their type.
@@ -27,22 +28,21 @@ impl<T: KeyPart + ?Sized> IndexValue for T {
     }
 }
 
-/// One indexed record: where it lives.
+/// One indexed record: its partition and where it lives.
 pub(crate) struct IndexHit<S: Schema> {
     pub(crate) partition: Ident,
-    pub(crate) key: SortKey,
     pub(crate) posting: Posting<S>,
 }
 
 impl<S: Schema> Clone for IndexHit<S> {
     fn clone(&self) -> Self {
-        IndexHit { partition: self.partition, key: self.key.clone(), posting: self.posting.clone() }
+        IndexHit { partition: self.partition, posting: self.posting.clone() }
     }
 }
 
 /// One secondary index.
 pub(crate) struct SecondaryIndex<S: Schema> {
-    tree: Tree<IndexKey, IndexHit<S>>,
+    tree: Tree<IndexHit<S>>,
 }
 
 impl<S: Schema> Clone for SecondaryIndex<S> {
@@ -60,91 +60,99 @@ impl<S: Schema> Default for SecondaryIndex<S> {
 impl<S: Schema> SecondaryIndex<S> {
     /// The entries from the first whose composite key starts at `value` on; the
     /// caller stops where the keys stop starting with it.
-    pub(crate) fn scan_from(&self, value: &[u8]) -> crate::tree::Iter<'_, IndexKey, IndexHit<S>> {
-        self.tree.iter_from(&Probe::new(value))
+    pub(crate) fn scan_from(&self, value: &[u8]) -> Iter<'_, IndexHit<S>> {
+        self.tree.iter_from(Probe::at(value))
     }
 
     /// Applies sorted changes: `Some` sets an entry, `None` removes it.
-    pub(crate) fn apply(&mut self, changes: &[(IndexKey, Option<IndexHit<S>>)]) {
+    pub(crate) fn apply(&mut self, changes: &[(&[u8], Option<IndexHit<S>>)]) {
         self.tree.apply(changes, |(key, _)| key, |_, (_, hit)| hit.clone());
     }
 
     pub(crate) fn is_empty(&self) -> bool {
         self.tree.is_empty()
     }
+
+    /// Heap bytes of the index's tree.
+    pub(crate) fn bytes(&self) -> usize {
+        self.tree.bytes()
+    }
 }
 
 /// Chunks with at least this many records compute their index entries in parallel.
 const PARALLEL_FROM: usize = 1 << 16;
 
-/// Every index entry of a chunk being built, sorted by (index, composite key). Very
-/// large chunks compute and sort them on every core.
+/// Every index entry of a chunk being built, sorted by (index, composite key), and
+/// their composite keys concatenated in that order. Very large chunks compute and
+/// sort them on every core.
 pub(crate) fn entries_of<S: Schema>(
-    task: crate::ident::TaskId,
-    partitions: &[crate::chunk::PartitionSlice],
-    rows: &[crate::chunk::Row],
+    task: TaskId,
+    partitions: &[PartitionSlice],
+    keys: &[u8],
+    rows: &[Row],
     storage: &S::Storage,
-) -> Box<[IndexEntry]> {
+) -> (Box<[IndexEntry]>, Box<[u8]>) {
     use rayon::prelude::*;
     let task = task.ident().raw().to_be_bytes();
-    let row_entries = |slice: &crate::chunk::PartitionSlice, row_index: usize| {
+    let row_entries = |slice: &PartitionSlice, row: usize| {
         let mut entries = Vec::new();
-        entries_of_row::<S>(&task, slice.partition, rows, row_index, storage, &mut entries);
+        entries_of_row::<S>(&task, slice.partition, keys, rows, row, storage, &mut entries);
         entries
     };
-    let order =
-        |(ia, ka, _, _): &IndexEntry, (ib, kb, _, _): &IndexEntry| ia.cmp(ib).then_with(|| ka.cmp(kb));
-    let mut entries: Vec<IndexEntry> = if rows.len() >= PARALLEL_FROM && rayon::current_num_threads() > 1 {
+    let positions = || partitions.iter().flat_map(|slice| slice.range().map(move |row| (slice, row)));
+    let order = |(ia, ka, _, _): &Unsorted, (ib, kb, _, _): &Unsorted| ia.cmp(ib).then_with(|| ka.cmp(kb));
+    let mut entries: Vec<Unsorted> = if rows.len() >= PARALLEL_FROM && rayon::current_num_threads() > 1 {
         // Split by rows, not by partitions: a big chunk may hold a single partition.
-        let positions: Vec<(&crate::chunk::PartitionSlice, usize)> = partitions
-            .iter()
-            .flat_map(|slice| slice.range().map(move |row_index| (slice, row_index)))
-            .collect();
-        let mut entries: Vec<IndexEntry> =
-            positions.par_iter().flat_map_iter(|&(slice, row_index)| row_entries(slice, row_index)).collect();
+        let positions: Vec<(&PartitionSlice, usize)> = positions().collect();
+        let mut entries: Vec<Unsorted> =
+            positions.par_iter().flat_map_iter(|&(slice, row)| row_entries(slice, row)).collect();
         entries.par_sort_by(order);
         entries
     } else {
-        let mut entries: Vec<IndexEntry> = partitions
-            .iter()
-            .flat_map(|slice| slice.range().map(move |row_index| (slice, row_index)))
-            .flat_map(|(slice, row_index)| row_entries(slice, row_index))
-            .collect();
+        let mut entries: Vec<Unsorted> =
+            positions().flat_map(|(slice, row)| row_entries(slice, row)).collect();
         entries.sort_by(order);
         entries
     };
     entries.dedup_by(|(ia, ka, _, _), (ib, kb, _, _)| ia == ib && ka == kb);
-    entries.into()
+    let mut index_keys = Vec::with_capacity(entries.iter().map(|(_, key, _, _)| key.len()).sum());
+    let entries = entries
+        .into_iter()
+        .map(|(index, key, partition, row)| {
+            index_keys.extend_from_slice(&key);
+            // Chunk sizes were checked to fit in u32 before the chunk was built.
+            IndexEntry { index, key_end: index_keys.len() as u32, row: row as u32, partition }
+        })
+        .collect();
+    (entries, index_keys.into())
 }
+
+/// An index entry before sorting: index, composite key, partition, row.
+type Unsorted = (Ident, Vec<u8>, Ident, usize);
 
 /// The index entries of one row: `value ++ partition ++ task ++ sort key` per value.
 fn entries_of_row<S: Schema>(
     task: &[u8; 8],
     partition: Ident,
-    rows: &[crate::chunk::Row],
-    row_index: usize,
+    keys: &[u8],
+    rows: &[Row],
+    row: usize,
     storage: &S::Storage,
-    out: &mut Vec<IndexEntry>,
+    out: &mut Vec<Unsorted>,
 ) {
-    use crate::schema::RecordStorage;
-    let row = &rows[row_index];
-    S::index_values(storage.get(row.handle), &mut |index, value| {
-        let mut bytes = Vec::with_capacity(32 + row.key.len());
+    let start = row.checked_sub(1).map_or(0, |previous| rows[previous].key_end as usize);
+    let key = &keys[start..rows[row].key_end as usize];
+    S::index_values(storage.get(rows[row].handle), &mut |index, value| {
+        let mut bytes = Vec::with_capacity(32 + key.len());
         value.encode_index_value(&mut bytes);
         bytes.extend_from_slice(&partition.raw().to_be_bytes());
         bytes.extend_from_slice(task);
-        bytes.extend_from_slice(row.key.as_bytes());
-        // Row counts were checked to fit in u32 before the chunk was built.
-        out.push((index, IndexKey::new(SortKey::from_encoded(&bytes)), partition, row_index as u32));
+        bytes.extend_from_slice(key);
+        out.push((index, bytes, partition, row));
     });
 }
 
 /// The index hit of one of `chunk`'s entries.
-pub(crate) fn hit_of<S: Schema>(chunk: &Arc<Chunk<S>>, partition: Ident, row: u32) -> IndexHit<S> {
-    let row = &chunk.rows[row as usize];
-    IndexHit {
-        partition,
-        key: row.key.clone(),
-        posting: Posting { chunk: Arc::clone(chunk), handle: row.handle },
-    }
+pub(crate) fn hit_of<S: Schema>(chunk: &Arc<Chunk<S>>, entry: &IndexEntry) -> IndexHit<S> {
+    IndexHit { partition: entry.partition, posting: Posting { chunk: Arc::clone(chunk), row: entry.row } }
 }

@@ -93,21 +93,17 @@ impl<S: Schema> Snapshot<S> {
         let mut add = |key: &[u8], posting: &Posting<S>| {
             hasher.write_bytes(key);
             hasher.write_u64(posting.task().ident().raw());
-            posting.chunk.storage.hash_record(posting.handle, &mut hasher);
+            posting.chunk.storage.hash_record(posting.chunk.rows[posting.row as usize].handle, &mut hasher);
         };
         if let Some(index) = self.state.partitions.get(&read.partition()) {
-            for (key, postings) in index.scan_from(Start::At(range.start())) {
-                if !range.contains(key.key.as_bytes()) {
-                    break;
-                }
-                postings.as_slice().iter().for_each(|posting| add(key.key.as_bytes(), posting));
+            let mut scan = index.scan_from(Start::At(range.start()));
+            while let Some((key, postings)) = scan.next().filter(|(key, _)| range.contains(key)) {
+                postings.as_slice().iter().for_each(|posting| add(key, posting));
             }
         } else if let Some(index) = self.state.indexes.get(&read.partition()) {
-            for (key, hit) in index.scan_from(range.start()) {
-                if !range.contains(key.key.as_bytes()) {
-                    break;
-                }
-                add(key.key.as_bytes(), &hit.posting);
+            let mut scan = index.scan_from(range.start());
+            while let Some((key, hit)) = scan.next().filter(|(key, _)| range.contains(key)) {
+                add(key, &hit.posting);
             }
         }
         hasher.finish()

@@ -6,8 +6,7 @@ use std::sync::Arc;
 use crate::chunk::{Chunk, PartitionSlice};
 use crate::hash::ChunkId;
 use crate::ident::{Ident, TaskId};
-use crate::index::{Change, IdMap, IndexKey, Op, PartitionIndex, Posting};
-use crate::key::SortKey;
+use crate::index::{Change, IdMap, Op, PartitionIndex, Posting};
 use crate::schema::Schema;
 use crate::secondary::{self, IndexHit, SecondaryIndex};
 
@@ -123,47 +122,54 @@ impl<S: Schema> State<S> {
         &mut self,
         old: Option<&Arc<Chunk<S>>>,
         new: Option<&Arc<Chunk<S>>>,
-        changed: &mut Vec<(Ident, SortKey)>,
+        changed: &mut KeyList,
     ) {
         let same_output = matches!((old, new), (Some(a), Some(b)) if a.output_hash == b.output_hash);
-        let old_entries = old.map_or(&[][..], |chunk| &chunk.index_entries[..]);
-        let new_entries = new.map_or(&[][..], |chunk| &chunk.index_entries[..]);
-        let mut changes: Vec<(Ident, IndexKey, Option<IndexHit<S>>)> =
-            Vec::with_capacity(old_entries.len().max(new_entries.len()));
-        let mut old_iter = old_entries.iter().peekable();
-        for (index, key, partition, row) in new_entries {
-            while let Some((gone_index, gone, _, _)) =
-                old_iter.next_if(|(i, k, _, _)| (*i, k) < (*index, key))
-            {
-                changed.push((*gone_index, gone.key.clone()));
-                changes.push((*gone_index, gone.clone(), None));
-            }
-            let kept = old_iter.next_if(|(i, k, _, _)| i == index && k == key);
-            let record_changed = match (kept, old, new) {
-                (None, _, _) => true,
-                (Some((_, _, _, old_row)), Some(old), Some(new)) => {
-                    !same_output
-                        && old.record_hash(old.rows[*old_row as usize].handle)
-                            != new.record_hash(new.rows[*row as usize].handle)
+        let entries = |chunk: Option<&Arc<Chunk<S>>>| chunk.map_or(0, |chunk| chunk.index_entries.len());
+        let mut changes: Vec<IndexChange<'_, S>> = Vec::with_capacity(entries(old).max(entries(new)));
+        // Old entries before `until` (all of them, with `None`) are gone.
+        let mut at_old = 0;
+        let mut drop_old_until =
+            |until: Option<(Ident, &[u8])>, changes: &mut Vec<_>, changed: &mut KeyList| {
+                let old = old?;
+                while at_old < old.index_entries.len()
+                    && until.is_none_or(|until| index_entry(old, at_old) < until)
+                {
+                    let (index, key) = index_entry(old, at_old);
+                    changed.push(index, key);
+                    changes.push((index, key, None));
+                    at_old += 1;
                 }
-                _ => false,
+                // The old entry equal to `until`, if any, is kept: its row.
+                let kept = until
+                    .filter(|until| at_old < old.index_entries.len() && index_entry(old, at_old) == *until);
+                kept.map(|_| {
+                    at_old += 1;
+                    old.index_entries[at_old - 1].row as usize
+                })
             };
-            if record_changed {
-                changed.push((*index, key.key.clone()));
-            }
-            if let Some(chunk) = new {
-                changes.push((*index, key.clone(), Some(secondary::hit_of(chunk, *partition, *row))));
+        if let Some(new) = new {
+            for (at, entry) in new.index_entries.iter().enumerate() {
+                let (index, key) = index_entry(new, at);
+                let kept = drop_old_until(Some((index, key)), &mut changes, changed);
+                let record_changed = match (kept, old) {
+                    (Some(old_row), Some(old)) => {
+                        !same_output && old.record_hash(old_row) != new.record_hash(entry.row as usize)
+                    }
+                    _ => true,
+                };
+                if record_changed {
+                    changed.push(index, key);
+                }
+                changes.push((index, key, Some(secondary::hit_of(new, entry))));
             }
         }
-        for (index, key, _, _) in old_iter {
-            changed.push((*index, key.key.clone()));
-            changes.push((*index, key.clone(), None));
-        }
+        drop_old_until(None, &mut changes, changed);
         let mut rest = &changes[..];
         while let Some((index, _, _)) = rest.first() {
             let run = rest.iter().take_while(|(i, _, _)| i == index).count();
-            let batch: Vec<(IndexKey, Option<IndexHit<S>>)> =
-                rest[..run].iter().map(|(_, key, hit)| (key.clone(), hit.clone())).collect();
+            let batch: Vec<(&[u8], Option<IndexHit<S>>)> =
+                rest[..run].iter().map(|(_, key, hit)| (*key, hit.clone())).collect();
             let tree = self.indexes.entry(*index).or_default();
             tree.apply(&batch);
             if tree.is_empty() {
@@ -183,47 +189,56 @@ impl<S: Schema> State<S> {
         task: TaskId,
         before: Option<(&Arc<Chunk<S>>, &PartitionSlice)>,
         after: Option<(&Arc<Chunk<S>>, &PartitionSlice)>,
-        mut changed: Option<&mut Vec<(Ident, SortKey)>>,
+        mut changed: Option<&mut KeyList>,
     ) {
-        let old_rows = before.map_or(&[][..], |(chunk, slice)| chunk.rows_of(slice));
-        let new_rows = after.map_or(&[][..], |(chunk, slice)| chunk.rows_of(slice));
+        let rows =
+            |side: Option<(&Arc<Chunk<S>>, &PartitionSlice)>| side.map_or(0..0, |(_, slice)| slice.range());
+        let (old_rows, new_rows) = (rows(before), rows(after));
+        let (had_rows, has_rows) = (!old_rows.is_empty(), !new_rows.is_empty());
         let diffing = changed.is_some();
-        let mut report = |key: &SortKey| {
+        let mut report = |key: &[u8]| {
             if let Some(changed) = changed.as_deref_mut() {
-                changed.push((partition, key.clone()));
+                changed.push(partition, key);
             }
         };
         let mut changes = Vec::with_capacity(old_rows.len().max(new_rows.len()));
-        let mut old = old_rows.iter().peekable();
-        for row in new_rows {
-            while let Some(gone) = old.next_if(|old| old.key < row.key) {
-                report(&gone.key);
-                changes.push(Change { key: IndexKey::new(gone.key.clone()), op: Op::Remove(task) });
-            }
-            match (old.next_if(|old| old.key == row.key), before, after) {
-                (Some(kept), Some((old_chunk, _)), Some((new_chunk, _))) => {
-                    if diffing && old_chunk.record_hash(kept.handle) != new_chunk.record_hash(row.handle) {
-                        report(&row.key);
+        let mut old = old_rows.peekable();
+        if let Some((new_chunk, _)) = after {
+            for row in new_rows {
+                let key = new_chunk.key(row);
+                if let Some((old_chunk, _)) = before {
+                    while let Some(gone) = old.next_if(|&old| old_chunk.key(old) < key) {
+                        report(old_chunk.key(gone));
+                        changes.push(Change { key: old_chunk.key(gone), op: Op::Remove(task) });
                     }
+                    match old.next_if(|&old| old_chunk.key(old) == key) {
+                        Some(kept) => {
+                            if diffing && old_chunk.record_hash(kept) != new_chunk.record_hash(row) {
+                                report(key);
+                            }
+                        }
+                        None => report(key),
+                    }
+                } else {
+                    report(key);
                 }
-                _ => report(&row.key),
-            }
-            if let Some((chunk, _)) = after {
-                let posting = Posting { chunk: Arc::clone(chunk), handle: row.handle };
-                changes.push(Change { key: IndexKey::new(row.key.clone()), op: Op::Upsert(posting) });
+                let posting = Posting { chunk: Arc::clone(new_chunk), row: row as u32 };
+                changes.push(Change { key, op: Op::Upsert(posting) });
             }
         }
-        for gone in old {
-            report(&gone.key);
-            changes.push(Change { key: IndexKey::new(gone.key.clone()), op: Op::Remove(task) });
+        if let Some((old_chunk, _)) = before {
+            for gone in old {
+                report(old_chunk.key(gone));
+                changes.push(Change { key: old_chunk.key(gone), op: Op::Remove(task) });
+            }
         }
 
         let index = self.partitions.entry(partition).or_default();
         index.apply(&changes);
-        if !old_rows.is_empty() {
+        if had_rows {
             index.chunks -= 1;
         }
-        if !new_rows.is_empty() {
+        if has_rows {
             index.chunks += 1;
         }
         if index.is_empty() {
@@ -237,15 +252,24 @@ impl<S: Schema> State<S> {
     /// at least one record.
     pub(crate) fn holds_data(&self, partition: Ident, range: &crate::key::KeyRange) -> bool {
         if let Some(index) = self.partitions.get(&partition) {
-            let first = index.scan_from(crate::key::Start::At(range.start())).next();
-            return first.is_some_and(|(key, _)| range.contains(key.key.as_bytes()));
+            let mut scan = index.scan_from(crate::key::Start::At(range.start()));
+            return scan.next().is_some_and(|(key, _)| range.contains(key));
         }
         if let Some(index) = self.indexes.get(&partition) {
-            let first = index.scan_from(range.start()).next();
-            return first.is_some_and(|(key, _)| range.contains(key.key.as_bytes()));
+            let mut scan = index.scan_from(range.start());
+            return scan.next().is_some_and(|(key, _)| range.contains(key));
         }
         false
     }
+}
+
+/// One change to a secondary index: its id, the entry's composite key, and the entry
+/// to set (`None`: remove it).
+type IndexChange<'k, S> = (Ident, &'k [u8], Option<IndexHit<S>>);
+
+/// A chunk's secondary-index entry: its index and composite key.
+fn index_entry<S: Schema>(chunk: &Chunk<S>, at: usize) -> (Ident, &[u8]) {
+    (chunk.index_entries[at].index, chunk.index_key(at))
 }
 
 /// What one replacement changed.
@@ -256,5 +280,66 @@ pub(crate) struct Changes {
     /// Every key whose records changed (added, removed or different), under its
     /// partition, or under the index id for secondary-index entries. A query covering
     /// none of these keys returns what it returned before.
-    pub(crate) keys: Vec<(Ident, SortKey)>,
+    pub(crate) keys: KeyList,
+}
+
+/// Keys, each under a partition (or index id), copied into one buffer: what a commit
+/// changed, kept after the chunks it came from may be gone.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct KeyList {
+    bytes: Vec<u8>,
+    /// Each key's partition and where it ends in `bytes`.
+    ends: Vec<(Ident, usize)>,
+}
+
+impl KeyList {
+    pub(crate) fn push(&mut self, partition: Ident, key: &[u8]) {
+        self.bytes.extend_from_slice(key);
+        self.ends.push((partition, self.bytes.len()));
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The `at`-th key with its partition.
+    pub(crate) fn get(&self, at: usize) -> (Ident, &[u8]) {
+        let start = at.checked_sub(1).map_or(0, |previous| self.ends[previous].1);
+        let (partition, end) = self.ends[at];
+        (partition, &self.bytes[start..end])
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Ident, &[u8])> + '_ {
+        (0..self.len()).map(|at| self.get(at))
+    }
+
+    /// Adds every key of `other`.
+    pub(crate) fn extend(&mut self, other: &KeyList) {
+        other.iter().for_each(|(partition, key)| self.push(partition, key));
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+
+    /// The same keys sorted by (partition, key), without duplicates, exactly sized.
+    pub(crate) fn sorted(&self) -> KeyList {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.sort_unstable_by(|&a, &b| self.get(a).cmp(&self.get(b)));
+        order.dedup_by(|a, b| self.get(*a) == self.get(*b));
+        let mut sorted = KeyList {
+            bytes: Vec::with_capacity(order.iter().map(|&at| self.get(at).1.len()).sum()),
+            ends: Vec::with_capacity(order.len()),
+        };
+        order.into_iter().for_each(|at| {
+            let (partition, key) = self.get(at);
+            sorted.push(partition, key);
+        });
+        sorted
+    }
 }

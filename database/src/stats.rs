@@ -14,7 +14,8 @@ pub struct Stats {
     pub chunks: usize,
     /// Records in current chunks.
     pub records: usize,
-    /// Approximate heap bytes of the current chunks and indexes.
+    /// Heap bytes of the current chunks (approximate: their records' storage as the
+    /// schema reports it) and of the partition and secondary indexes (exact).
     pub bytes: usize,
     /// Versions committed since the database was created.
     pub versions_committed: u64,
@@ -50,6 +51,6 @@ pub struct PartitionStats {
     pub records: usize,
     /// Chunks holding records of the partition.
     pub chunks: usize,
-    /// Approximate heap bytes of the partition's index.
+    /// Heap bytes of the partition's index: its keys, postings and tree nodes.
     pub index_bytes: usize,
 }

@@ -122,7 +122,7 @@ impl Subscriptions {
     /// They are unregistered; their handles stay valid.
     pub(crate) fn notify<'k>(
         &mut self,
-        keys: impl IntoIterator<Item = &'k (Ident, crate::key::SortKey)>,
+        keys: impl IntoIterator<Item = (Ident, &'k [u8])>,
         every: bool,
         has_data: impl Fn(Ident, &KeyRange) -> bool,
     ) -> Ready {
@@ -134,7 +134,7 @@ impl Subscriptions {
             touched.extend(self.signals.keys().copied());
         } else {
             for (partition, key) in keys {
-                self.ranges.containing(*partition, key.as_bytes(), |id| touched.push(id));
+                self.ranges.containing(partition, key, |id| touched.push(id));
             }
         }
         touched.sort_unstable();

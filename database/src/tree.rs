@@ -1,104 +1,174 @@
-//! A persistent (copy-on-write) B+tree with batched updates: the ordered map behind
-//! every partition index.
+//! A persistent (copy-on-write) B+tree over byte-string keys, with batched updates:
+//! the ordered map behind every partition index and secondary index.
 //!
-//! Cloning a tree is O(1): clones share nodes, and a node is copied only when one
-//! of its sharers changes it. Updates come as a sorted batch (all of one commit's
-//! changes to a partition) that [`Tree::apply`] merges in a single pass: subtrees no
-//! change falls in stay shared untouched, and each touched leaf is copied and merged
-//! once, however many of the batch's changes land in it. Applying one change at a
-//! time would copy the same path again for every change, which is what made commits
-//! several times slower than building a `BTreeMap` of the same records.
+//! Cloning a tree is O(1): clones share nodes, and a node is copied only when one of
+//! its sharers changes it. Updates come as a sorted batch (all of one commit's changes
+//! to a partition) that [`Tree::apply`] merges in a single pass: subtrees no change
+//! falls in stay shared untouched, and each touched leaf is copied and merged once,
+//! however many of the batch's changes land in it.
 //!
-//! Lookups descend once, and cursors keep their path in a fixed array, so neither
-//! allocates.
+//! Keys live inside the nodes, front-coded (see `block.rs`): each key is stored as the
+//! length it shares with the key before it plus the bytes that differ. The keys of one
+//! file share a long prefix (its id, then its module path), so a leaf holds them in a
+//! fraction of their length, and a search compares the probe with the differing bytes
+//! in the node's own memory instead of following a pointer per key, which is what a
+//! lookup spent most of its time on. Branches hold *separators* rather than keys: the
+//! shortest prefix of a child's first key that is still above the previous child's
+//! last key, usually a byte or two, so a branch is a cache line or two.
+//!
+//! Lookups descend once and allocate nothing; cursors keep their path in a fixed array.
 
-use std::cmp::Ordering;
-use std::sync::Arc;
+use std::mem::{size_of, size_of_val};
 
-/// Most entries a leaf, or children a branch, holds before it is split.
-const MAX: usize = 16;
-/// Fewest entries (or children) a non-root node keeps; fewer are merged with a
-/// neighbour.
-const MIN: usize = MAX / 4;
-/// Deepest path a cursor can follow: a tree this deep holds at least `MIN^16` entries,
+use triomphe::ThinArc;
+
+use crate::block::{self, Probe};
+
+/// Most entries a leaf holds before it is split.
+const LEAF_MAX: usize = 16;
+/// Most children a branch holds before it is split.
+const BRANCH_MAX: usize = 16;
+/// Deepest path a cursor can follow: a tree this deep holds at least `4^16` entries,
 /// far more than memory allows.
 const MAX_DEPTH: usize = 16;
 
-/// How a search position compares with a key of the tree. Lets callers search with
-/// borrowed probes instead of building keys.
-pub(crate) trait Seek<K> {
-    /// How `self` compares with `key`.
-    fn seek_cmp(&self, key: &K) -> Ordering;
+/// Fewest entries (leaf) or children (branch) a non-root node keeps; fewer are merged
+/// with a neighbour.
+const fn min_width(max: usize) -> usize {
+    max / 4
 }
 
-impl<K: Ord> Seek<K> for K {
-    fn seek_cmp(&self, key: &K) -> Ordering {
-        self.cmp(key)
-    }
-}
+/// A leaf: its values, and their keys as a front-coded block in the same allocation.
+struct Leaf<V>(ThinArc<Box<[V]>, u8>);
 
-/// A node: one allocation holding its entries, exactly sized. Cloning a node is a
-/// reference-count increment; nodes are never changed in place.
-enum Node<K, V> {
-    /// Sorted entries.
-    Leaf(Arc<[(K, V)]>),
-    /// Children, each with the smallest key under it, in key order.
-    Branch(Arc<[(K, Node<K, V>)]>),
-}
+/// A branch: its children and the number of entries below it, and the separators
+/// between its children (one fewer than the children) as a front-coded block. Child
+/// `i` holds the keys from separator `i - 1` (inclusive) to separator `i` (exclusive).
+struct Branch<V>(ThinArc<BranchHead<V>, u8>);
 
-impl<K, V> Clone for Node<K, V> {
-    fn clone(&self) -> Self {
-        match self {
-            Node::Leaf(entries) => Node::Leaf(Arc::clone(entries)),
-            Node::Branch(children) => Node::Branch(Arc::clone(children)),
-        }
-    }
-}
-
-impl<K, V> Node<K, V> {
-    /// Entries of a leaf, children of a branch.
-    fn width(&self) -> usize {
-        match self {
-            Node::Leaf(entries) => entries.len(),
-            Node::Branch(children) => children.len(),
-        }
-    }
-
-    /// The smallest key under the node (nodes are never empty).
-    fn first_key(&self) -> Option<&K> {
-        match self {
-            Node::Leaf(entries) => entries.first().map(|(key, _)| key),
-            Node::Branch(children) => children.first().map(|(key, _)| key),
-        }
-    }
-}
-
-/// Which child of a branch a search for `probe` continues in: the last one whose
-/// smallest key is not above the probe (the first if all are).
-#[inline]
-fn child_for<K, V, Q: Seek<K> + ?Sized>(children: &[(K, Node<K, V>)], probe: &Q) -> usize {
-    children.partition_point(|(key, _)| probe.seek_cmp(key) != Ordering::Less).saturating_sub(1)
-}
-
-/// A persistent ordered map.
-pub(crate) struct Tree<K, V> {
-    root: Option<Node<K, V>>,
+struct BranchHead<V> {
+    children: Box<[Node<V>]>,
     len: usize,
 }
 
-impl<K, V> Clone for Tree<K, V> {
+/// A node. Cloning is a reference-count increment; nodes are never changed in place.
+enum Node<V> {
+    Leaf(Leaf<V>),
+    Branch(Branch<V>),
+}
+
+impl<V> Clone for Node<V> {
     fn clone(&self) -> Self {
-        Tree { root: self.root.clone(), len: self.len }
+        match self {
+            Node::Leaf(leaf) => Node::Leaf(Leaf(leaf.0.clone())),
+            Node::Branch(branch) => Node::Branch(Branch(branch.0.clone())),
+        }
     }
 }
 
-impl<K, V> Default for Tree<K, V> {
+/// What a thin allocation holds beside its header and slice: a reference count and
+/// the slice's length.
+const THIN_OVERHEAD: usize = 2 * size_of::<usize>();
+
+impl<V> Leaf<V> {
+    /// Heap bytes of its two allocations.
+    fn bytes(&self) -> usize {
+        THIN_OVERHEAD + size_of::<Box<[V]>>() + self.keys().len() + size_of_val(self.values())
+    }
+
+    fn values(&self) -> &[V] {
+        &self.0.header.header
+    }
+
+    fn keys(&self) -> &[u8] {
+        &self.0.slice
+    }
+}
+
+impl<V> Branch<V> {
+    /// Heap bytes of its two allocations (not of its children).
+    fn bytes(&self) -> usize {
+        THIN_OVERHEAD + size_of::<BranchHead<V>>() + self.separators().len() + size_of_val(self.children())
+    }
+
+    fn children(&self) -> &[Node<V>] {
+        &self.0.header.header.children
+    }
+
+    fn separators(&self) -> &[u8] {
+        &self.0.slice
+    }
+
+    /// The child a search for `probe` continues in.
+    #[inline]
+    fn child_for(&self, probe: Probe<'_>) -> usize {
+        let (below, equal) = block::position(self.separators(), probe);
+        below + usize::from(equal)
+    }
+}
+
+impl<V> Node<V> {
+    /// Heap bytes of the node itself (not of its children).
+    fn bytes(&self) -> usize {
+        match self {
+            Node::Leaf(leaf) => leaf.bytes(),
+            Node::Branch(branch) => branch.bytes(),
+        }
+    }
+
+    /// Entries of a leaf, children of a branch.
+    #[cfg(test)]
+    fn width(&self) -> usize {
+        match self {
+            Node::Leaf(leaf) => leaf.values().len(),
+            Node::Branch(branch) => branch.children().len(),
+        }
+    }
+
+    /// Entries below the node.
+    fn len(&self) -> usize {
+        match self {
+            Node::Leaf(leaf) => leaf.values().len(),
+            Node::Branch(branch) => branch.0.header.header.len,
+        }
+    }
+
+    fn is_underfull(&self) -> bool {
+        match self {
+            Node::Leaf(leaf) => leaf.values().len() < min_width(LEAF_MAX),
+            Node::Branch(branch) => branch.children().len() < min_width(BRANCH_MAX),
+        }
+    }
+}
+
+/// A node with the separator that precedes it among its siblings (`None` for the first
+/// child of a branch, or where the caller keeps the one it has).
+struct Piece<V> {
+    separator: Option<Box<[u8]>>,
+    node: Node<V>,
+}
+
+/// A persistent ordered map from byte strings to `V`.
+pub(crate) struct Tree<V> {
+    root: Option<Node<V>>,
+    len: usize,
+    /// Heap bytes of all its nodes (shared with other versions or not).
+    bytes: usize,
+}
+
+impl<V> Clone for Tree<V> {
+    fn clone(&self) -> Self {
+        Tree { root: self.root.clone(), len: self.len, bytes: self.bytes }
+    }
+}
+
+impl<V> Default for Tree<V> {
     fn default() -> Self {
-        Tree { root: None, len: 0 }
+        Tree { root: None, len: 0, bytes: 0 }
     }
 }
 
-impl<K: Ord + Clone, V: Clone> Tree<K, V> {
+impl<V: Clone> Tree<V> {
     /// Number of entries.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
@@ -110,90 +180,84 @@ impl<K: Ord + Clone, V: Clone> Tree<K, V> {
         self.len == 0
     }
 
-    /// The entry whose key compares equal to `probe`.
-    pub(crate) fn get<Q: Seek<K> + ?Sized>(&self, probe: &Q) -> Option<(&K, &V)> {
+    /// Heap bytes of its nodes: keys, values and structure.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The value under exactly `key`: one descent, no allocation.
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&V> {
+        let probe = Probe::at(key);
         let mut node = self.root.as_ref()?;
         loop {
             match node {
-                Node::Branch(children) => node = &children[child_for(children, probe)].1,
-                Node::Leaf(entries) => {
-                    let at = entries.binary_search_by(|(key, _)| probe.seek_cmp(key).reverse()).ok()?;
-                    let (key, value) = &entries[at];
-                    return Some((key, value));
+                Node::Branch(branch) => node = &branch.children()[branch.child_for(probe)],
+                Node::Leaf(leaf) => {
+                    let (at, equal) = block::position(leaf.keys(), probe);
+                    return if equal { leaf.values().get(at) } else { None };
                 }
             }
         }
     }
 
-    /// The entries from the first whose key is not below `probe`, in order.
-    pub(crate) fn iter_from<Q: Seek<K> + ?Sized>(&self, probe: &Q) -> Iter<'_, K, V> {
-        self.descend(
-            |children| child_for(children, probe),
-            |entries| entries.partition_point(|(key, _)| probe.seek_cmp(key) == Ordering::Greater),
-        )
-    }
-
-    /// All entries, in order.
-    pub(crate) fn iter(&self) -> Iter<'_, K, V> {
-        self.descend(|_| 0, |_| 0)
-    }
-
-    fn descend<'a>(
-        &'a self,
-        child: impl Fn(&'a [(K, Node<K, V>)]) -> usize,
-        entry: impl Fn(&'a [(K, V)]) -> usize,
-    ) -> Iter<'a, K, V> {
-        let mut iter = Iter { path: [None; MAX_DEPTH], depth: 0, leaf: &[], at: 0 };
+    /// A cursor at the first entry not before `probe`.
+    pub(crate) fn iter_from(&self, probe: Probe<'_>) -> Iter<'_, V> {
+        let mut iter = Iter::empty();
         let Some(mut node) = self.root.as_ref() else { return iter };
         loop {
             match node {
-                Node::Branch(children) => {
-                    let at = child(children);
+                Node::Branch(branch) => {
+                    let at = branch.child_for(probe);
                     // Depth is bounded by MAX_DEPTH (see its doc); a deeper tree cannot fit in memory.
-                    iter.path[iter.depth] = Some((&children[..], at));
+                    iter.path[iter.depth] = Some((branch, at));
                     iter.depth += 1;
-                    node = &children[at].1;
+                    node = &branch.children()[at];
                 }
-                Node::Leaf(entries) => {
-                    iter.leaf = entries;
-                    iter.at = entry(entries);
+                Node::Leaf(leaf) => {
+                    let (at, _) = block::position(leaf.keys(), probe);
+                    iter.enter(leaf);
+                    for _ in 0..at {
+                        iter.step_in_leaf();
+                    }
                     return iter;
                 }
             }
         }
     }
 
-    /// Visits the entries from the first not below `probe` for as long as `admits`
-    /// holds, dividing the work by subtrees on rayon's pool: each bottom-level branch
-    /// (up to `MAX` leaves) is one task, and `visit` gets its stretches of entries.
-    /// What the tasks return comes back in key order. No serial walk over the leaves
+    /// A cursor at the first entry.
+    #[cfg(test)]
+    pub(crate) fn iter(&self) -> Iter<'_, V> {
+        self.iter_from(Probe::at(&[]))
+    }
+
+    /// Visits the entries from `probe` on for as long as `admits` holds (which must
+    /// hold for a prefix of the keys in order, as a range's end test does), dividing
+    /// the work by subtrees on rayon's pool: each bottom-level branch (up to
+    /// `BRANCH_MAX` leaves) is one task, and `visit` gets its stretches of values. What
+    /// the tasks return comes back in key order. No serial walk over the leaves
     /// precedes the split, so the scan scales with the threads.
-    pub(crate) fn par_visit<'t, Q, A, F, R>(&'t self, probe: &Q, admits: &A, visit: &F) -> Vec<R>
+    pub(crate) fn par_visit<'t, A, F, R>(&'t self, probe: Probe<'_>, admits: &A, visit: &F) -> Vec<R>
     where
-        K: Send + Sync,
         V: Send + Sync,
-        Q: Seek<K> + Sync + ?Sized,
-        A: Fn(&K) -> bool + Sync,
-        F: Fn(&[&'t [(K, V)]]) -> R + Sync,
+        A: Fn(&[u8]) -> bool + Sync,
+        F: Fn(&[&'t [V]]) -> R + Sync,
         R: Send,
     {
         match &self.root {
             None => Vec::new(),
-            Some(Node::Leaf(entries)) => {
-                let stretch = admitted(entries, probe, admits);
+            Some(Node::Leaf(leaf)) => {
+                let stretch = admitted(leaf, probe, admits, (true, true));
                 if stretch.is_empty() { Vec::new() } else { vec![visit(&[stretch])] }
             }
             Some(node) => par_visit_node(node, probe, admits, visit, (true, true)),
         }
     }
 
-    /// About how many entries [`par_visit`](Self::par_visit) would visit.
-    pub(crate) fn estimate<Q, A>(&self, probe: &Q, admits: &A) -> usize
-    where
-        Q: Seek<K> + ?Sized,
-        A: Fn(&K) -> bool,
-    {
-        self.root.as_ref().map_or(0, |root| estimate_node(root, probe, admits))
+    /// About how many entries [`par_visit`](Self::par_visit) would visit: exact in the
+    /// leaves on the range's two edges, the entry counts of the subtrees in between.
+    pub(crate) fn estimate<A: Fn(&[u8]) -> bool>(&self, probe: Probe<'_>, admits: &A) -> usize {
+        self.root.as_ref().map_or(0, |root| estimate_node(root, probe, admits, (true, true)))
     }
 
     /// Applies a batch of changes sorted by key, with at most one change per key.
@@ -202,150 +266,210 @@ impl<K: Ord + Clone, V: Clone> Tree<K, V> {
     pub(crate) fn apply<C>(
         &mut self,
         changes: &[C],
-        key_of: impl Fn(&C) -> &K,
-        mut merge: impl FnMut(Option<V>, &C) -> Option<V>,
+        key_of: impl Fn(&C) -> &[u8],
+        mut merge: impl FnMut(Option<&V>, &C) -> Option<V>,
     ) {
         if changes.is_empty() {
             return;
         }
-        debug_assert!(
-            changes.windows(2).all(|w| key_of(&w[0]) < key_of(&w[1])),
-            "changes must be sorted and unique"
-        );
-        let mut apply = Apply { key_of: &key_of, merge: &mut merge, len: self.len };
+        debug_assert!(changes.windows(2).all(|w| key_of(&w[0]) < key_of(&w[1])), "changes sorted and unique");
+        let mut apply = Apply {
+            key_of: &key_of,
+            merge: &mut merge,
+            len: self.len,
+            bytes: self.bytes,
+            writer: block::Writer::default(),
+        };
         let mut level = match self.root.take() {
             Some(root) => apply.node(&root, changes),
-            None => apply.leaf(&[], changes),
+            None => apply.leaf(None, changes),
         };
-        self.len = apply.len;
         // Grow upwards while a level has more nodes than one branch holds.
         while level.len() > 1 {
-            level = runs(level, MAX).into_iter().map(branch).collect();
+            level = apply.branches(level);
         }
-        let mut root = level.pop();
+        let mut root = level.pop().map(|piece| piece.node);
         // Shrink while the root is a branch with a single child.
-        while let Some(Node::Branch(children)) = &root {
-            if children.len() != 1 {
+        while let Some(node @ Node::Branch(branch)) = &root {
+            if branch.children().len() != 1 {
                 break;
             }
-            root = Some(children[0].1.clone());
+            apply.bytes -= node.bytes();
+            root = Some(branch.children()[0].clone());
         }
+        (self.len, self.bytes) = (apply.len, apply.bytes);
         self.root = root;
     }
 
-    /// Checks every structural invariant; for tests.
+    /// Checks every structural invariant (sizes, depth, order, separators, counts);
+    /// for tests. Returns the number of entries.
     #[cfg(test)]
     pub(crate) fn check(&self) -> usize {
-        fn walk<K: Ord, V>(
-            node: &Node<K, V>,
-            root: bool,
-            low: Option<&K>,
-            high: Option<&K>,
-        ) -> (usize, usize) {
-            assert!(root || node.width() >= MIN, "non-root node with {} entries", node.width());
-            assert!(node.width() <= MAX, "node with {} entries", node.width());
-            assert!(node.width() > 0, "no empty nodes");
+        fn keys_of<V>(node: &Node<V>, out: &mut Vec<Vec<u8>>) -> usize {
             match node {
-                Node::Leaf(entries) => {
-                    assert!(entries.windows(2).all(|w| w[0].0 < w[1].0), "leaf keys sorted and unique");
-                    assert!(
-                        entries.iter().all(|(k, _)| low.is_none_or(|l| k >= l) && high.is_none_or(|h| k < h))
-                    );
-                    (0, entries.len())
-                }
-                Node::Branch(children) => {
-                    assert!(children.windows(2).all(|w| w[0].0 < w[1].0));
-                    let mut depth = None;
-                    let mut total = 0;
-                    for (at, (first, child)) in children.iter().enumerate() {
-                        assert!(child.first_key() == Some(first), "a child's key is its smallest key");
-                        let child_high = children.get(at + 1).map(|(key, _)| key).or(high);
-                        let (d, n) = walk(child, false, Some(first).filter(|_| at > 0).or(low), child_high);
-                        assert!(depth.is_none_or(|depth| depth == d), "all leaves at one depth");
-                        depth = Some(d);
-                        total += n;
+                Node::Leaf(leaf) => {
+                    let mut keys = block::Keys::new(leaf.keys());
+                    let mut count = 0;
+                    while let Some(key) = keys.next_key() {
+                        out.push(key.to_vec());
+                        count += 1;
                     }
-                    (depth.unwrap_or(0) + 1, total)
+                    assert_eq!(count, leaf.values().len(), "one key per value");
+                    0
+                }
+                Node::Branch(branch) => {
+                    let children = branch.children();
+                    let mut separators = Vec::new();
+                    let mut keys = block::Keys::new(branch.separators());
+                    while let Some(key) = keys.next_key() {
+                        separators.push(key.to_vec());
+                    }
+                    assert_eq!(separators.len() + 1, children.len(), "one separator between children");
+                    let mut depth = None;
+                    let mut below = 0;
+                    for (at, child) in children.iter().enumerate() {
+                        let start = out.len();
+                        let child_depth = keys_of(child, out);
+                        assert!(depth.is_none_or(|d| d == child_depth), "all leaves at one depth");
+                        depth = Some(child_depth);
+                        let max = if matches!(child, Node::Leaf(_)) { LEAF_MAX } else { BRANCH_MAX };
+                        assert!(child.width() <= max, "node with {} entries", child.width());
+                        assert!(!child.is_underfull(), "non-root node with {} entries", child.width());
+                        assert_eq!(out.len() - start, child.len(), "entry counts add up");
+                        below += child.len();
+                        let (low, high) = (at.checked_sub(1).map(|i| &separators[i]), separators.get(at));
+                        for key in &out[start..] {
+                            assert!(low.is_none_or(|low| key >= low), "a key below its child's separator");
+                            assert!(
+                                high.is_none_or(|high| key < high),
+                                "a key at or above the next separator"
+                            );
+                        }
+                    }
+                    assert_eq!(below, node.len());
+                    depth.unwrap_or(0) + 1
                 }
             }
         }
-        let total = self.root.as_ref().map_or(0, |root| walk(root, true, None, None).1);
-        assert_eq!(total, self.len);
-        total
+        let mut keys = Vec::new();
+        if let Some(root) = &self.root {
+            keys_of(root, &mut keys);
+            assert!(root.width() > 0, "no empty root");
+        }
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "keys ascend");
+        assert_eq!(keys.len(), self.len);
+        fn bytes_of<V>(node: &Node<V>) -> usize {
+            node.bytes()
+                + match node {
+                    Node::Leaf(_) => 0,
+                    Node::Branch(branch) => branch.children().iter().map(bytes_of).sum(),
+                }
+        }
+        assert_eq!(self.root.as_ref().map_or(0, bytes_of), self.bytes, "node bytes add up");
+        keys.len()
     }
 }
 
-/// The entries of a leaf from `probe` on that `admits` accepts.
-fn admitted<'a, K, V, Q: Seek<K> + ?Sized>(
-    entries: &'a [(K, V)],
-    probe: &Q,
-    admits: &impl Fn(&K) -> bool,
-) -> &'a [(K, V)] {
-    let start = entries.partition_point(|(key, _)| probe.seek_cmp(key) == Ordering::Greater);
-    let len = entries[start..].partition_point(|(key, _)| admits(key));
-    &entries[start..start + len]
+/// The values of a leaf from `probe` on (on the range's first path) that `admits`
+/// accepts (on its last path).
+fn admitted<'t, V>(
+    leaf: &'t Leaf<V>,
+    probe: Probe<'_>,
+    admits: &impl Fn(&[u8]) -> bool,
+    edges: (bool, bool),
+) -> &'t [V] {
+    let start = if edges.0 { block::position(leaf.keys(), probe).0 } else { 0 };
+    let mut end = leaf.values().len();
+    if edges.1 {
+        let mut keys = block::Keys::new(leaf.keys());
+        let mut at = 0;
+        while let Some(key) = keys.next_key() {
+            if at >= start && !admits(key) {
+                end = at;
+                break;
+            }
+            at += 1;
+        }
+    }
+    &leaf.values()[start..end.max(start)]
 }
 
-/// About how many entries lie from `probe` on while `admits` holds, counted from
-/// branch nodes alone (a reachable leaf counts as three-quarters full): enough to pick
-/// a size bucket, without the cost of visiting every leaf.
-fn estimate_node<K, V, Q, A>(node: &Node<K, V>, probe: &Q, admits: &A) -> usize
-where
-    Q: Seek<K> + ?Sized,
-    A: Fn(&K) -> bool,
-{
-    match node {
-        Node::Leaf(entries) => admitted(entries, probe, admits).len(),
-        Node::Branch(children) => {
-            let first = child_for(children, probe);
-            let last = first + 1 + children[first + 1..].partition_point(|(key, _)| admits(key));
-            match children.first() {
-                Some((_, Node::Leaf(_))) => (last - first) * (MAX * 3 / 4),
-                _ => children[first..last].iter().map(|(_, child)| estimate_node(child, probe, admits)).sum(),
+/// The children of a branch a range can reach: from the one holding the probe's
+/// position (on the range's first path) to the last whose separator is still
+/// admitted (on its last path). A separator is a prefix of its child's first key, so
+/// one that is not admitted means nothing after it is.
+fn reachable<V>(
+    branch: &Branch<V>,
+    probe: Probe<'_>,
+    admits: &impl Fn(&[u8]) -> bool,
+    edges: (bool, bool),
+) -> (usize, usize) {
+    let first = if edges.0 { branch.child_for(probe) } else { 0 };
+    let mut last = branch.children().len();
+    if edges.1 {
+        let mut separators = block::Keys::new(branch.separators());
+        let mut child = 1;
+        while let Some(separator) = separators.next_key() {
+            if child > first && !admits(separator) {
+                last = child;
+                break;
             }
+            child += 1;
+        }
+    }
+    (first, last)
+}
+
+fn estimate_node<V, A: Fn(&[u8]) -> bool>(
+    node: &Node<V>,
+    probe: Probe<'_>,
+    admits: &A,
+    edges: (bool, bool),
+) -> usize {
+    match node {
+        Node::Leaf(leaf) => admitted(leaf, probe, admits, edges).len(),
+        Node::Branch(branch) => {
+            let (first, last) = reachable(branch, probe, admits, edges);
+            let children = &branch.children()[first..last];
+            children
+                .iter()
+                .enumerate()
+                .map(|(at, child)| match (edges.0 && at == 0, edges.1 && at + 1 == children.len()) {
+                    (false, false) => child.len(),
+                    inner => estimate_node(child, probe, admits, inner),
+                })
+                .sum()
         }
     }
 }
 
 /// `par_visit` below `node`. Only the leftmost and rightmost paths of the range need
 /// trimming (`edges`: on the range's first path, on its last path); every other leaf
-/// is visited whole, read front to back.
-fn par_visit_node<'t, K, V, Q, A, F, R>(
-    node: &'t Node<K, V>,
-    probe: &Q,
+/// is visited whole.
+fn par_visit_node<'t, V, A, F, R>(
+    node: &'t Node<V>,
+    probe: Probe<'_>,
     admits: &A,
     visit: &F,
     edges: (bool, bool),
 ) -> Vec<R>
 where
-    K: Send + Sync,
     V: Send + Sync,
-    Q: Seek<K> + Sync + ?Sized,
-    A: Fn(&K) -> bool + Sync,
-    F: Fn(&[&'t [(K, V)]]) -> R + Sync,
+    A: Fn(&[u8]) -> bool + Sync,
+    F: Fn(&[&'t [V]]) -> R + Sync,
     R: Send,
 {
     use rayon::prelude::*;
-    let Node::Branch(children) = node else { return Vec::new() };
-    // The children the range can reach: from the one holding the probe's position up
-    // to the last whose smallest key is still admitted.
-    let first = if edges.0 { child_for(children, probe) } else { 0 };
-    let last = if edges.1 {
-        first + 1 + children[first + 1..].partition_point(|(key, _)| admits(key))
-    } else {
-        children.len()
-    };
-    let reachable = &children[first..last];
+    let Node::Branch(branch) = node else { return Vec::new() };
+    let (first, last) = reachable(branch, probe, admits, edges);
+    let reachable = &branch.children()[first..last];
     let edges_of = |at: usize| (edges.0 && at == 0, edges.1 && at + 1 == reachable.len());
-    if let Some((_, Node::Leaf(_))) = reachable.first() {
-        let stretches: Vec<&'t [(K, V)]> = reachable
+    if let Some(Node::Leaf(_)) = reachable.first() {
+        let stretches: Vec<&'t [V]> = reachable
             .iter()
             .enumerate()
-            .filter_map(|(at, (_, child))| match child {
-                Node::Leaf(entries) => Some(match edges_of(at) {
-                    (false, false) => &entries[..],
-                    _ => admitted(entries, probe, admits),
-                }),
+            .filter_map(|(at, child)| match child {
+                Node::Leaf(leaf) => Some(admitted(leaf, probe, admits, edges_of(at))),
                 Node::Branch(_) => None,
             })
             .filter(|stretch| !stretch.is_empty())
@@ -355,7 +479,7 @@ where
     reachable
         .par_iter()
         .enumerate()
-        .flat_map_iter(|(at, (_, child))| par_visit_node(child, probe, admits, visit, edges_of(at)))
+        .flat_map_iter(|(at, child)| par_visit_node(child, probe, admits, visit, edges_of(at)))
         .collect()
 }
 
@@ -363,122 +487,253 @@ where
 struct Apply<'f, KeyOf, Merge> {
     key_of: &'f KeyOf,
     merge: &'f mut Merge,
+    /// The tree's entries and node bytes, kept up to date as nodes are replaced.
     len: usize,
+    bytes: usize,
+    /// Reused for every block built.
+    writer: block::Writer,
 }
 
 impl<KeyOf, Merge> Apply<'_, KeyOf, Merge> {
     /// Applies `changes` (all within this node's key range) to a node and returns
     /// the nodes that replace it: none if it emptied, several if it overflowed.
-    fn node<K, V, C>(&mut self, node: &Node<K, V>, changes: &[C]) -> Vec<Node<K, V>>
+    fn node<V: Clone, C>(&mut self, node: &Node<V>, changes: &[C]) -> Vec<Piece<V>>
     where
-        K: Ord + Clone,
-        V: Clone,
-        KeyOf: Fn(&C) -> &K,
-        Merge: FnMut(Option<V>, &C) -> Option<V>,
+        KeyOf: Fn(&C) -> &[u8],
+        Merge: FnMut(Option<&V>, &C) -> Option<V>,
     {
         match node {
-            Node::Leaf(entries) => self.leaf(entries, changes),
-            Node::Branch(children) => self.branch(children, changes),
+            Node::Leaf(leaf) => self.leaf(Some(leaf), changes),
+            Node::Branch(branch) => self.branch(branch, changes),
         }
     }
 
-    fn leaf<K, V, C>(&mut self, entries: &[(K, V)], changes: &[C]) -> Vec<Node<K, V>>
+    fn leaf<V: Clone, C>(&mut self, leaf: Option<&Leaf<V>>, changes: &[C]) -> Vec<Piece<V>>
     where
-        K: Ord + Clone,
-        V: Clone,
-        KeyOf: Fn(&C) -> &K,
-        Merge: FnMut(Option<V>, &C) -> Option<V>,
+        KeyOf: Fn(&C) -> &[u8],
+        Merge: FnMut(Option<&V>, &C) -> Option<V>,
     {
-        let mut merged = Vec::with_capacity(entries.len() + changes.len());
-        let mut existing = entries.iter().peekable();
-        for change in changes {
-            let key = (self.key_of)(change);
-            while let Some(entry) = existing.next_if(|(k, _)| k < key) {
-                merged.push(entry.clone());
+        let key_of = self.key_of;
+        // The existing keys, decoded into one buffer.
+        let mut old_keys = Vec::new();
+        let mut old_ends = Vec::new();
+        if let Some(leaf) = leaf {
+            let mut keys = block::Keys::new(leaf.keys());
+            while let Some(key) = keys.next_key() {
+                old_keys.extend_from_slice(key);
+                old_ends.push(old_keys.len());
             }
-            let current = existing.next_if(|(k, _)| k == key);
+        }
+        let old_values = leaf.map_or(&[][..], |leaf| leaf.values());
+        self.bytes -= leaf.map_or(0, Leaf::bytes);
+        let old_key = |at: usize| &old_keys[if at == 0 { 0 } else { old_ends[at - 1] }..old_ends[at]];
+
+        // Merge: each merged entry's key comes from the old leaf or from a change.
+        enum From {
+            Old(usize),
+            Change(usize),
+        }
+        let mut merged: Vec<(From, V)> = Vec::with_capacity(old_values.len() + changes.len());
+        let mut old = 0;
+        for (at, change) in changes.iter().enumerate() {
+            let key = key_of(change);
+            while old < old_values.len() && old_key(old) < key {
+                merged.push((From::Old(old), old_values[old].clone()));
+                old += 1;
+            }
+            let current = (old < old_values.len() && old_key(old) == key).then(|| &old_values[old]);
             let had = current.is_some();
-            match (self.merge)(current.map(|(_, value)| value.clone()), change) {
+            old += usize::from(had);
+            match (self.merge)(current, change) {
                 Some(value) => {
                     self.len += usize::from(!had);
-                    merged.push((key.clone(), value));
+                    merged.push((From::Change(at), value));
                 }
                 None if had => self.len -= 1,
                 None => {}
             }
         }
-        merged.extend(existing.cloned());
-        runs(merged, MAX).into_iter().map(|run| Node::Leaf(run.into())).collect()
+        merged.extend((old..old_values.len()).map(|at| (From::Old(at), old_values[at].clone())));
+
+        let key_at = |from: &From| match from {
+            From::Old(at) => old_key(*at),
+            From::Change(at) => key_of(&changes[*at]),
+        };
+        self.leaves(merged, key_at)
     }
 
-    fn branch<K, V, C>(&mut self, children: &[(K, Node<K, V>)], changes: &[C]) -> Vec<Node<K, V>>
+    /// Leaves over `entries` (in key order, with where each one's key is), as few as
+    /// hold them, evenly filled.
+    fn leaves<'k, V, K>(&mut self, entries: Vec<(K, V)>, key: impl Fn(&K) -> &'k [u8]) -> Vec<Piece<V>> {
+        let runs = runs(entries, LEAF_MAX);
+        let mut pieces = Vec::with_capacity(runs.len());
+        let mut last_key: Option<&[u8]> = None;
+        for run in runs {
+            let separator = last_key.map(|last| block::separator(last, key(&run[0].0)).into());
+            last_key = run.last().map(|(at, _)| key(at));
+            self.writer.clear();
+            let mut values = Vec::with_capacity(run.len());
+            for (at, value) in run {
+                self.writer.push(key(&at));
+                values.push(value);
+            }
+            let node = Node::Leaf(Leaf(ThinArc::from_header_and_slice(values.into(), &self.writer.bytes)));
+            self.bytes += node.bytes();
+            pieces.push(Piece { separator, node });
+        }
+        pieces
+    }
+
+    fn branch<V: Clone, C>(&mut self, branch: &Branch<V>, changes: &[C]) -> Vec<Piece<V>>
     where
-        K: Ord + Clone,
-        V: Clone,
-        KeyOf: Fn(&C) -> &K,
-        Merge: FnMut(Option<V>, &C) -> Option<V>,
+        KeyOf: Fn(&C) -> &[u8],
+        Merge: FnMut(Option<&V>, &C) -> Option<V>,
     {
-        let mut rebuilt: Vec<Node<K, V>> = Vec::with_capacity(children.len() + 2);
+        self.bytes -= branch.bytes();
+        let children = branch.children();
+        let mut separators = block::Keys::new(branch.separators());
+        let mut rebuilt: Vec<Piece<V>> = Vec::with_capacity(children.len() + 2);
         let mut rest = changes;
-        for (at, (_, child)) in children.iter().enumerate() {
-            // The changes below the next child's smallest key belong to this child.
-            let here = match children.get(at + 1) {
-                Some((next, _)) => rest.partition_point(|change| (self.key_of)(change) < next),
+        let mut separator: Option<Box<[u8]>> = None;
+        for child in children {
+            // The changes below the next separator belong to this child.
+            let next = separators.next_key().map(Box::<[u8]>::from);
+            let here = match &next {
+                Some(next) => rest.partition_point(|change| (self.key_of)(change) < &next[..]),
                 None => rest.len(),
             };
             let (mine, later) = rest.split_at(here);
             rest = later;
             if mine.is_empty() {
-                rebuilt.push(child.clone());
+                rebuilt.push(Piece { separator: separator.take(), node: child.clone() });
             } else {
-                rebuilt.extend(self.node(child, mine));
+                let mut pieces = self.node(child, mine);
+                if let Some(first) = pieces.first_mut() {
+                    first.separator = separator.take();
+                }
+                rebuilt.extend(pieces);
             }
+            separator = next;
         }
-        runs(rebalance(rebuilt), MAX).into_iter().map(branch).collect()
-    }
-}
-
-/// Merges each node that fell below `MIN` into a neighbour (re-splitting if the pair
-/// is then too wide), so only a root may be underfull.
-fn rebalance<K: Clone, V: Clone>(mut nodes: Vec<Node<K, V>>) -> Vec<Node<K, V>> {
-    let mut at = 0;
-    while at < nodes.len() {
-        if nodes[at].width() >= MIN || nodes.len() == 1 {
-            at += 1;
-            continue;
+        // A removed first child leaves its separator on the new first one: drop it.
+        if let Some(first) = rebuilt.first_mut() {
+            first.separator = None;
         }
-        // Merge with the next node, or with the previous one at the end.
-        let left = if at + 1 < nodes.len() { at } else { at - 1 };
-        let right = nodes.remove(left + 1);
-        let parts = concat(&nodes[left], &right);
-        let count = parts.len();
-        nodes.splice(left..=left, parts);
-        at = left + count;
+        let rebuilt = self.rebalance(rebuilt);
+        if rebuilt.is_empty() {
+            return Vec::new();
+        }
+        self.branches(rebuilt)
     }
-    nodes
-}
 
-/// Joins two adjacent nodes of one level, re-split evenly if too wide.
-fn concat<K: Clone, V: Clone>(left: &Node<K, V>, right: &Node<K, V>) -> Vec<Node<K, V>> {
-    match (left, right) {
-        (Node::Leaf(a), Node::Leaf(b)) => runs(a.iter().chain(b.iter()).cloned().collect(), MAX)
+    /// Groups one level's pieces into as few branches of at most `BRANCH_MAX`
+    /// children as possible, evenly; each branch's separator is the one its first
+    /// child had.
+    fn branches<V>(&mut self, pieces: Vec<Piece<V>>) -> Vec<Piece<V>> {
+        runs(pieces, BRANCH_MAX)
             .into_iter()
-            .map(|run| Node::Leaf(run.into()))
-            .collect(),
-        (Node::Branch(a), Node::Branch(b)) => {
-            runs(a.iter().chain(b.iter()).map(|(_, child)| child.clone()).collect(), MAX)
-                .into_iter()
-                .map(branch)
-                .collect()
-        }
-        // Siblings are always at one level: every leaf is at the same depth.
-        (left, right) => vec![left.clone(), right.clone()],
+            .map(|mut run| {
+                let separator = run[0].separator.take();
+                Piece { separator, node: self.build_branch(run) }
+            })
+            .collect()
     }
-}
 
-/// A branch over `children`, each paired with its smallest key.
-fn branch<K: Clone, V>(children: Vec<Node<K, V>>) -> Node<K, V> {
-    Node::Branch(children.into_iter().filter_map(|child| Some((child.first_key()?.clone(), child))).collect())
+    /// A branch over `children` (the first one's separator is ignored).
+    fn build_branch<V>(&mut self, children: Vec<Piece<V>>) -> Node<V> {
+        self.writer.clear();
+        let mut nodes = Vec::with_capacity(children.len());
+        let mut len = 0;
+        for piece in children {
+            if !nodes.is_empty() {
+                self.writer.push(piece.separator.as_deref().unwrap_or_default());
+            }
+            len += piece.node.len();
+            nodes.push(piece.node);
+        }
+        let head = BranchHead { children: nodes.into(), len };
+        let node = Node::Branch(Branch(ThinArc::from_header_and_slice(head, &self.writer.bytes)));
+        self.bytes += node.bytes();
+        node
+    }
+
+    /// Merges each piece that fell below the minimum width into a neighbour
+    /// (re-splitting if the pair is then too wide), so only a root may be underfull.
+    fn rebalance<V: Clone>(&mut self, mut pieces: Vec<Piece<V>>) -> Vec<Piece<V>> {
+        let mut at = 0;
+        while at < pieces.len() {
+            if !pieces[at].node.is_underfull() || pieces.len() == 1 {
+                at += 1;
+                continue;
+            }
+            // Merge with the next piece, or with the previous one at the end.
+            let left = if at + 1 < pieces.len() { at } else { at - 1 };
+            let right = pieces.remove(left + 1);
+            let mut parts = self.concat(&pieces[left].node, right);
+            if let Some(first) = parts.first_mut() {
+                first.separator = pieces[left].separator.take();
+            }
+            pieces.splice(left..=left, parts);
+            // Two underfull nodes can make one that is still underfull: look again.
+            at = left;
+        }
+        pieces
+    }
+
+    /// Joins two adjacent nodes of one level, re-split evenly if too wide. The first
+    /// piece's separator is left for the caller.
+    fn concat<V: Clone>(&mut self, left: &Node<V>, right: Piece<V>) -> Vec<Piece<V>> {
+        if std::mem::discriminant(left) == std::mem::discriminant(&right.node) {
+            self.bytes -= left.bytes() + right.node.bytes();
+        }
+        match (left, &right.node) {
+            (Node::Leaf(a), Node::Leaf(b)) => {
+                let mut keys = Vec::new();
+                let mut ends = Vec::new();
+                for leaf in [a, b] {
+                    let mut decoded = block::Keys::new(leaf.keys());
+                    while let Some(key) = decoded.next_key() {
+                        keys.extend_from_slice(key);
+                        ends.push(keys.len());
+                    }
+                }
+                let key = |at: usize| &keys[if at == 0 { 0 } else { ends[at - 1] }..ends[at]];
+                let values: Vec<(usize, V)> =
+                    a.values().iter().chain(b.values()).cloned().enumerate().collect();
+                self.leaves(values, |at| key(*at))
+            }
+            (Node::Branch(a), Node::Branch(b)) => {
+                let separators_of = |branch: &Branch<V>| {
+                    let mut out = vec![None];
+                    let mut keys = block::Keys::new(branch.separators());
+                    while let Some(key) = keys.next_key() {
+                        out.push(Some(Box::<[u8]>::from(key)));
+                    }
+                    out
+                };
+                let mut children: Vec<Piece<V>> = a
+                    .children()
+                    .iter()
+                    .zip(separators_of(a))
+                    .map(|(child, separator)| Piece { separator, node: child.clone() })
+                    .collect();
+                let mut b_separators = separators_of(b);
+                // The separator between the two nodes goes between their children.
+                b_separators[0] = right.separator;
+                children.extend(
+                    b.children()
+                        .iter()
+                        .zip(b_separators)
+                        .map(|(child, separator)| Piece { separator, node: child.clone() }),
+                );
+                // An underfull node whose parent was underfull too meets its new siblings here.
+                let children = self.rebalance(children);
+                self.branches(children)
+            }
+            // Siblings are always at one level: every leaf is at the same depth.
+            (left, _) => vec![Piece { separator: None, node: left.clone() }, right],
+        }
+    }
 }
 
 /// Cuts `items` into the fewest runs of at most `max`, as even as possible, moving
@@ -497,69 +752,117 @@ fn runs<T>(mut items: Vec<T>, max: usize) -> Vec<Vec<T>> {
     runs
 }
 
-/// A branch's children and the one a cursor is visiting.
-type Step<'a, K, V> = Option<(&'a [(K, Node<K, V>)], usize)>;
+/// A branch and the child a cursor is visiting.
+type Step<'a, V> = Option<(&'a Branch<V>, usize)>;
 
-/// A cursor over a tree's entries in key order. Its path lives in a fixed array, so
-/// iterating never allocates.
-pub(crate) struct Iter<'a, K, V> {
-    /// For each branch level from the root: its children and the one being visited.
-    path: [Step<'a, K, V>; MAX_DEPTH],
+/// A cursor over a tree's entries in key order. Its path lives in a fixed array and it
+/// rebuilds each key in a buffer of its own as it moves, so it hands out keys that
+/// live until its next step.
+pub(crate) struct Iter<'a, V> {
+    /// For each branch level from the root: the branch and the child being visited.
+    path: [Step<'a, V>; MAX_DEPTH],
     depth: usize,
-    leaf: &'a [(K, V)],
+    leaf: Option<&'a Leaf<V>>,
+    entries: block::Entries<'a>,
+    /// The index in the leaf of the entry the next step returns.
     at: usize,
+    key: Vec<u8>,
 }
 
-impl<'a, K, V> Iterator for Iter<'a, K, V> {
-    type Item = (&'a K, &'a V);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        while self.at >= self.leaf.len() {
-            self.next_leaf()?;
+impl<'a, V> Iter<'a, V> {
+    fn empty() -> Self {
+        Iter {
+            path: [None; MAX_DEPTH],
+            depth: 0,
+            leaf: None,
+            entries: block::Entries::new(&[]),
+            at: 0,
+            key: Vec::new(),
         }
-        let (key, value) = &self.leaf[self.at];
-        self.at += 1;
-        Some((key, value))
     }
-}
 
-impl<'a, K, V> Iter<'a, K, V> {
-    /// The rest of the current leaf as one slice, then moves past it: how parallel
-    /// scans cut the work, a leaf at a time, without visiting entries.
-    pub(crate) fn next_run(&mut self) -> Option<&'a [(K, V)]> {
-        while self.at >= self.leaf.len() {
+    fn enter(&mut self, leaf: &'a Leaf<V>) {
+        self.leaf = Some(leaf);
+        self.entries = block::Entries::new(leaf.keys());
+        self.at = 0;
+        self.key.clear();
+    }
+
+    /// Decodes the next key of the leaf into the buffer; false at the leaf's end.
+    #[inline]
+    fn step_in_leaf(&mut self) -> bool {
+        match self.entries.next() {
+            Some((shared, suffix)) => {
+                self.key.truncate(shared);
+                self.key.extend_from_slice(suffix);
+                self.at += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The next entry: its key (valid until the next step) and its value.
+    #[inline]
+    pub(crate) fn next(&mut self) -> Option<(&[u8], &'a V)> {
+        loop {
+            let leaf = self.leaf?;
+            if self.step_in_leaf() {
+                return Some((&self.key, &leaf.values()[self.at - 1]));
+            }
             self.next_leaf()?;
         }
-        let run = &self.leaf[self.at..];
-        self.at = self.leaf.len();
-        Some(run)
+    }
+
+    /// The values of the current leaf from the cursor on whose keys `admits` accepts
+    /// (which must hold for a prefix of the keys in order), then moves past them: how
+    /// index lookups cut their work a leaf at a time. After the first key `admits`
+    /// refuses, the cursor is at its end.
+    pub(crate) fn run_while(&mut self, admits: &impl Fn(&[u8]) -> bool) -> Option<&'a [V]> {
+        loop {
+            let leaf = self.leaf?;
+            let start = self.at;
+            while self.step_in_leaf() {
+                if !admits(&self.key) {
+                    self.leaf = None;
+                    let run = &leaf.values()[start..self.at - 1];
+                    return (!run.is_empty()).then_some(run);
+                }
+            }
+            if self.at > start {
+                return Some(&leaf.values()[start..self.at]);
+            }
+            self.next_leaf()?;
+        }
     }
 
     /// Moves to the first entry of the next leaf.
     fn next_leaf(&mut self) -> Option<()> {
         // Climb to the nearest level with a child to the right.
         let level = loop {
-            let level = self.depth.checked_sub(1)?;
-            let (children, at) = self.path[level]?;
-            if at + 1 < children.len() {
-                self.path[level] = Some((children, at + 1));
+            let Some(level) = self.depth.checked_sub(1) else {
+                self.leaf = None;
+                return None;
+            };
+            let (branch, at) = self.path[level]?;
+            if at + 1 < branch.children().len() {
+                self.path[level] = Some((branch, at + 1));
                 break level;
             }
             self.depth = level;
         };
         // Then down its leftmost path.
-        let (children, at) = self.path[level]?;
-        let mut node: &'a Node<K, V> = &children[at].1;
+        let (branch, at) = self.path[level]?;
+        let mut node: &'a Node<V> = &branch.children()[at];
         loop {
             match node {
-                Node::Branch(children) => {
-                    self.path[self.depth] = Some((&children[..], 0));
+                Node::Branch(branch) => {
+                    self.path[self.depth] = Some((branch, 0));
                     self.depth += 1;
-                    node = &children[0].1;
+                    node = &branch.children()[0];
                 }
-                Node::Leaf(entries) => {
-                    self.leaf = entries;
-                    self.at = 0;
+                Node::Leaf(leaf) => {
+                    self.enter(leaf);
                     return Some(());
                 }
             }
@@ -569,6 +872,7 @@ impl<'a, K, V> Iter<'a, K, V> {
 
 #[cfg(test)]
 mod tests {
+    use std::cmp::Ordering;
     use std::collections::BTreeMap;
 
     use proptest::prelude::*;
@@ -577,39 +881,66 @@ mod tests {
 
     #[derive(Clone, Debug)]
     enum Op {
-        Put(u16, u32),
-        Del(u16),
+        Put(Vec<u8>, u32),
+        Del(Vec<u8>),
     }
 
-    fn apply_ops(tree: &mut Tree<u16, u32>, model: &mut BTreeMap<u16, u32>, mut ops: Vec<Op>) {
-        let key = |op: &Op| match op {
-            Op::Put(k, _) | Op::Del(k) => *k,
-        };
-        ops.sort_by_key(key);
-        ops.dedup_by_key(|op| key(op));
+    impl Op {
+        fn key(&self) -> &[u8] {
+            match self {
+                Op::Put(key, _) | Op::Del(key) => key,
+            }
+        }
+    }
+
+    fn apply_ops(tree: &mut Tree<u32>, model: &mut BTreeMap<Vec<u8>, u32>, mut ops: Vec<Op>) {
+        ops.sort_by(|a, b| a.key().cmp(b.key()));
+        ops.dedup_by(|a, b| a.key() == b.key());
         for op in &ops {
             match op {
-                Op::Put(k, v) => model.insert(*k, *v),
-                Op::Del(k) => model.remove(k),
+                Op::Put(key, value) => model.insert(key.clone(), *value),
+                Op::Del(key) => model.remove(key),
             };
         }
-        let keys: Vec<u16> = ops.iter().map(key).collect();
-        let changes: Vec<(u16, &Op)> = keys.into_iter().zip(ops.iter()).collect();
-        tree.apply(
-            &changes,
-            |(k, _)| k,
-            |_, (_, op)| match op {
-                Op::Put(_, v) => Some(*v),
-                Op::Del(_) => None,
-            },
-        );
+        tree.apply(&ops, Op::key, |_, op| match op {
+            Op::Put(_, value) => Some(*value),
+            Op::Del(_) => None,
+        });
+    }
+
+    /// Keys shaped like real sort keys: a few shared heads, a common middle, short
+    /// distinct tails, with the bytes the encoding uses at its edges (0x00, 0xFF).
+    fn key() -> impl Strategy<Value = Vec<u8>> {
+        let head = prop::sample::select(vec![
+            &b""[..],
+            b"\0",
+            b"ab",
+            b"abcdefgh",
+            b"\xff\xff",
+            b"abcdefgh::module::",
+        ]);
+        let tail = prop::collection::vec(prop::sample::select(vec![0u8, 1, b'a', b'b', 0xfe, 0xff]), 0..3);
+        (head, tail).prop_map(|(head, tail)| [head, &tail].concat())
     }
 
     fn op() -> impl Strategy<Value = Op> {
-        prop_oneof![
-            (0u16..2000, any::<u32>()).prop_map(|(k, v)| Op::Put(k, v)),
-            (0u16..2000).prop_map(Op::Del)
-        ]
+        prop_oneof![(key(), any::<u32>()).prop_map(|(k, v)| Op::Put(k, v)), key().prop_map(Op::Del)]
+    }
+
+    fn collect(mut iter: Iter<'_, u32>) -> Vec<(Vec<u8>, u32)> {
+        let mut out = Vec::new();
+        while let Some((key, value)) = iter.next() {
+            out.push((key.to_vec(), *value));
+        }
+        out
+    }
+
+    fn expected_from(model: &BTreeMap<Vec<u8>, u32>, probe: Probe<'_>) -> Vec<(Vec<u8>, u32)> {
+        model
+            .iter()
+            .filter(|(key, _)| probe.cmp_key(key) != Ordering::Less)
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
     }
 
     proptest! {
@@ -617,28 +948,46 @@ mod tests {
 
         #[test]
         fn batches_match_a_btreemap_and_leave_clones_untouched(
-            batches in prop::collection::vec(prop::collection::vec(op(), 0..300), 1..12),
-            probes in prop::collection::vec(0u16..2100, 8),
+            batches in prop::collection::vec((any::<bool>(), prop::collection::vec(op(), 0..200)), 1..10),
+            probes in prop::collection::vec((key(), any::<bool>()), 8),
         ) {
             let mut tree = Tree::default();
             let mut model = BTreeMap::new();
             let mut history = Vec::new();
-            for batch in batches {
+            for (thinning, mut batch) in batches {
+                if thinning {
+                    // Some batches only delete, so nodes fall below their minimum and merge.
+                    batch.iter_mut().for_each(|op| *op = Op::Del(op.key().to_vec()));
+                }
                 history.push((tree.clone(), model.clone()));
                 apply_ops(&mut tree, &mut model, batch);
                 tree.check();
-                prop_assert!(tree.iter().map(|(k, v)| (*k, *v)).eq(model.iter().map(|(k, v)| (*k, *v))));
-                for probe in &probes {
-                    prop_assert_eq!(tree.get(probe).map(|(_, v)| *v), model.get(probe).copied());
-                    let from: Vec<_> = tree.iter_from(probe).map(|(k, _)| *k).collect();
-                    let expected: Vec<_> = model.range(probe..).map(|(k, _)| *k).collect();
-                    prop_assert_eq!(from, expected);
+                let all: Vec<(Vec<u8>, u32)> = model.iter().map(|(k, v)| (k.clone(), *v)).collect();
+                prop_assert_eq!(collect(tree.iter()), all);
+                for (probe, past) in &probes {
+                    let probe = Probe { bytes: probe, past: *past };
+                    if !past {
+                        prop_assert_eq!(tree.get(probe.bytes), model.get(probe.bytes));
+                    }
+                    prop_assert_eq!(collect(tree.iter_from(probe)), expected_from(&model, probe));
+                    // A range from the probe to the end of its prefix's keys, in parallel.
+                    let end = probe.bytes.get(..1).unwrap_or_default();
+                    let admits = |key: &[u8]| key.starts_with(end) || key < end;
+                    let expected: Vec<u32> = expected_from(&model, probe)
+                        .into_iter()
+                        .take_while(|(key, _)| admits(key))
+                        .map(|(_, v)| v)
+                        .collect();
+                    let parts = tree.par_visit(probe, &admits, &|stretches: &[&[u32]]| stretches.concat());
+                    prop_assert_eq!(parts.concat(), expected.clone());
+                    prop_assert_eq!(tree.estimate(probe, &admits) >= expected.len(), true);
                 }
             }
             // Every earlier clone still shows exactly its own contents.
             for (old, expected) in history {
                 old.check();
-                prop_assert!(old.iter().map(|(k, v)| (*k, *v)).eq(expected.iter().map(|(k, v)| (*k, *v))));
+                let all: Vec<(Vec<u8>, u32)> = expected.iter().map(|(k, v)| (k.clone(), *v)).collect();
+                prop_assert_eq!(collect(old.iter()), all);
             }
         }
     }
@@ -647,19 +996,50 @@ mod tests {
     fn grows_and_shrinks_through_many_levels() {
         let mut tree = Tree::default();
         let mut model = BTreeMap::new();
-        let puts: Vec<Op> = (0..60_000u32).map(|k| Op::Put((k % 65_000) as u16, k)).collect();
+        let key = |k: u32| format!("file{:03}::item_{k:06}", k % 97).into_bytes();
+        let puts: Vec<Op> = (0..60_000u32).map(|k| Op::Put(key(k), k)).collect();
         for chunk in puts.chunks(7_000) {
             apply_ops(&mut tree, &mut model, chunk.to_vec());
             tree.check();
         }
         assert_eq!(tree.len(), model.len());
-        let dels: Vec<Op> = (0..60_000u32).filter(|k| k % 3 != 0).map(|k| Op::Del(k as u16)).collect();
+        let dels: Vec<Op> = (0..60_000u32).filter(|k| k % 3 != 0).map(|k| Op::Del(key(k))).collect();
         for chunk in dels.chunks(5_000) {
             apply_ops(&mut tree, &mut model, chunk.to_vec());
             tree.check();
         }
-        assert!(tree.iter().map(|(k, _)| *k).eq(model.keys().copied()));
-        apply_ops(&mut tree, &mut model, (0..65_000u32).map(|k| Op::Del(k as u16)).collect());
+        assert_eq!(collect(tree.iter()), model.iter().map(|(k, v)| (k.clone(), *v)).collect::<Vec<_>>());
+        apply_ops(&mut tree, &mut model, (0..60_000u32).map(|k| Op::Del(key(k))).collect());
         assert!(tree.is_empty() && tree.iter().next().is_none());
+    }
+
+    #[test]
+    fn thinning_merges_leaves_and_branches() {
+        let mut tree = Tree::default();
+        let mut model = BTreeMap::new();
+        let key = |k: u32| format!("f{:02}::{k:05}", k % 7).into_bytes();
+        apply_ops(&mut tree, &mut model, (0..20_000u32).map(|k| Op::Put(key(k), k)).collect());
+        // Delete ever more of what is left, in batches spread over the key space, so
+        // leaves and then branches fall below their minimum and merge.
+        for step in [2u32, 3, 5, 7, 11, 13] {
+            let keys: Vec<Vec<u8>> = model.keys().cloned().collect();
+            for batch in keys.chunks(997) {
+                let ops = batch.iter().enumerate().filter(|(at, _)| !(*at as u32).is_multiple_of(step));
+                apply_ops(&mut tree, &mut model, ops.map(|(_, key)| Op::Del(key.clone())).collect());
+                tree.check();
+            }
+            assert_eq!(collect(tree.iter()), model.iter().map(|(k, v)| (k.clone(), *v)).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn long_keys_use_multi_byte_lengths() {
+        let mut tree = Tree::default();
+        let mut model = BTreeMap::new();
+        let ops: Vec<Op> =
+            (0..100u32).map(|k| Op::Put([vec![7u8; 300], k.to_be_bytes().to_vec()].concat(), k)).collect();
+        apply_ops(&mut tree, &mut model, ops);
+        tree.check();
+        assert_eq!(tree.get(&[vec![7u8; 300], 42u32.to_be_bytes().to_vec()].concat()), Some(&42));
     }
 }

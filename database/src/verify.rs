@@ -11,8 +11,8 @@ use crate::chunk::{Chunk, PartitionSlice};
 use crate::database::Commit;
 use crate::error::{Error, Result};
 use crate::ident::Ident;
-use crate::key::{SortKey, decode_key};
-use crate::schema::{self, RecordHandle, RecordStorage, Schema};
+use crate::key::{SortKeyRef, decode_key};
+use crate::schema::{self, Schema};
 
 /// `first` when both runs wrote the same output, otherwise
 /// [`Error::Nondeterministic`] naming the first difference.
@@ -37,9 +37,9 @@ pub(crate) fn first_difference<S: Schema>(a: &Chunk<S>, b: &Chunk<S>) -> String 
                 if a.record_hash(*ha) != b.record_hash(*hb) {
                     return format!(
                         "partition {pa}, key {}: the first run wrote {:?}, the second {:?}",
-                        describe_key::<S>(*pa, ka),
-                        a.storage.get(*ha),
-                        b.storage.get(*hb)
+                        describe_key::<S>(*pa, *ka),
+                        a.record(*ha),
+                        b.record(*hb)
                     );
                 }
                 (i, j) = (i + 1, j + 1);
@@ -47,15 +47,15 @@ pub(crate) fn first_difference<S: Schema>(a: &Chunk<S>, b: &Chunk<S>) -> String 
             (Some((pa, ka, ha)), other) if other.is_none_or(|(pb, kb, _)| (pa, ka) < (pb, kb)) => {
                 return format!(
                     "partition {pa}, key {}: only the first run wrote {:?}",
-                    describe_key::<S>(*pa, ka),
-                    a.storage.get(*ha)
+                    describe_key::<S>(*pa, *ka),
+                    a.record(*ha)
                 );
             }
             (_, Some((pb, kb, hb))) => {
                 return format!(
                     "partition {pb}, key {}: only the second run wrote {:?}",
-                    describe_key::<S>(*pb, kb),
-                    b.storage.get(*hb)
+                    describe_key::<S>(*pb, *kb),
+                    b.record(*hb)
                 );
             }
             (_, None) => return "the records are equal; the difference is in their order".to_owned(),
@@ -64,16 +64,16 @@ pub(crate) fn first_difference<S: Schema>(a: &Chunk<S>, b: &Chunk<S>) -> String 
 }
 
 /// A chunk's rows with their partitions, in (partition, key) order.
-fn rows<S: Schema>(chunk: &Chunk<S>) -> Vec<(Ident, &SortKey, RecordHandle)> {
+fn rows<S: Schema>(chunk: &Chunk<S>) -> Vec<(Ident, SortKeyRef<'_>, usize)> {
     let rows = |slice: &PartitionSlice| {
         let partition = slice.partition;
-        chunk.rows_of(slice).iter().map(move |row| (partition, &row.key, row.handle))
+        slice.range().map(move |row| (partition, SortKeyRef::from_encoded(chunk.key(row)), row))
     };
     chunk.partitions.iter().flat_map(rows).collect()
 }
 
 /// A key rendered with its partition's layout, when the schema declares one.
-pub(crate) fn describe_key<S: Schema>(partition: Ident, key: &SortKey) -> String {
+pub(crate) fn describe_key<S: Schema>(partition: Ident, key: SortKeyRef<'_>) -> String {
     let layout = schema::partition_def::<S>(partition).ok().flatten().map_or(&[][..], |def| def.layout);
     match decode_key(key.as_bytes(), layout) {
         Ok(values) if !layout.is_empty() => {

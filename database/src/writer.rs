@@ -9,9 +9,9 @@ use crate::database::{Commit, Database};
 use crate::error::{Error, Result};
 use crate::hash::{ChunkId, ContentHash, StableHasher};
 use crate::ident::{Ident, TaskId};
-use crate::key::IntoSortKey;
+use crate::key::{IntoSortKey, SortKey};
 use crate::read_set::ReadEntry;
-use crate::schema::{self, RecordStorage, Schema, StorageBuilder};
+use crate::schema::{self, RecordHandle, RecordStorage, Schema, StorageBuilder};
 use crate::typed::{Holds, TypedPartition};
 
 /// Chunks with at least this many records sort them in parallel.
@@ -34,7 +34,18 @@ pub struct ChunkWriter<S: Schema> {
     read_at: Option<u64>,
     spawned: Vec<TaskId>,
     builder: BuilderOf<S>,
-    rows: Vec<(Ident, Row)>,
+    /// The inserted keys, concatenated in insertion order.
+    keys: Vec<u8>,
+    rows: Vec<Pending>,
+}
+
+/// An inserted record: its partition, where its key lies in the writer's key bytes,
+/// and its handle in the storage being built.
+#[derive(Clone, Copy)]
+struct Pending {
+    partition: Ident,
+    key: (usize, usize),
+    handle: RecordHandle,
 }
 
 impl<S: Schema> ChunkWriter<S> {
@@ -48,6 +59,7 @@ impl<S: Schema> ChunkWriter<S> {
             read_at: None,
             spawned: Vec::new(),
             builder: BuilderOf::<S>::default(),
+            keys: Vec::new(),
             rows: Vec::new(),
         }
     }
@@ -101,14 +113,21 @@ impl<S: Schema> ChunkWriter<S> {
         record: impl Into<S::Record>,
     ) -> Result<()> {
         let shape = key.key_shape();
-        let key = key.into_sort_key();
         let record = record.into();
-        if let Some(def) = schema::partition_def::<S>(partition)? {
-            schema::check_kind::<S>(def, S::kind_of(&record))?;
-            schema::check_key_shape(def, key.as_bytes(), shape, false)?;
+        let start = self.keys.len();
+        key.with_encoded(|bytes| self.keys.extend_from_slice(bytes));
+        let fits = match schema::partition_def::<S>(partition) {
+            Ok(Some(def)) => schema::check_kind::<S>(def, S::kind_of(&record))
+                .and_then(|()| schema::check_key_shape(def, &self.keys[start..], shape, false)),
+            Ok(None) => Ok(()),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = fits {
+            self.keys.truncate(start);
+            return Err(error);
         }
         let handle = self.builder.push(record);
-        self.rows.push((partition, Row { key, handle }));
+        self.rows.push(Pending { partition, key: (start, self.keys.len()), handle });
         Ok(())
     }
 
@@ -156,25 +175,38 @@ impl<S: Schema> ChunkWriter<S> {
     /// Freezes the records into a chunk (sorting, hashing, addressing) without
     /// touching the database, so this work runs outside the commit lock.
     pub(crate) fn build(self) -> Result<Commit<S>> {
-        let ChunkWriter { db, task, parent, mut declared, reads, read_at, spawned, builder, mut rows } = self;
-        let order =
-            |(pa, a): &(Ident, Row), (pb, b): &(Ident, Row)| pa.cmp(pb).then_with(|| a.key.cmp(&b.key));
+        let ChunkWriter { db, task, parent, mut declared, reads, read_at, spawned, builder, keys, mut rows } =
+            self;
+        let key = |row: &Pending| &keys[row.key.0..row.key.1];
+        let order = |a: &Pending, b: &Pending| a.partition.cmp(&b.partition).then_with(|| key(a).cmp(key(b)));
         // Very large chunks (a generated file, a bulk load) sort on every core.
         if rows.len() >= PARALLEL_SORT_FROM && rayon::current_num_threads() > 1 {
             rows.par_sort_unstable_by(order);
         } else {
             rows.sort_unstable_by(order);
         }
-        if let Some(pair) =
-            rows.windows(2).find(|pair| pair[0].0 == pair[1].0 && pair[0].1.key == pair[1].1.key)
-        {
-            return Err(Error::DuplicateSortKey { task, partition: pair[0].0, key: pair[0].1.key.clone() });
+        if let Some(pair) = rows.windows(2).find(|pair| order(&pair[0], &pair[1]).is_eq()) {
+            let key = SortKey::from_encoded(key(&pair[0]));
+            return Err(Error::DuplicateSortKey { task, partition: pair[0].partition, key });
         }
-        if u32::try_from(rows.len()).is_err() {
+        // Rows and key offsets are u32 inside a chunk, which keeps its rows small.
+        if u32::try_from(rows.len()).is_err() || u32::try_from(keys.len()).is_err() {
             return Err(Error::TooManyRecords { task, records: rows.len() });
         }
         let storage = builder.finish();
-        let (partitions, output_hash) = hash_partitions(&rows, &storage);
+        // The keys in row order, in one allocation.
+        let mut sorted_keys = Vec::with_capacity(keys.len());
+        let mut partitions_of = Vec::with_capacity(rows.len());
+        let rows: Box<[Row]> = rows
+            .iter()
+            .map(|row| {
+                sorted_keys.extend_from_slice(key(row));
+                partitions_of.push(row.partition);
+                Row { key_end: sorted_keys.len() as u32, handle: row.handle }
+            })
+            .collect();
+        let keys: Box<[u8]> = sorted_keys.into();
+        let (partitions, output_hash) = hash_partitions(&partitions_of, &keys, &rows, &storage);
 
         declared.sort_unstable();
         declared.dedup();
@@ -187,11 +219,10 @@ impl<S: Schema> ChunkWriter<S> {
         dependencies.dedup();
 
         let id = ChunkId::compute(task, output_hash, ChunkId::inputs_hash(parent, &dependencies, &reads));
-        let rows: Box<[Row]> = rows.into_iter().map(|(_, row)| row).collect();
-        let index_entries = if S::indexes().is_empty() {
-            Box::default()
+        let (index_entries, index_keys) = if S::indexes().is_empty() {
+            (Box::default(), Box::default())
         } else {
-            crate::secondary::entries_of::<S>(task, &partitions, &rows, &storage)
+            crate::secondary::entries_of::<S>(task, &partitions, &keys, &rows, &storage)
         };
         let mut chunk = Chunk {
             id,
@@ -199,11 +230,13 @@ impl<S: Schema> ChunkWriter<S> {
             parent,
             output_hash,
             dependencies: dependencies.into(),
+            keys,
             rows,
             partitions: partitions.into(),
             storage,
             reads: reads.into(),
             index_entries,
+            index_keys,
             heap_bytes: 0,
             _live: LiveCount::new(db.live_chunk_counter()),
         };
@@ -212,22 +245,27 @@ impl<S: Schema> ChunkWriter<S> {
     }
 }
 
-/// Splits sorted rows into per-partition slices, each with the hash of its keys and
-/// records, and hashes the slices into the chunk's output hash.
+/// Splits sorted rows (with the partition of each) into per-partition slices, each
+/// with the hash of its keys and records, and hashes the slices into the chunk's
+/// output hash.
 fn hash_partitions<T: RecordStorage>(
-    rows: &[(Ident, Row)],
+    partitions: &[Ident],
+    keys: &[u8],
+    rows: &[Row],
     storage: &T,
 ) -> (Vec<PartitionSlice>, ContentHash) {
     let mut slices = Vec::new();
     let mut output = StableHasher::new();
     let mut start = 0;
     while start < rows.len() {
-        let partition = rows[start].0;
-        let end = start + rows[start..].iter().take_while(|(p, _)| *p == partition).count();
+        let partition = partitions[start];
+        let end = start + partitions[start..].iter().take_while(|p| **p == partition).count();
         let mut hasher = StableHasher::new();
         hasher.write_len(end - start);
-        for (_, row) in &rows[start..end] {
-            hasher.write_bytes(row.key.as_bytes());
+        let mut key_start = start.checked_sub(1).map_or(0, |previous| rows[previous].key_end as usize);
+        for row in &rows[start..end] {
+            hasher.write_bytes(&keys[key_start..row.key_end as usize]);
+            key_start = row.key_end as usize;
             storage.hash_record(row.handle, &mut hasher);
         }
         let hash = hasher.finish();

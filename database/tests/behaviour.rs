@@ -5,7 +5,7 @@ use chunkdb_database::reference::{
     DIAGNOSTICS, Diagnostic, Function, Module, RefLang, RefRecord, RefRecordRef, SYMBOLS, Struct, TextLang,
 };
 use chunkdb_database::{
-    ChunkId, Database, Error, Ident, KeyBuilder, KeyPrefix, KeyRange, Result, SortKey, TaskId,
+    ChunkId, Database, Error, Ident, KeyBuilder, KeyPrefix, KeyRange, Result, SortKey, SortKeyRef, TaskId,
 };
 
 fn file(name: &str) -> Ident {
@@ -93,7 +93,7 @@ fn results_come_in_key_order_with_ties_by_task() -> Result<()> {
     sorted.sort_unstable();
     assert_eq!(tasks, sorted, "ties come in ascending task-id order");
     let all = snap.query(p).execute()?;
-    let keys: Vec<&SortKey> = all.iter().map(|hit| hit.sort_key()).collect();
+    let keys: Vec<SortKeyRef<'_>> = all.iter().map(|hit| hit.sort_key()).collect();
     assert!(keys.windows(2).all(|w| w[0] <= w[1]));
     Ok(())
 }

@@ -35,7 +35,7 @@ fn check(snapshot: &Snapshot<TextLang>) -> HashMap<TaskId, u64> {
     let mut seen: HashMap<TaskId, (u64, u32)> = HashMap::new();
     for partition in [LEFT, RIGHT] {
         let results = snapshot.query(partition).execute().expect("open schema");
-        let keys: Vec<_> = results.iter().map(|hit| (hit.sort_key().clone(), hit.task())).collect();
+        let keys: Vec<_> = results.iter().map(|hit| (hit.sort_key().to_sort_key(), hit.task())).collect();
         assert!(keys.windows(2).all(|w| w[0] < w[1]), "results are sorted and unique");
         let mut here: HashMap<TaskId, (u64, u32)> = HashMap::new();
         for hit in &results {

@@ -53,7 +53,7 @@ fn contents(snapshot: &Snapshot<RefLang>) -> Vec<(SortKey, TaskId, RefRecord)> {
         .execute()
         .expect("a declared partition")
         .iter()
-        .map(|hit| (hit.sort_key().clone(), hit.task(), hit.record().to_owned()))
+        .map(|hit| (hit.sort_key().to_sort_key(), hit.task(), hit.record().to_owned()))
         .collect()
 }
 

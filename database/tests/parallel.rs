@@ -60,7 +60,7 @@ fn run(
         .execute()
         .expect("valid")
         .iter()
-        .map(|hit| (hit.sort_key().clone(), hit.task(), hit.record().to_string()))
+        .map(|hit| (hit.sort_key().to_sort_key(), hit.task(), hit.record().to_string()))
         .collect()
 }
 
@@ -96,7 +96,7 @@ fn parallel_equals_sequential() {
                         .filter(move |hit| hit.record().len() % modulus != 0)
                         .iter()
                         .expect("valid")
-                        .map(|hit| (hit.sort_key().clone(), hit.task(), hit.record().to_string()))
+                        .map(|hit| (hit.sort_key().to_sort_key(), hit.task(), hit.record().to_string()))
                         .collect();
                     prop_assert_eq!(&sequential, &parallel);
                     prop_assert_eq!(&sequential, &auto);

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use chunkdb_database::{Database, Error, Ident, KeyPrefix, Query, Schema, Snapshot, SortKey, TaskId};
+use chunkdb_database::{Database, Error, Ident, KeyPrefix, Query, Schema, Snapshot, SortKeyRef, TaskId};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
 
@@ -196,7 +196,7 @@ fn build<'s, L: ModelLang>(query: Query<'s, L>, condition: &Condition) -> Query<
     }
 }
 
-fn decode(key: &SortKey) -> Key {
+fn decode(key: SortKeyRef<'_>) -> Key {
     let bytes = key.as_bytes();
     let mut text = Vec::new();
     let mut i = 1;
