@@ -8,6 +8,7 @@ use crate::database::CommitReceipt;
 use crate::error::Result;
 use crate::hash::ChunkId;
 use crate::ident::{Ident, TaskId};
+use crate::invalidation::Run;
 use crate::key::IntoSortKey;
 use crate::query::{IndexQuery, Query, QueryResults};
 use crate::read_set::{ReadEntry, ReadLog};
@@ -43,6 +44,8 @@ use crate::writer::ChunkWriter;
 /// ```
 pub struct TaskContext<S: Schema> {
     snapshot: Snapshot<S>,
+    /// Registers the run as in flight until its commit is published.
+    run: Run,
     log: ReadLog,
     /// Behind a lock so a task can insert while it holds results borrowed from the
     /// context (and from several threads).
@@ -50,8 +53,13 @@ pub struct TaskContext<S: Schema> {
 }
 
 impl<S: Schema> TaskContext<S> {
-    pub(crate) fn new(snapshot: Snapshot<S>, writer: ChunkWriter<S>) -> Self {
-        TaskContext { snapshot, log: ReadLog::default(), writer: Mutex::new(writer) }
+    pub(crate) fn new((snapshot, run): (Snapshot<S>, Run), writer: ChunkWriter<S>) -> Self {
+        TaskContext { snapshot, run, log: ReadLog::default(), writer: Mutex::new(writer) }
+    }
+
+    /// Another run of the same task on the same snapshot (verify mode).
+    pub(crate) fn again(&self, writer: ChunkWriter<S>) -> Self {
+        TaskContext::new((self.snapshot.clone(), self.run.again()), writer)
     }
 
     /// The task being run.
@@ -160,9 +168,10 @@ impl<S: Schema> TaskContext<S> {
     /// Builds the output into a chunk, with the reads as dependencies, without
     /// committing it.
     pub(crate) fn build(self) -> Result<crate::database::Commit<S>> {
-        let TaskContext { snapshot, log, writer } = self;
+        let TaskContext { snapshot, run, log, writer } = self;
+        drop(snapshot);
         let mut writer = writer.into_inner();
-        writer.add_reads(log.take(), snapshot.clock());
+        writer.add_reads(log.take(), run);
         writer.build()
     }
 

@@ -15,7 +15,7 @@ use crate::exec::{Execution, Executor};
 use crate::gc::{self, Collector, GcPolicy, GcProgress};
 use crate::hash::{ChunkId, ContentHash};
 use crate::ident::{Ident, TaskId};
-use crate::invalidation::Tracker;
+use crate::invalidation::{Run, Runs, Tracker};
 use crate::key::KeyRange;
 use crate::schema::Schema;
 use crate::snapshot::Snapshot;
@@ -70,6 +70,8 @@ pub(crate) struct Counters {
     pub(crate) versions_committed: AtomicU64,
     /// Subscriptions registered and not yet ready.
     pub(crate) subscriptions: Arc<AtomicUsize>,
+    /// Task runs in flight.
+    pub(crate) runs: Arc<Runs>,
 }
 
 /// The commit lock, held; fires the subscriptions made ready once released.
@@ -169,8 +171,8 @@ pub(crate) struct Commit<S: Schema> {
     pub(crate) chunk: Arc<Chunk<S>>,
     /// Dependencies declared with `depend_on`, checked at publish.
     pub(crate) declared: Vec<ChunkId>,
-    /// The clock of the snapshot its reads were made on.
-    pub(crate) read_at: Option<u64>,
+    /// The run that made its reads, in flight until the commit is published.
+    pub(crate) run: Option<Run>,
     /// Tasks the run asked to exist, with this task as their parent.
     pub(crate) spawned: Vec<TaskId>,
 }
@@ -269,7 +271,22 @@ impl<S: Schema> Database<S> {
     /// A context for one run of `task`: a fresh snapshot to query, with every query
     /// recorded as a read, and a writer for the task's output.
     pub fn task(&self, task: impl Into<TaskId>) -> TaskContext<S> {
-        TaskContext::new(self.snapshot(), self.writer(task))
+        TaskContext::new(self.start_run(), self.writer(task))
+    }
+
+    /// A snapshot for a task run, with the run registered as in flight (see
+    /// [`Runs`]) until the run's commit is published or it is dropped.
+    pub(crate) fn start_run(&self) -> (Snapshot<S>, Run) {
+        self.shared.counters.runs.start(|| {
+            let snapshot = self.snapshot();
+            let clock = snapshot.clock();
+            (snapshot, clock)
+        })
+    }
+
+    /// Drops the changed keys of commits no run in flight can ask about.
+    fn forget_unneeded(&self, side: &mut WriteSide<S>, published: u64) {
+        side.tracker.forget_until(self.shared.counters.runs.horizon(published));
     }
 
     /// Removes `task`'s current version (a tombstone commit): later snapshots no longer
@@ -292,6 +309,7 @@ impl<S: Schema> Database<S> {
                 invalidated: Vec::new(),
             };
         };
+        self.forget_unneeded(&mut side, current.clock);
         let superseded = old.chunk.id;
         let output_changed = !old.chunk.is_empty();
         let mut next = State::clone(&current);
@@ -328,12 +346,14 @@ impl<S: Schema> Database<S> {
     pub(crate) fn publish_all(&self, commits: Vec<Commit<S>>) -> Vec<Result<CommitReceipt>> {
         let mut side = self.lock_side();
         let current = self.shared.current.load_full();
+        self.forget_unneeded(&mut side, current.clock);
         let mut next: Option<State<S>> = None;
         let watching = self.watching();
         let receipts = commits
             .into_iter()
             .map(|commit| {
-                let Commit { chunk, declared, read_at, spawned } = commit;
+                let Commit { chunk, declared, run, spawned } = commit;
+                let read_at = run.as_ref().map(Run::clock);
                 let view = next.as_ref().unwrap_or(&current);
                 if let Some(&missing) = declared.iter().find(|id| !view.chunks.contains_key(*id)) {
                     return Err(Error::UnknownDependency { task: chunk.task, chunk: missing });
@@ -765,5 +785,36 @@ mod tests {
         assert_eq!(snapshot.clock(), 3);
         assert_eq!(snapshot.partition_len(SYMBOLS), 3);
         assert!(snapshot.task_chunk(TaskId::new("b")).is_none());
+    }
+
+    #[test]
+    fn changed_keys_are_kept_only_for_runs_in_flight() {
+        let db = Database::<RefLang>::new();
+        let file = Ident::named("log.rs");
+        let write = |task: &str, name: &str| {
+            let mut writer = db.writer(task);
+            writer.insert(SYMBOLS, (file, name), Function::new(name, &[], None)).expect("valid insert");
+            writer.commit().expect("valid commit");
+        };
+        let logged = || db.shared.publish.lock().tracker.logged_keys();
+        for at in 0..100 {
+            write(&format!("source:{at}"), &format!("f{at}"));
+        }
+        // With nothing in flight, only the latest commit's key is still there.
+        assert_eq!(logged(), 1);
+
+        // A run reads `f0` and, before it commits, another commit changes `f0`.
+        let reader = db.task("reader");
+        assert_eq!(reader.get(SYMBOLS, (file, "f0")).expect("valid key").len(), 1);
+        for at in 1..11 {
+            write(&format!("source:{at}"), &format!("g{at}"));
+        }
+        write("source:0", "renamed");
+        // Two keys (old and new) per commit since the run's snapshot, and nothing before.
+        assert_eq!(logged(), 2 * 11, "every commit since the run's snapshot is kept");
+        let receipt = reader.commit().expect("an empty output commits");
+        assert!(db.is_stale(receipt.task), "the run read what changed after its snapshot");
+        write("source:99", "last");
+        assert_eq!(logged(), 2, "only the last commit's keys (f99 and last) once the run committed");
     }
 }

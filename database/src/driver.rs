@@ -311,9 +311,12 @@ impl<'db, S: Schema> Driver<'db, S> {
     /// A context for one run of `task`, under `parent` or its current version's
     /// parent; with `like`, on the same snapshot as that context.
     fn context(&self, task: TaskId, parent: Option<TaskId>, like: Option<&TaskContext<S>>) -> TaskContext<S> {
-        let snapshot = like.map_or_else(|| self.db.snapshot(), |context| context.snapshot().clone());
-        let parent = parent.or_else(|| snapshot.task_chunk(task).and_then(|chunk| chunk.parent()));
-        let context = TaskContext::new(snapshot, self.db.writer(task));
+        let writer = self.db.writer(task);
+        let context = match like {
+            Some(first) => first.again(writer),
+            None => TaskContext::new(self.db.start_run(), writer),
+        };
+        let parent = parent.or_else(|| context.snapshot().task_chunk(task).and_then(|chunk| chunk.parent()));
         if let Some(parent) = parent {
             context.set_parent(parent);
         }

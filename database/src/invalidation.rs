@@ -11,11 +11,15 @@
 //! A task runs on a snapshot and commits later; commits in between may already have
 //! changed what it read. So the tracker keeps the changed keys of recent commits and
 //! checks a committing task's reads against those made since its snapshot: if one
-//! falls inside them, the task stays stale.
+//! falls inside them, the task stays stale. Only runs still in flight can need them:
+//! each run is registered ([`Runs`]) from the moment it takes its snapshot until its
+//! commit is published, and the tracker forgets what no such run can ask about. With
+//! no run in flight it keeps nothing.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::chunk::Chunk;
@@ -25,15 +29,68 @@ use crate::read_set::ReadEntry;
 use crate::schema::Schema;
 use crate::state::{KeyList, State};
 
-/// Recent commits' changed keys kept for checking tasks that ran concurrently: at most
-/// this many commits...
+/// Recent commits' changed keys kept for checking tasks that ran concurrently, while
+/// some run in flight started before them: at most this many commits...
 const LOG_COMMITS: usize = 4096;
 /// ...and this many keys in all. A task whose snapshot is older than the log is
 /// conservatively kept stale.
 const LOG_KEYS: usize = 1 << 20;
 
-/// The keys one commit changed, sorted: (partition or index id, key).
-type ChangedKeys = Arc<KeyList>;
+/// The task runs in flight: the clocks of the snapshots they read, with how many read
+/// each. Shared by the database and its runs.
+#[derive(Debug, Default)]
+pub(crate) struct Runs(Mutex<BTreeMap<u64, usize>>);
+
+/// One task run in flight, reading the snapshot at its clock. Dropping it (after the
+/// run's commit is published, or when the run is abandoned) ends the run.
+#[derive(Debug)]
+pub(crate) struct Run {
+    clock: u64,
+    runs: Arc<Runs>,
+}
+
+impl Runs {
+    /// Starts a run on the snapshot `take` returns with its clock. The snapshot is taken
+    /// under the registry's lock, so a commit deciding what to forget either sees the
+    /// run or comes before the snapshot (and then the run needs nothing it forgets).
+    pub(crate) fn start<T>(self: &Arc<Self>, take: impl FnOnce() -> (T, u64)) -> (T, Run) {
+        let mut clocks = self.0.lock();
+        let (snapshot, clock) = take();
+        *clocks.entry(clock).or_default() += 1;
+        (snapshot, Run { clock, runs: Arc::clone(self) })
+    }
+
+    /// The oldest clock a run in flight reads at, or `published` (the clock of the
+    /// current state, which every run starting from now on reads at or after).
+    pub(crate) fn horizon(&self, published: u64) -> u64 {
+        self.0.lock().keys().next().map_or(published, |&oldest| oldest.min(published))
+    }
+}
+
+impl Run {
+    /// The clock of the snapshot the run reads.
+    pub(crate) fn clock(&self) -> u64 {
+        self.clock
+    }
+
+    /// Another run on the same snapshot (verify mode's second run).
+    pub(crate) fn again(&self) -> Run {
+        *self.runs.0.lock().entry(self.clock).or_default() += 1;
+        Run { clock: self.clock, runs: Arc::clone(&self.runs) }
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let mut clocks = self.runs.0.lock();
+        if let Some(count) = clocks.get_mut(&self.clock) {
+            *count -= 1;
+            if *count == 0 {
+                clocks.remove(&self.clock);
+            }
+        }
+    }
+}
 
 /// A task in the stale set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +107,7 @@ pub(crate) struct Tracker {
     readers: RangeRegistry<TaskId>,
     stale: FxHashMap<TaskId, StaleEntry>,
     /// (clock, changed keys sorted) of recent commits, oldest first.
-    log: VecDeque<(u64, ChangedKeys)>,
+    log: VecDeque<(u64, KeyList)>,
     log_keys: usize,
     /// The oldest clock the log covers completely: commits after it are all logged.
     log_from: u64,
@@ -103,13 +160,29 @@ impl Tracker {
         }
         let changed = changed.sorted();
         self.log_keys += changed.len();
-        self.log.push_back((clock, Arc::new(changed)));
+        self.log.push_back((clock, changed));
         while self.log.len() > LOG_COMMITS || self.log_keys > LOG_KEYS {
             let Some((dropped, keys)) = self.log.pop_front() else { break };
             self.log_keys -= keys.len();
             self.log_from = dropped;
         }
         newly
+    }
+
+    /// Forgets the changed keys of commits at or before `horizon` (see
+    /// [`Runs::horizon`]): no run in flight read a snapshot older than it.
+    pub(crate) fn forget_until(&mut self, horizon: u64) {
+        while let Some((_, keys)) = self.log.front_mut().filter(|(at, _)| *at <= horizon) {
+            self.log_keys -= keys.len();
+            self.log.pop_front();
+        }
+        self.log_from = self.log_from.max(horizon);
+    }
+
+    /// Number of changed keys kept for runs in flight.
+    #[cfg(test)]
+    pub(crate) fn logged_keys(&self) -> usize {
+        self.log_keys
     }
 
     /// Whether a commit after `read_at` and before `clock` changed a key `reads`

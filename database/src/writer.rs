@@ -9,6 +9,7 @@ use crate::database::{Commit, Database};
 use crate::error::{Error, Result};
 use crate::hash::{ChunkId, ContentHash, StableHasher};
 use crate::ident::{Ident, TaskId};
+use crate::invalidation::Run;
 use crate::key::{IntoSortKey, SortKey};
 use crate::read_set::ReadEntry;
 use crate::schema::{self, RecordHandle, RecordStorage, Schema, StorageBuilder};
@@ -31,7 +32,8 @@ pub struct ChunkWriter<S: Schema> {
     parent: Option<TaskId>,
     declared: Vec<ChunkId>,
     reads: Vec<ReadEntry>,
-    read_at: Option<u64>,
+    /// The run whose reads were added, if any (the earliest, when several were).
+    run: Option<Run>,
     spawned: Vec<TaskId>,
     builder: BuilderOf<S>,
     /// The inserted keys, concatenated in insertion order.
@@ -56,7 +58,7 @@ impl<S: Schema> ChunkWriter<S> {
             parent: None,
             declared: Vec::new(),
             reads: Vec::new(),
-            read_at: None,
+            run: None,
             spawned: Vec::new(),
             builder: BuilderOf::<S>::default(),
             keys: Vec::new(),
@@ -146,10 +148,12 @@ impl<S: Schema> ChunkWriter<S> {
         self.insert(P::KEY, key, record)
     }
 
-    /// Adds the reads a run made on the snapshot at clock `read_at`.
-    pub(crate) fn add_reads(&mut self, reads: Vec<ReadEntry>, read_at: u64) {
+    /// Adds the reads `run` made on its snapshot.
+    pub(crate) fn add_reads(&mut self, reads: Vec<ReadEntry>, run: Run) {
         self.reads.extend(reads);
-        self.read_at = Some(self.read_at.map_or(read_at, |at| at.min(read_at)));
+        if self.run.as_ref().is_none_or(|earliest| run.clock() < earliest.clock()) {
+            self.run = Some(run);
+        }
     }
 
     /// Asks for `child` to exist: when this version is committed and `child` has no
@@ -175,7 +179,7 @@ impl<S: Schema> ChunkWriter<S> {
     /// Freezes the records into a chunk (sorting, hashing, addressing) without
     /// touching the database, so this work runs outside the commit lock.
     pub(crate) fn build(self) -> Result<Commit<S>> {
-        let ChunkWriter { db, task, parent, mut declared, reads, read_at, spawned, builder, keys, mut rows } =
+        let ChunkWriter { db, task, parent, mut declared, reads, run, spawned, builder, keys, mut rows } =
             self;
         let key = |row: &Pending| &keys[row.key.0..row.key.1];
         let order = |a: &Pending, b: &Pending| a.partition.cmp(&b.partition).then_with(|| key(a).cmp(key(b)));
@@ -241,7 +245,7 @@ impl<S: Schema> ChunkWriter<S> {
             _live: LiveCount::new(db.live_chunk_counter()),
         };
         chunk.heap_bytes = chunk.estimate_heap_bytes();
-        Ok(Commit { chunk: Arc::new(chunk), declared, read_at, spawned })
+        Ok(Commit { chunk: Arc::new(chunk), declared, run, spawned })
     }
 }
 
