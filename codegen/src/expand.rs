@@ -408,23 +408,24 @@ impl Context<'_, '_> {
             });
             let binding = if record.fields.is_empty() { quote!(_record) } else { quote!(record) };
             quote! {
-                #rt::vec_heap_bytes(&self.#column)
+                ::core::mem::size_of_val(&*self.#column)
                     + self.#column.iter().map(|#binding| 0usize #(+ #parts)*).sum::<usize>()
             }
         });
-        let storage_doc =
-            format!("Columnar storage of one chunk's [`{schema}`] records: one vector per record kind.");
+        let storage_doc = format!(
+            "Columnar storage of one chunk's [`{schema}`] records: one exactly sized column per record kind."
+        );
         let builder_doc = format!("Collects the records of one chunk of [`{schema}`] while a task writes.");
         quote! {
             #[doc = #storage_doc]
             #[derive(Debug, Default)]
             #[allow(dead_code)]
-            #vis struct #storage { #(#[doc = #column_docs] #columns: ::std::vec::Vec<#names>,)* }
+            #vis struct #storage { #(#[doc = #column_docs] #columns: ::std::boxed::Box<[#names]>,)* }
 
             #[doc = #builder_doc]
             #[derive(Debug, Default)]
             #[allow(dead_code)]
-            #vis struct #builder(#storage);
+            #vis struct #builder { #(#[doc = #column_docs] #columns: ::std::vec::Vec<#names>,)* }
 
             impl #rt::RecordStorage for #storage {
                 type Schema = #schema;
@@ -461,15 +462,14 @@ impl Context<'_, '_> {
                     // A chunk holds at most u32::MAX records; the writer checks that.
                     match record {
                         #(#record_enum::#names(record) => {
-                            self.0.#columns.push(record);
-                            #rt::RecordHandle { kind: #rt::RecordKind(#kinds), index: (self.0.#columns.len() - 1) as u32 }
+                            self.#columns.push(record);
+                            #rt::RecordHandle { kind: #rt::RecordKind(#kinds), index: (self.#columns.len() - 1) as u32 }
                         })*
                     }
                 }
 
-                fn finish(mut self) -> #storage {
-                    #(self.0.#columns.shrink_to_fit();)*
-                    self.0
+                fn finish(self) -> #storage {
+                    #storage { #(#columns: self.#columns.into_boxed_slice(),)* }
                 }
             }
         }

@@ -1,7 +1,7 @@
 //! Chunks: the immutable output of one task run.
 
 use std::fmt;
-use std::mem::size_of;
+use std::mem::{size_of, size_of_val};
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,6 +19,15 @@ use crate::schema::{RecordHandle, RecordRefOf, RecordStorage, Schema};
 pub(crate) struct Row {
     pub(crate) key_end: u32,
     pub(crate) handle: RecordHandle,
+}
+
+/// A chunk's secondary-index entries, sorted by (index, composite key), computed once
+/// when the chunk is built so commits only diff them, and their composite keys
+/// concatenated in that order.
+#[derive(Debug, Default)]
+pub(crate) struct IndexEntries {
+    pub(crate) entries: Box<[IndexEntry]>,
+    pub(crate) keys: Box<[u8]>,
 }
 
 /// A secondary-index entry of a chunk: the index, where its composite key (value ++
@@ -78,11 +87,9 @@ pub struct Chunk<S: Schema> {
     pub(crate) partitions: Box<[PartitionSlice]>,
     pub(crate) storage: S::Storage,
     pub(crate) reads: Box<[ReadEntry]>,
-    /// The chunk's secondary-index entries, sorted by (index, composite key), computed
-    /// once when the chunk is built so commits only diff them; their keys are
-    /// concatenated in `index_keys`.
-    pub(crate) index_entries: Box<[IndexEntry]>,
-    pub(crate) index_keys: Box<[u8]>,
+    /// The chunk's secondary-index entries, when it has any (boxed: most chunks have
+    /// none, and then they cost a word).
+    pub(crate) indexed: Option<Box<IndexEntries>>,
     pub(crate) heap_bytes: usize,
     pub(crate) _live: LiveCount,
 }
@@ -179,10 +186,17 @@ impl<S: Schema> Chunk<S> {
         self.storage.get(self.rows[row].handle)
     }
 
-    /// The composite key of a secondary-index entry.
-    pub(crate) fn index_key(&self, entry: usize) -> &[u8] {
-        let start = entry.checked_sub(1).map_or(0, |previous| self.index_entries[previous].key_end as usize);
-        &self.index_keys[start..self.index_entries[entry].key_end as usize]
+    /// The chunk's secondary-index entries.
+    pub(crate) fn index_entries(&self) -> &[IndexEntry] {
+        self.indexed.as_ref().map_or(&[], |indexed| &indexed.entries)
+    }
+
+    /// The index and composite key of a secondary-index entry.
+    pub(crate) fn index_entry(&self, at: usize) -> (Ident, &[u8]) {
+        let entries = self.index_entries();
+        let start = at.checked_sub(1).map_or(0, |previous| entries[previous].key_end as usize);
+        let keys = self.indexed.as_ref().map_or(&[][..], |indexed| &indexed.keys);
+        (entries[at].index, &keys[start..entries[at].key_end as usize])
     }
 
     /// The hash of one row's record's canonical encoding: equal exactly when the
@@ -205,8 +219,9 @@ impl<S: Schema> Chunk<S> {
         self.storage.heap_bytes()
             + self.keys.len()
             + reads
-            + self.index_keys.len()
-            + self.index_entries.len() * size_of::<IndexEntry>()
+            + self.indexed.as_ref().map_or(0, |indexed| {
+                size_of::<IndexEntries>() + indexed.keys.len() + size_of_val(&*indexed.entries)
+            })
             + self.rows.len() * size_of::<Row>()
             + self.partitions.len() * size_of::<PartitionSlice>()
             + self.dependencies.len() * size_of::<ChunkId>()

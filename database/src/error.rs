@@ -69,10 +69,11 @@ pub enum Error {
         key: SortKey,
     },
 
-    /// A chunk with more records than one chunk can address.
+    /// A chunk with more than one chunk can address: 4,294,967,295 records, or 4 GiB
+    /// of sort keys (or of secondary-index keys).
     #[error(
-        "task {task} wrote {records} records into one chunk, more than the 4,294,967,295 a \
-         chunk can hold: split the work over several tasks"
+        "task {task} wrote {records} records into one chunk, more than one chunk can address \
+         (4,294,967,295 records and 4 GiB of keys): split the work over several tasks"
     )]
     TooManyRecords {
         /// The writing task.

@@ -8,7 +8,8 @@
 use std::sync::Arc;
 
 use crate::block::Probe;
-use crate::chunk::{Chunk, IndexEntry, PartitionSlice, Row};
+use crate::chunk::{Chunk, IndexEntries, IndexEntry, PartitionSlice, Row};
+use crate::error::{Error, Result};
 use crate::ident::{Ident, TaskId};
 use crate::index::Posting;
 use crate::key::KeyPart;
@@ -82,21 +83,23 @@ impl<S: Schema> SecondaryIndex<S> {
 /// Chunks with at least this many records compute their index entries in parallel.
 const PARALLEL_FROM: usize = 1 << 16;
 
-/// Every index entry of a chunk being built, sorted by (index, composite key), and
-/// their composite keys concatenated in that order. Very large chunks compute and
-/// sort them on every core.
+/// Every index entry of a chunk being built (`None` if it has none). Very large chunks
+/// compute and sort them on every core.
+///
+/// # Errors
+/// [`Error::TooManyRecords`] when the entries' keys pass the 4 GiB a chunk can address.
 pub(crate) fn entries_of<S: Schema>(
     task: TaskId,
     partitions: &[PartitionSlice],
     keys: &[u8],
     rows: &[Row],
     storage: &S::Storage,
-) -> (Box<[IndexEntry]>, Box<[u8]>) {
+) -> Result<Option<Box<IndexEntries>>> {
     use rayon::prelude::*;
-    let task = task.ident().raw().to_be_bytes();
+    let task_bytes = task.ident().raw().to_be_bytes();
     let row_entries = |slice: &PartitionSlice, row: usize| {
         let mut entries = Vec::new();
-        entries_of_row::<S>(&task, slice.partition, keys, rows, row, storage, &mut entries);
+        entries_of_row::<S>(&task_bytes, slice.partition, keys, rows, row, storage, &mut entries);
         entries
     };
     let positions = || partitions.iter().flat_map(|slice| slice.range().map(move |row| (slice, row)));
@@ -115,16 +118,23 @@ pub(crate) fn entries_of<S: Schema>(
         entries
     };
     entries.dedup_by(|(ia, ka, _, _), (ib, kb, _, _)| ia == ib && ka == kb);
-    let mut index_keys = Vec::with_capacity(entries.iter().map(|(_, key, _, _)| key.len()).sum());
-    let entries = entries
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    let total: usize = entries.iter().map(|(_, key, _, _)| key.len()).sum();
+    if u32::try_from(total).is_err() {
+        return Err(Error::TooManyRecords { task, records: rows.len() });
+    }
+    let mut index_keys = Vec::with_capacity(total);
+    let entries: Box<[IndexEntry]> = entries
         .into_iter()
         .map(|(index, key, partition, row)| {
             index_keys.extend_from_slice(&key);
-            // Chunk sizes were checked to fit in u32 before the chunk was built.
+            // Row counts were checked to fit in u32 before, the keys' total just now.
             IndexEntry { index, key_end: index_keys.len() as u32, row: row as u32, partition }
         })
         .collect();
-    (entries, index_keys.into())
+    Ok(Some(Box::new(IndexEntries { entries, keys: index_keys.into() })))
 }
 
 /// An index entry before sorting: index, composite key, partition, row.

@@ -125,32 +125,32 @@ impl<S: Schema> State<S> {
         changed: &mut KeyList,
     ) {
         let same_output = matches!((old, new), (Some(a), Some(b)) if a.output_hash == b.output_hash);
-        let entries = |chunk: Option<&Arc<Chunk<S>>>| chunk.map_or(0, |chunk| chunk.index_entries.len());
+        let entries = |chunk: Option<&Arc<Chunk<S>>>| chunk.map_or(0, |chunk| chunk.index_entries().len());
         let mut changes: Vec<IndexChange<'_, S>> = Vec::with_capacity(entries(old).max(entries(new)));
         // Old entries before `until` (all of them, with `None`) are gone.
         let mut at_old = 0;
         let mut drop_old_until =
             |until: Option<(Ident, &[u8])>, changes: &mut Vec<_>, changed: &mut KeyList| {
                 let old = old?;
-                while at_old < old.index_entries.len()
-                    && until.is_none_or(|until| index_entry(old, at_old) < until)
+                while at_old < old.index_entries().len()
+                    && until.is_none_or(|until| old.index_entry(at_old) < until)
                 {
-                    let (index, key) = index_entry(old, at_old);
+                    let (index, key) = old.index_entry(at_old);
                     changed.push(index, key);
                     changes.push((index, key, None));
                     at_old += 1;
                 }
                 // The old entry equal to `until`, if any, is kept: its row.
                 let kept = until
-                    .filter(|until| at_old < old.index_entries.len() && index_entry(old, at_old) == *until);
+                    .filter(|until| at_old < old.index_entries().len() && old.index_entry(at_old) == *until);
                 kept.map(|_| {
                     at_old += 1;
-                    old.index_entries[at_old - 1].row as usize
+                    old.index_entries()[at_old - 1].row as usize
                 })
             };
         if let Some(new) = new {
-            for (at, entry) in new.index_entries.iter().enumerate() {
-                let (index, key) = index_entry(new, at);
+            for (at, entry) in new.index_entries().iter().enumerate() {
+                let (index, key) = new.index_entry(at);
                 let kept = drop_old_until(Some((index, key)), &mut changes, changed);
                 let record_changed = match (kept, old) {
                     (Some(old_row), Some(old)) => {
@@ -266,11 +266,6 @@ impl<S: Schema> State<S> {
 /// One change to a secondary index: its id, the entry's composite key, and the entry
 /// to set (`None`: remove it).
 type IndexChange<'k, S> = (Ident, &'k [u8], Option<IndexHit<S>>);
-
-/// A chunk's secondary-index entry: its index and composite key.
-fn index_entry<S: Schema>(chunk: &Chunk<S>, at: usize) -> (Ident, &[u8]) {
-    (chunk.index_entries[at].index, chunk.index_key(at))
-}
 
 /// What one replacement changed.
 #[derive(Debug, Default)]

@@ -223,10 +223,10 @@ impl<S: Schema> ChunkWriter<S> {
         dependencies.dedup();
 
         let id = ChunkId::compute(task, output_hash, ChunkId::inputs_hash(parent, &dependencies, &reads));
-        let (index_entries, index_keys) = if S::indexes().is_empty() {
-            (Box::default(), Box::default())
+        let indexed = if S::indexes().is_empty() {
+            None
         } else {
-            crate::secondary::entries_of::<S>(task, &partitions, &keys, &rows, &storage)
+            crate::secondary::entries_of::<S>(task, &partitions, &keys, &rows, &storage)?
         };
         let mut chunk = Chunk {
             id,
@@ -239,8 +239,7 @@ impl<S: Schema> ChunkWriter<S> {
             partitions: partitions.into(),
             storage,
             reads: reads.into(),
-            index_entries,
-            index_keys,
+            indexed,
             heap_bytes: 0,
             _live: LiveCount::new(db.live_chunk_counter()),
         };
