@@ -284,11 +284,6 @@ impl<S: Schema> Database<S> {
         })
     }
 
-    /// Drops the changed keys of commits no run in flight can ask about.
-    fn forget_unneeded(&self, side: &mut WriteSide<S>, published: u64) {
-        side.tracker.forget_until(self.shared.counters.runs.horizon(published));
-    }
-
     /// Removes `task`'s current version (a tombstone commit): later snapshots no longer
     /// see its records, earlier ones still do. Removing a task that has no version
     /// changes nothing and returns a receipt with `stored == false`.
@@ -309,7 +304,6 @@ impl<S: Schema> Database<S> {
                 invalidated: Vec::new(),
             };
         };
-        self.forget_unneeded(&mut side, current.clock);
         let superseded = old.chunk.id;
         let output_changed = !old.chunk.is_empty();
         let mut next = State::clone(&current);
@@ -346,7 +340,6 @@ impl<S: Schema> Database<S> {
     pub(crate) fn publish_all(&self, commits: Vec<Commit<S>>) -> Vec<Result<CommitReceipt>> {
         let mut side = self.lock_side();
         let current = self.shared.current.load_full();
-        self.forget_unneeded(&mut side, current.clock);
         let mut next: Option<State<S>> = None;
         let watching = self.watching();
         let receipts = commits
@@ -426,7 +419,11 @@ impl<S: Schema> Database<S> {
     /// retired states that no snapshot holds any more are freed now, on the writer's
     /// thread.
     fn install(&self, side: &mut WriteSide<S>, next: State<S>) {
+        let published = next.clock;
         let previous = self.shared.current.swap(Arc::new(next));
+        // Runs that start from now on read this state or a later one: only the runs
+        // already in flight can ask about the commits published so far.
+        side.tracker.forget_until(self.shared.counters.runs.horizon(published));
         Self::free_retired(side);
         side.retired.push(previous);
         let unwatched = std::mem::take(&mut side.unwatched);
@@ -800,8 +797,8 @@ mod tests {
         for at in 0..100 {
             write(&format!("source:{at}"), &format!("f{at}"));
         }
-        // With nothing in flight, only the latest commit's key is still there.
-        assert_eq!(logged(), 1);
+        // With nothing in flight, nothing is kept.
+        assert_eq!(logged(), 0);
 
         // A run reads `f0` and, before it commits, another commit changes `f0`.
         let reader = db.task("reader");
@@ -814,7 +811,6 @@ mod tests {
         assert_eq!(logged(), 2 * 11, "every commit since the run's snapshot is kept");
         let receipt = reader.commit().expect("an empty output commits");
         assert!(db.is_stale(receipt.task), "the run read what changed after its snapshot");
-        write("source:99", "last");
-        assert_eq!(logged(), 2, "only the last commit's keys (f99 and last) once the run committed");
+        assert_eq!(logged(), 0, "forgotten once the run committed");
     }
 }

@@ -92,6 +92,16 @@ impl Drop for Run {
     }
 }
 
+/// One commit's changed keys, kept while a run in flight may ask about them.
+#[derive(Debug)]
+struct Logged {
+    clock: u64,
+    keys: KeyList,
+    /// Whether `keys` is sorted: keys are sorted when first asked about, so a commit
+    /// that nobody asks about (no run in flight) costs no sort.
+    sorted: bool,
+}
+
 /// A task in the stale set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct StaleEntry {
@@ -106,8 +116,8 @@ pub(crate) struct StaleEntry {
 pub(crate) struct Tracker {
     readers: RangeRegistry<TaskId>,
     stale: FxHashMap<TaskId, StaleEntry>,
-    /// (clock, changed keys sorted) of recent commits, oldest first.
-    log: VecDeque<(u64, KeyList)>,
+    /// The changed keys of recent commits, oldest first.
+    log: VecDeque<Logged>,
     log_keys: usize,
     /// The oldest clock the log covers completely: commits after it are all logged.
     log_from: u64,
@@ -158,13 +168,12 @@ impl Tracker {
         if changed.is_empty() {
             return newly;
         }
-        let changed = changed.sorted();
         self.log_keys += changed.len();
-        self.log.push_back((clock, changed));
+        self.log.push_back(Logged { clock, keys: changed, sorted: false });
         while self.log.len() > LOG_COMMITS || self.log_keys > LOG_KEYS {
-            let Some((dropped, keys)) = self.log.pop_front() else { break };
-            self.log_keys -= keys.len();
-            self.log_from = dropped;
+            let Some(dropped) = self.log.pop_front() else { break };
+            self.log_keys -= dropped.keys.len();
+            self.log_from = dropped.clock;
         }
         newly
     }
@@ -172,9 +181,9 @@ impl Tracker {
     /// Forgets the changed keys of commits at or before `horizon` (see
     /// [`Runs::horizon`]): no run in flight read a snapshot older than it.
     pub(crate) fn forget_until(&mut self, horizon: u64) {
-        while let Some((_, keys)) = self.log.front_mut().filter(|(at, _)| *at <= horizon) {
-            self.log_keys -= keys.len();
-            self.log.pop_front();
+        while self.log.front().is_some_and(|logged| logged.clock <= horizon) {
+            let dropped = self.log.pop_front();
+            self.log_keys -= dropped.map_or(0, |dropped| dropped.keys.len());
         }
         self.log_from = self.log_from.max(horizon);
     }
@@ -187,17 +196,20 @@ impl Tracker {
 
     /// Whether a commit after `read_at` and before `clock` changed a key `reads`
     /// cover. Unknown (the log no longer reaches back that far) counts as changed.
-    fn changed_since(&self, read_at: u64, clock: u64, reads: &[ReadEntry]) -> bool {
+    fn changed_since(&mut self, read_at: u64, clock: u64, reads: &[ReadEntry]) -> bool {
         if reads.is_empty() || read_at + 1 >= clock {
             return false;
         }
         if read_at < self.log_from {
             return true;
         }
-        self.log
-            .iter()
-            .filter(|(at, _)| *at > read_at && *at < clock)
-            .any(|(_, keys)| reads.iter().any(|read| covers_any(keys, read)))
+        self.log.iter_mut().filter(|logged| logged.clock > read_at && logged.clock < clock).any(|logged| {
+            if !logged.sorted {
+                logged.keys = logged.keys.sorted();
+                logged.sorted = true;
+            }
+            reads.iter().any(|read| covers_any(&logged.keys, read))
+        })
     }
 
     /// Adds `task` to the stale set (to run, or to run again), to run under `parent`.

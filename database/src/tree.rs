@@ -279,6 +279,7 @@ impl<V: Clone> Tree<V> {
             len: self.len,
             bytes: self.bytes,
             writer: block::Writer::default(),
+            decoded: (Vec::new(), Vec::new()),
         };
         let mut level = match self.root.take() {
             Some(root) => apply.node(&root, changes),
@@ -492,6 +493,8 @@ struct Apply<'f, KeyOf, Merge> {
     bytes: usize,
     /// Reused for every block built.
     writer: block::Writer,
+    /// Reused for every leaf merged: its keys decoded, and where each ends.
+    decoded: (Vec<u8>, Vec<usize>),
 }
 
 impl<KeyOf, Merge> Apply<'_, KeyOf, Merge> {
@@ -514,9 +517,10 @@ impl<KeyOf, Merge> Apply<'_, KeyOf, Merge> {
         Merge: FnMut(Option<&V>, &C) -> Option<V>,
     {
         let key_of = self.key_of;
-        // The existing keys, decoded into one buffer.
-        let mut old_keys = Vec::new();
-        let mut old_ends = Vec::new();
+        // The existing keys, decoded into one buffer (kept between leaves).
+        let (mut old_keys, mut old_ends) = std::mem::take(&mut self.decoded);
+        old_keys.clear();
+        old_ends.clear();
         if let Some(leaf) = leaf {
             let mut keys = block::Keys::new(leaf.keys());
             while let Some(key) = keys.next_key() {
@@ -534,6 +538,8 @@ impl<KeyOf, Merge> Apply<'_, KeyOf, Merge> {
             Change(usize),
         }
         let mut merged: Vec<(From, V)> = Vec::with_capacity(old_values.len() + changes.len());
+        // Whether the merged keys differ from the old ones (an entry added or removed).
+        let mut keys_changed = false;
         let mut old = 0;
         for (at, change) in changes.iter().enumerate() {
             let key = key_of(change);
@@ -547,19 +553,34 @@ impl<KeyOf, Merge> Apply<'_, KeyOf, Merge> {
             match (self.merge)(current, change) {
                 Some(value) => {
                     self.len += usize::from(!had);
+                    keys_changed |= !had;
                     merged.push((From::Change(at), value));
                 }
-                None if had => self.len -= 1,
+                None if had => {
+                    self.len -= 1;
+                    keys_changed = true;
+                }
                 None => {}
             }
         }
         merged.extend((old..old_values.len()).map(|at| (From::Old(at), old_values[at].clone())));
 
-        let key_at = |from: &From| match from {
-            From::Old(at) => old_key(*at),
-            From::Change(at) => key_of(&changes[*at]),
+        let pieces = if let Some(leaf) = leaf.filter(|_| !keys_changed) {
+            // Only values were replaced (a task re-committing the same keys): the key
+            // block stays as it is.
+            let values: Box<[V]> = merged.into_iter().map(|(_, value)| value).collect();
+            let node = Node::Leaf(Leaf(ThinArc::from_header_and_slice(values, leaf.keys())));
+            self.bytes += node.bytes();
+            vec![Piece { separator: None, node }]
+        } else {
+            let key_at = |from: &From| match from {
+                From::Old(at) => old_key(*at),
+                From::Change(at) => key_of(&changes[*at]),
+            };
+            self.leaves(merged, key_at)
         };
-        self.leaves(merged, key_at)
+        self.decoded = (old_keys, old_ends);
+        pieces
     }
 
     /// Leaves over `entries` (in key order, with where each one's key is), as few as
@@ -591,27 +612,46 @@ impl<KeyOf, Merge> Apply<'_, KeyOf, Merge> {
     {
         self.bytes -= branch.bytes();
         let children = branch.children();
+        // Each child's replacement (`None`: untouched), given the changes below the
+        // next separator.
+        let mut replaced: Vec<Option<Vec<Piece<V>>>> = Vec::with_capacity(children.len());
         let mut separators = block::Keys::new(branch.separators());
-        let mut rebuilt: Vec<Piece<V>> = Vec::with_capacity(children.len() + 2);
         let mut rest = changes;
-        let mut separator: Option<Box<[u8]>> = None;
         for child in children {
-            // The changes below the next separator belong to this child.
-            let next = separators.next_key().map(Box::<[u8]>::from);
-            let here = match &next {
-                Some(next) => rest.partition_point(|change| (self.key_of)(change) < &next[..]),
+            let here = match separators.next_key() {
+                Some(next) => rest.partition_point(|change| (self.key_of)(change) < next),
                 None => rest.len(),
             };
             let (mine, later) = rest.split_at(here);
             rest = later;
-            if mine.is_empty() {
-                rebuilt.push(Piece { separator: separator.take(), node: child.clone() });
-            } else {
-                let mut pieces = self.node(child, mine);
-                if let Some(first) = pieces.first_mut() {
-                    first.separator = separator.take();
+            replaced.push((!mine.is_empty()).then(|| self.node(child, mine)));
+        }
+
+        // Every child still one node, wide enough (a commit that split or emptied no
+        // node): the separators still part the children, so they stay as they are.
+        let one_each = |pieces: &Vec<Piece<V>>| pieces.len() == 1 && !pieces[0].node.is_underfull();
+        if replaced.iter().all(|pieces| pieces.as_ref().is_none_or(one_each)) {
+            let nodes = children.iter().zip(replaced).map(|(child, pieces)| match pieces {
+                Some(mut pieces) => pieces.pop().map_or_else(|| child.clone(), |piece| piece.node),
+                None => child.clone(),
+            });
+            let node = self.build_branch(nodes.collect(), branch.separators());
+            return vec![Piece { separator: None, node }];
+        }
+
+        let mut rebuilt: Vec<Piece<V>> = Vec::with_capacity(children.len() + 2);
+        let mut separators = block::Keys::new(branch.separators());
+        let mut separator: Option<Box<[u8]>> = None;
+        for (child, pieces) in children.iter().zip(replaced) {
+            let next = separators.next_key().map(Box::<[u8]>::from);
+            match pieces {
+                None => rebuilt.push(Piece { separator: separator.take(), node: child.clone() }),
+                Some(mut pieces) => {
+                    if let Some(first) = pieces.first_mut() {
+                        first.separator = separator.take();
+                    }
+                    rebuilt.extend(pieces);
                 }
-                rebuilt.extend(pieces);
             }
             separator = next;
         }
@@ -634,25 +674,30 @@ impl<KeyOf, Merge> Apply<'_, KeyOf, Merge> {
             .into_iter()
             .map(|mut run| {
                 let separator = run[0].separator.take();
-                Piece { separator, node: self.build_branch(run) }
+                let mut writer = std::mem::take(&mut self.writer);
+                writer.clear();
+                let nodes: Vec<Node<V>> = run
+                    .into_iter()
+                    .enumerate()
+                    .map(|(at, piece)| {
+                        if at > 0 {
+                            writer.push(piece.separator.as_deref().unwrap_or_default());
+                        }
+                        piece.node
+                    })
+                    .collect();
+                let node = self.build_branch(nodes, &writer.bytes);
+                self.writer = writer;
+                Piece { separator, node }
             })
             .collect()
     }
 
-    /// A branch over `children` (the first one's separator is ignored).
-    fn build_branch<V>(&mut self, children: Vec<Piece<V>>) -> Node<V> {
-        self.writer.clear();
-        let mut nodes = Vec::with_capacity(children.len());
-        let mut len = 0;
-        for piece in children {
-            if !nodes.is_empty() {
-                self.writer.push(piece.separator.as_deref().unwrap_or_default());
-            }
-            len += piece.node.len();
-            nodes.push(piece.node);
-        }
-        let head = BranchHead { children: nodes.into(), len };
-        let node = Node::Branch(Branch(ThinArc::from_header_and_slice(head, &self.writer.bytes)));
+    /// A branch over `children`, parted by the front-coded `separators`.
+    fn build_branch<V>(&mut self, children: Vec<Node<V>>, separators: &[u8]) -> Node<V> {
+        let len = children.iter().map(Node::len).sum();
+        let head = BranchHead { children: children.into(), len };
+        let node = Node::Branch(Branch(ThinArc::from_header_and_slice(head, separators)));
         self.bytes += node.bytes();
         node
     }
