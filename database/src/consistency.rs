@@ -24,7 +24,7 @@ pub(crate) fn check_state<S: Schema>(state: &State<S>) -> Result<(), String> {
     };
 
     let mut records = 0;
-    for (&partition, index) in state.partitions.iter() {
+    for (partition, index) in state.partitions.iter() {
         let mut in_partition = 0;
         let mut chunks = FxHashSet::default();
         let mut scan = index.scan_from(Start::At(&[]));
@@ -62,7 +62,7 @@ pub(crate) fn check_state<S: Schema>(state: &State<S>) -> Result<(), String> {
         ));
     }
 
-    for (&index, tree) in state.indexes.iter() {
+    for (index, tree) in state.indexes.iter() {
         let mut scan = tree.scan_from(&[]);
         while let Some((key, hit)) = scan.next() {
             let key = SortKeyRef::from_encoded(key);
@@ -75,7 +75,7 @@ pub(crate) fn check_state<S: Schema>(state: &State<S>) -> Result<(), String> {
         }
     }
 
-    let mapped: FxHashSet<ChunkId> = state.chunks.keys().copied().collect();
+    let mapped: FxHashSet<ChunkId> = state.chunks.keys().collect();
     if mapped != current {
         return Err(format!(
             "the chunk map holds {} chunks, the tasks' current versions are {}",
@@ -105,7 +105,7 @@ pub(crate) fn check_edges<S: Schema>(
     }
     let edges: FxHashSet<(Option<TaskId>, TaskId)> = edges.collect();
     let expected: FxHashSet<(Option<TaskId>, TaskId)> =
-        state.tasks.iter().map(|(task, version)| (version.chunk.parent(), *task)).collect();
+        state.tasks.iter().map(|(task, version)| (version.chunk.parent(), task)).collect();
     if edges != expected {
         return Err(format!(
             "the collector knows {} ownership edges, the current versions have {}",

@@ -694,17 +694,16 @@ impl<S: Schema> Database<S> {
     #[must_use]
     pub fn stats(&self) -> Stats {
         let state = self.shared.current.load_full();
-        let mut partitions: Vec<PartitionStats> = state
+        let partitions: Vec<PartitionStats> = state
             .partitions
             .iter()
-            .map(|(&partition, index)| PartitionStats {
+            .map(|(partition, index)| PartitionStats {
                 partition,
                 records: index.len(),
                 chunks: index.chunks,
                 index_bytes: index.bytes(),
             })
             .collect();
-        partitions.sort_unstable_by_key(|stats| stats.partition);
         let index_bytes: usize = partitions.iter().map(|p| p.index_bytes).sum::<usize>()
             + state.indexes.values().map(|index| index.bytes()).sum::<usize>();
         let counters = &self.shared.counters;

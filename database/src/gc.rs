@@ -244,7 +244,7 @@ impl Collector {
                 }
                 if stack.is_empty() {
                     let candidates: Vec<TaskId> =
-                        state.tasks.keys().copied().filter(|task| !cycle.marked.contains(task)).collect();
+                        state.tasks.keys().filter(|task| !cycle.marked.contains(task)).collect();
                     cycle.phase = Phase::Sweep { candidates };
                 }
                 None

@@ -17,11 +17,7 @@
 //! Several tasks may write the same sort key, so each key maps to its *postings*: the
 //! (chunk, row) pairs under it, in task order. Nearly every key has one, kept inline.
 
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
-
-use imbl::GenericHashMap;
-use imbl::shared_ptr::DefaultSharedPtr;
 
 use crate::block::Probe;
 use crate::chunk::Chunk;
@@ -229,34 +225,6 @@ impl<S: Schema> PartitionIndex<S> {
     /// Heap bytes of the tree's nodes (keys, postings and structure).
     pub(crate) fn bytes(&self) -> usize {
         self.entries.bytes()
-    }
-}
-
-/// A persistent hash map keyed by values that are already hashes (identifiers, chunk
-/// ids), so hashing them again would only cost time.
-pub(crate) type IdMap<K, V> = GenericHashMap<K, V, BuildHasherDefault<PrehashedHasher>, DefaultSharedPtr>;
-
-/// Passes an already-uniform hash through.
-#[derive(Default)]
-pub(crate) struct PrehashedHasher(u64);
-
-impl Hasher for PrehashedHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
-        }
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.0 ^= value;
-    }
-
-    fn write_u128(&mut self, value: u128) {
-        self.0 ^= (value as u64) ^ ((value >> 64) as u64);
     }
 }
 

@@ -23,6 +23,7 @@ use parking_lot::Mutex;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::chunk::Chunk;
+use crate::hash::ChunkId;
 use crate::ident::TaskId;
 use crate::ranges::RangeRegistry;
 use crate::read_set::ReadEntry;
@@ -273,6 +274,10 @@ impl Tracker {
     fn waves_of<S: Schema>(&self, state: &State<S>, tasks: &[TaskId]) -> Vec<Vec<(TaskId, Option<TaskId>)>> {
         let members: FxHashSet<TaskId> = tasks.iter().copied().collect();
         let stale = |task: &TaskId| members.contains(task);
+        // A dependency orders a task only if it is the current chunk of another member:
+        // those chunks are all that need looking up.
+        let member_chunks: FxHashMap<ChunkId, TaskId> =
+            tasks.iter().filter_map(|task| Some((state.tasks.get(task)?.chunk.id(), *task))).collect();
         let mut waiting: FxHashMap<TaskId, usize> = FxHashMap::default();
         let mut dependents: FxHashMap<TaskId, Vec<TaskId>> = FxHashMap::default();
         for &task in tasks {
@@ -281,8 +286,7 @@ impl Tracker {
             if let Some(version) = state.tasks.get(&task) {
                 on.extend(version.chunk.parent().filter(stale));
                 on.extend(version.chunk.dependencies().iter().filter_map(|id| {
-                    let dependency = state.chunks.get(id)?.task();
-                    (dependency != task && stale(&dependency)).then_some(dependency)
+                    member_chunks.get(id).copied().filter(|dependency| *dependency != task)
                 }));
             }
             on.sort_unstable();

@@ -28,6 +28,7 @@ mod exec;
 mod gc;
 mod hash;
 mod ident;
+mod idmap;
 mod index;
 mod invalidation;
 mod key;

@@ -129,15 +129,13 @@ impl<S: Schema> Snapshot<S> {
 
     /// The tasks with a version in this snapshot (in no particular order).
     pub fn tasks(&self) -> impl Iterator<Item = TaskId> + '_ {
-        self.state.tasks.keys().copied()
+        self.state.tasks.keys()
     }
 
     /// The partitions holding records in this snapshot, in partition-key order.
     #[must_use]
     pub fn partitions(&self) -> Vec<Ident> {
-        let mut partitions: Vec<Ident> = self.state.partitions.keys().copied().collect();
-        partitions.sort_unstable();
-        partitions
+        self.state.partitions.keys().collect()
     }
 
     /// Number of records in a partition.

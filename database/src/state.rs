@@ -6,7 +6,8 @@ use std::sync::Arc;
 use crate::chunk::{Chunk, PartitionSlice};
 use crate::hash::ChunkId;
 use crate::ident::{Ident, TaskId};
-use crate::index::{Change, IdMap, Op, PartitionIndex, Posting};
+use crate::idmap::IdMap;
+use crate::index::{Change, Op, PartitionIndex, Posting};
 use crate::schema::Schema;
 use crate::secondary::{self, IndexHit, SecondaryIndex};
 
@@ -170,10 +171,12 @@ impl<S: Schema> State<S> {
             let run = rest.iter().take_while(|(i, _, _)| i == index).count();
             let batch: Vec<(&[u8], Option<IndexHit<S>>)> =
                 rest[..run].iter().map(|(_, key, hit)| (*key, hit.clone())).collect();
-            let tree = self.indexes.entry(*index).or_default();
+            let mut tree = self.indexes.get(index).cloned().unwrap_or_default();
             tree.apply(&batch);
             if tree.is_empty() {
                 self.indexes.remove(index);
+            } else {
+                self.indexes.insert(*index, tree);
             }
             rest = &rest[run..];
         }
@@ -233,7 +236,7 @@ impl<S: Schema> State<S> {
             }
         }
 
-        let index = self.partitions.entry(partition).or_default();
+        let mut index = self.partitions.get(&partition).cloned().unwrap_or_default();
         index.apply(&changes);
         if had_rows {
             index.chunks -= 1;
@@ -243,6 +246,8 @@ impl<S: Schema> State<S> {
         }
         if index.is_empty() {
             self.partitions.remove(&partition);
+        } else {
+            self.partitions.insert(partition, index);
         }
     }
 }

@@ -170,7 +170,6 @@ impl<V> Default for Tree<V> {
 
 impl<V: Clone> Tree<V> {
     /// Number of entries.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.len
     }
@@ -226,7 +225,6 @@ impl<V: Clone> Tree<V> {
     }
 
     /// A cursor at the first entry.
-    #[cfg(test)]
     pub(crate) fn iter(&self) -> Iter<'_, V> {
         self.iter_from(Probe::at(&[]))
     }
@@ -517,6 +515,46 @@ impl<KeyOf, Merge> Apply<'_, KeyOf, Merge> {
         Merge: FnMut(Option<&V>, &C) -> Option<V>,
     {
         let key_of = self.key_of;
+        // One change to an existing key (a map's value replaced or removed): found
+        // without decoding the keys, and a replaced value keeps the key block.
+        if let (Some(leaf), [change]) = (leaf, changes) {
+            let (at, equal) = block::position(leaf.keys(), Probe::at(key_of(change)));
+            if equal {
+                self.bytes -= leaf.bytes();
+                let mut values = leaf.values().to_vec();
+                return match (self.merge)(Some(&values[at]), change) {
+                    Some(value) => {
+                        values[at] = value;
+                        let node =
+                            Node::Leaf(Leaf(ThinArc::from_header_and_slice(values.into(), leaf.keys())));
+                        self.bytes += node.bytes();
+                        vec![Piece { separator: None, node }]
+                    }
+                    None => {
+                        self.len -= 1;
+                        values.remove(at);
+                        let (mut keys, mut ends) = std::mem::take(&mut self.decoded);
+                        keys.clear();
+                        ends.clear();
+                        let mut decoded = block::Keys::new(leaf.keys());
+                        let mut index = 0;
+                        while let Some(key) = decoded.next_key() {
+                            if index != at {
+                                keys.extend_from_slice(key);
+                                ends.push(keys.len());
+                            }
+                            index += 1;
+                        }
+                        let key = |at: &usize| {
+                            &keys[at.checked_sub(1).map_or(0, |previous| ends[previous])..ends[*at]]
+                        };
+                        let pieces = self.leaves(values.into_iter().enumerate().collect(), key);
+                        self.decoded = (keys, ends);
+                        pieces
+                    }
+                };
+            }
+        }
         // The existing keys, decoded into one buffer (kept between leaves).
         let (mut old_keys, mut old_ends) = std::mem::take(&mut self.decoded);
         old_keys.clear();
@@ -1075,6 +1113,30 @@ mod tests {
             }
             assert_eq!(collect(tree.iter()), model.iter().map(|(k, v)| (k.clone(), *v)).collect::<Vec<_>>());
         }
+    }
+
+    #[test]
+    fn single_changes_replace_insert_and_remove() {
+        let mut tree = Tree::default();
+        let mut model = BTreeMap::new();
+        let key = |k: u32| format!("task:{:04}", k.wrapping_mul(7_919) % 1_000).into_bytes();
+        for step in 0..4_000u32 {
+            // Mostly existing keys, so values are replaced and entries removed in place.
+            let recent = key(step / 5 % 300);
+            let op = match step % 5 {
+                0 | 1 => Op::Put(recent, step),
+                2 => Op::Del(recent),
+                _ => Op::Put(key(step), step),
+            };
+            let old = tree.clone();
+            apply_ops(&mut tree, &mut model, vec![op]);
+            if step % 97 == 0 {
+                tree.check();
+                old.check();
+            }
+        }
+        tree.check();
+        assert_eq!(collect(tree.iter()), model.iter().map(|(k, v)| (k.clone(), *v)).collect::<Vec<_>>());
     }
 
     #[test]
