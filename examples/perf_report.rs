@@ -205,7 +205,7 @@ fn real_source(quick: bool, wanted: &dyn Fn(&str) -> bool) {
     let sizes = if quick {
         rust_index::bench::Sizes { small: 250, large: 750, cold_trials: 1, edit_trials: 5 }
     } else {
-        rust_index::bench::Sizes { small: 1_000, large: 3_000, cold_trials: 3, edit_trials: 15 }
+        rust_index::bench::Sizes { small: 1_000, large: 3_000, cold_trials: 5, edit_trials: 15 }
     };
     println!("real-source pipeline: chunkdb vs salsa (examples/rust_index)");
     COUNTING.store(false, Ordering::Relaxed);
