@@ -44,7 +44,7 @@ use crate::writer::ChunkWriter;
 /// ```
 pub struct TaskContext<S: Schema> {
     snapshot: Snapshot<S>,
-    /// Registers the run as in flight until its commit is published.
+    /// Registers the run as in flight until its commit has been decided.
     run: Run,
     log: ReadLog,
     /// Behind a lock so a task can insert while it holds results borrowed from the

@@ -275,7 +275,7 @@ impl<S: Schema> Database<S> {
     }
 
     /// A snapshot for a task run, with the run registered as in flight (see
-    /// [`Runs`]) until the run's commit is published or it is dropped.
+    /// [`Runs`]) until the run's commit has been decided or it is dropped.
     pub(crate) fn start_run(&self) -> (Snapshot<S>, Run) {
         self.shared.counters.runs.start(|| {
             let snapshot = self.snapshot();
@@ -705,7 +705,11 @@ impl<S: Schema> Database<S> {
             })
             .collect();
         let index_bytes: usize = partitions.iter().map(|p| p.index_bytes).sum::<usize>()
-            + state.indexes.values().map(|index| index.bytes()).sum::<usize>();
+            + state.indexes.values().map(|index| index.bytes()).sum::<usize>()
+            + state.tasks.bytes()
+            + state.chunks.bytes()
+            + state.partitions.bytes()
+            + state.indexes.bytes();
         let counters = &self.shared.counters;
         let (retired_states, stale_tasks, reads_tracked, gc) = {
             let side = self.shared.publish.lock();

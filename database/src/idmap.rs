@@ -91,6 +91,11 @@ impl<K: IdKey, V: Clone> IdMap<K, V> {
         self.tree.len()
     }
 
+    /// Heap bytes of the map's tree (not of what its values own).
+    pub(crate) fn bytes(&self) -> usize {
+        self.tree.bytes()
+    }
+
     /// Sets `key`'s value; returns the one it replaced.
     pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
         self.set(key, Some(value))

@@ -13,8 +13,9 @@
 //! checks a committing task's reads against those made since its snapshot: if one
 //! falls inside them, the task stays stale. Only runs still in flight can need them:
 //! each run is registered ([`Runs`]) from the moment it takes its snapshot until its
-//! commit is published, and the tracker forgets what no such run can ask about. With
-//! no run in flight it keeps nothing.
+//! commit has been decided (published, refused, or found identical to the current
+//! version), and after each publication the tracker forgets what no run still in
+//! flight can ask about. With no run in flight it keeps nothing past a publication.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -42,8 +43,8 @@ const LOG_KEYS: usize = 1 << 20;
 #[derive(Debug, Default)]
 pub(crate) struct Runs(Mutex<BTreeMap<u64, usize>>);
 
-/// One task run in flight, reading the snapshot at its clock. Dropping it (after the
-/// run's commit is published, or when the run is abandoned) ends the run.
+/// One task run in flight, reading the snapshot at its clock. Dropping it (once the
+/// run's commit has been decided, or when the run is abandoned) ends the run.
 #[derive(Debug)]
 pub(crate) struct Run {
     clock: u64,
@@ -98,6 +99,8 @@ impl Drop for Run {
 struct Logged {
     clock: u64,
     keys: KeyList,
+    /// How many keys it added to the tracker's count (sorting may drop repeats).
+    counted: usize,
     /// Whether `keys` is sorted: keys are sorted when first asked about, so a commit
     /// that nobody asks about (no run in flight) costs no sort.
     sorted: bool,
@@ -169,11 +172,13 @@ impl Tracker {
         if changed.is_empty() {
             return newly;
         }
+        let mut changed = changed;
+        changed.shrink_to_fit();
         self.log_keys += changed.len();
-        self.log.push_back(Logged { clock, keys: changed, sorted: false });
+        self.log.push_back(Logged { clock, counted: changed.len(), keys: changed, sorted: false });
         while self.log.len() > LOG_COMMITS || self.log_keys > LOG_KEYS {
             let Some(dropped) = self.log.pop_front() else { break };
-            self.log_keys -= dropped.keys.len();
+            self.log_keys -= dropped.counted;
             self.log_from = dropped.clock;
         }
         newly
@@ -184,7 +189,7 @@ impl Tracker {
     pub(crate) fn forget_until(&mut self, horizon: u64) {
         while self.log.front().is_some_and(|logged| logged.clock <= horizon) {
             let dropped = self.log.pop_front();
-            self.log_keys -= dropped.map_or(0, |dropped| dropped.keys.len());
+            self.log_keys -= dropped.map_or(0, |dropped| dropped.counted);
         }
         self.log_from = self.log_from.max(horizon);
     }
@@ -206,8 +211,7 @@ impl Tracker {
         }
         self.log.iter_mut().filter(|logged| logged.clock > read_at && logged.clock < clock).any(|logged| {
             if !logged.sorted {
-                logged.keys = logged.keys.sorted();
-                logged.sorted = true;
+                (logged.keys, logged.sorted) = (logged.keys.sorted(), true);
             }
             reads.iter().any(|read| covers_any(&logged.keys, read))
         })

@@ -127,7 +127,7 @@ impl<S: Schema> Snapshot<S> {
         self.state.chunks.get(&id)
     }
 
-    /// The tasks with a version in this snapshot (in no particular order).
+    /// The tasks with a version in this snapshot, in task-id order.
     pub fn tasks(&self) -> impl Iterator<Item = TaskId> + '_ {
         self.state.tasks.keys()
     }

@@ -327,6 +327,12 @@ impl KeyList {
         self.ends.clear();
     }
 
+    /// Releases spare capacity, for a list that is kept.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.bytes.shrink_to_fit();
+        self.ends.shrink_to_fit();
+    }
+
     /// The same keys sorted by (partition, key), without duplicates, exactly sized.
     pub(crate) fn sorted(&self) -> KeyList {
         let mut order: Vec<usize> = (0..self.len()).collect();

@@ -14,8 +14,9 @@ pub struct Stats {
     pub chunks: usize,
     /// Records in current chunks.
     pub records: usize,
-    /// Heap bytes of the current chunks (approximate: their records' storage as the
-    /// schema reports it) and of the partition and secondary indexes (exact).
+    /// Approximate heap bytes of the current chunks (their records' storage as the
+    /// schema reports it), of the partition and secondary indexes' trees, and of the
+    /// maps of tasks and chunks.
     pub bytes: usize,
     /// Versions committed since the database was created.
     pub versions_committed: u64,
@@ -51,6 +52,7 @@ pub struct PartitionStats {
     pub records: usize,
     /// Chunks holding records of the partition.
     pub chunks: usize,
-    /// Heap bytes of the partition's index: its keys, postings and tree nodes.
+    /// Heap bytes of the partition's index tree: its keys, postings and nodes (not the
+    /// shared lists of keys that several tasks write).
     pub index_bytes: usize,
 }

@@ -12,9 +12,12 @@
 //! file share a long prefix (its id, then its module path), so a leaf holds them in a
 //! fraction of their length, and a search compares the probe with the differing bytes
 //! in the node's own memory instead of following a pointer per key, which is what a
-//! lookup spent most of its time on. Branches hold *separators* rather than keys: the
-//! shortest prefix of a child's first key that is still above the previous child's
-//! last key, usually a byte or two, so a branch is a cache line or two.
+//! lookup spent most of its time on. Branches hold *separators* rather than keys: a
+//! byte string above every key of the previous child and at or below every key of its
+//! child. When a branch is rebuilt around a new child, the separator is the shortest
+//! prefix of the child's first key that is still above the previous child's last key,
+//! usually a byte or two, so a branch is a cache line or two; when a commit leaves the
+//! children as they were (one node each), their separators stay, still parting them.
 //!
 //! Lookups descend once and allocate nothing; cursors keep their path in a fixed array.
 
@@ -229,12 +232,15 @@ impl<V: Clone> Tree<V> {
         self.iter_from(Probe::at(&[]))
     }
 
-    /// Visits the entries from `probe` on for as long as `admits` holds (which must
-    /// hold for a prefix of the keys in order, as a range's end test does), dividing
+    /// Visits the entries from `probe` on for as long as `admits` holds, dividing
     /// the work by subtrees on rayon's pool: each bottom-level branch (up to
     /// `BRANCH_MAX` leaves) is one task, and `visit` gets its stretches of values. What
     /// the tasks return comes back in key order. No serial walk over the leaves
     /// precedes the split, so the scan scales with the threads.
+    ///
+    /// `admits` must hold for every byte string up to some point of byte order and for
+    /// none after it, as a range's end test does: it is asked about separators too,
+    /// which are not keys of the tree.
     pub(crate) fn par_visit<'t, A, F, R>(&'t self, probe: Probe<'_>, admits: &A, visit: &F) -> Vec<R>
     where
         V: Send + Sync,
@@ -254,6 +260,7 @@ impl<V: Clone> Tree<V> {
 
     /// About how many entries [`par_visit`](Self::par_visit) would visit: exact in the
     /// leaves on the range's two edges, the entry counts of the subtrees in between.
+    /// `admits` is as for `par_visit`.
     pub(crate) fn estimate<A: Fn(&[u8]) -> bool>(&self, probe: Probe<'_>, admits: &A) -> usize {
         self.root.as_ref().map_or(0, |root| estimate_node(root, probe, admits, (true, true)))
     }
@@ -395,7 +402,7 @@ fn admitted<'t, V>(
 
 /// The children of a branch a range can reach: from the one holding the probe's
 /// position (on the range's first path) to the last whose separator is still
-/// admitted (on its last path). A separator is a prefix of its child's first key, so
+/// admitted (on its last path). A separator is at or below every key of its child, so
 /// one that is not admitted means nothing after it is.
 fn reachable<V>(
     branch: &Branch<V>,

@@ -274,8 +274,7 @@ fn hash_partitions<T: RecordStorage>(
         let hash = hasher.finish();
         output.write_u64(partition.raw());
         output.write_u128(hash.raw());
-        // Chunks are far below 4 billion records; the writer cannot produce more rows
-        // than it has memory for, and u32 keeps index entries small.
+        // Row counts were checked to fit in u32 before the chunk was built.
         slices.push(PartitionSlice { partition, hash, rows: (start as u32, end as u32) });
         start = end;
     }
