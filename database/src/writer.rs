@@ -198,19 +198,17 @@ impl<S: Schema> ChunkWriter<S> {
             return Err(Error::TooManyRecords { task, records: rows.len() });
         }
         let storage = builder.finish();
+        let (partitions, output_hash) = hash_partitions(&rows, key, &storage);
         // The keys in row order, in one allocation.
         let mut sorted_keys = Vec::with_capacity(keys.len());
-        let mut partitions_of = Vec::with_capacity(rows.len());
         let rows: Box<[Row]> = rows
             .iter()
             .map(|row| {
                 sorted_keys.extend_from_slice(key(row));
-                partitions_of.push(row.partition);
                 Row { key_end: sorted_keys.len() as u32, handle: row.handle }
             })
             .collect();
         let keys: Box<[u8]> = sorted_keys.into();
-        let (partitions, output_hash) = hash_partitions(&partitions_of, &keys, &rows, &storage);
 
         declared.sort_unstable();
         declared.dedup();
@@ -248,27 +246,23 @@ impl<S: Schema> ChunkWriter<S> {
     }
 }
 
-/// Splits sorted rows (with the partition of each) into per-partition slices, each
-/// with the hash of its keys and records, and hashes the slices into the chunk's
-/// output hash.
-fn hash_partitions<T: RecordStorage>(
-    partitions: &[Ident],
-    keys: &[u8],
-    rows: &[Row],
+/// Splits sorted rows into per-partition slices, each with the hash of its keys and
+/// records, and hashes the slices into the chunk's output hash.
+fn hash_partitions<'k, T: RecordStorage>(
+    rows: &[Pending],
+    key: impl Fn(&Pending) -> &'k [u8],
     storage: &T,
 ) -> (Vec<PartitionSlice>, ContentHash) {
     let mut slices = Vec::new();
     let mut output = StableHasher::new();
     let mut start = 0;
     while start < rows.len() {
-        let partition = partitions[start];
-        let end = start + partitions[start..].iter().take_while(|p| **p == partition).count();
+        let partition = rows[start].partition;
+        let end = start + rows[start..].iter().take_while(|row| row.partition == partition).count();
         let mut hasher = StableHasher::new();
         hasher.write_len(end - start);
-        let mut key_start = start.checked_sub(1).map_or(0, |previous| rows[previous].key_end as usize);
         for row in &rows[start..end] {
-            hasher.write_bytes(&keys[key_start..row.key_end as usize]);
-            key_start = row.key_end as usize;
+            hasher.write_bytes(key(row));
             storage.hash_record(row.handle, &mut hasher);
         }
         let hash = hasher.finish();
