@@ -30,6 +30,13 @@ pub(crate) struct IndexEntries {
     pub(crate) keys: Box<[u8]>,
 }
 
+/// The sort key of `row`, in the key bytes its rows point into.
+#[inline]
+pub(crate) fn row_key<'k>(keys: &'k [u8], rows: &[Row], row: usize) -> &'k [u8] {
+    let start = row.checked_sub(1).map_or(0, |previous| rows[previous].key_end as usize);
+    &keys[start..rows[row].key_end as usize]
+}
+
 /// A secondary-index entry of a chunk: the index, where its composite key (value ++
 /// partition ++ task ++ sort key) ends in the chunk's index-key bytes, the record's
 /// row and its partition.
@@ -176,8 +183,7 @@ impl<S: Schema> Chunk<S> {
     /// The sort key of a row.
     #[inline]
     pub(crate) fn key(&self, row: usize) -> &[u8] {
-        let start = row.checked_sub(1).map_or(0, |previous| self.rows[previous].key_end as usize);
-        &self.keys[start..self.rows[row].key_end as usize]
+        row_key(&self.keys, &self.rows, row)
     }
 
     /// The record of a row.

@@ -150,8 +150,7 @@ fn entries_of_row<S: Schema>(
     storage: &S::Storage,
     out: &mut Vec<Unsorted>,
 ) {
-    let start = row.checked_sub(1).map_or(0, |previous| rows[previous].key_end as usize);
-    let key = &keys[start..rows[row].key_end as usize];
+    let key = crate::chunk::row_key(keys, rows, row);
     S::index_values(storage.get(rows[row].handle), &mut |index, value| {
         let mut bytes = Vec::with_capacity(32 + key.len());
         value.encode_index_value(&mut bytes);

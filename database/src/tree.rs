@@ -284,7 +284,7 @@ impl<V: Clone> Tree<V> {
             len: self.len,
             bytes: self.bytes,
             writer: block::Writer::default(),
-            decoded: (Vec::new(), Vec::new()),
+            decoded: Decoded::default(),
         };
         let mut level = match self.root.take() {
             Some(root) => apply.node(&root, changes),
@@ -498,8 +498,40 @@ struct Apply<'f, KeyOf, Merge> {
     bytes: usize,
     /// Reused for every block built.
     writer: block::Writer,
-    /// Reused for every leaf merged: its keys decoded, and where each ends.
-    decoded: (Vec<u8>, Vec<usize>),
+    /// Reused for every leaf merged: its keys decoded.
+    decoded: Decoded,
+}
+
+/// Keys decoded from blocks into one buffer, each found by its position.
+#[derive(Default)]
+struct Decoded {
+    bytes: Vec<u8>,
+    /// Where each key ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl Decoded {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+
+    /// Appends the keys of a block, all but the one at `skip`.
+    fn push_block(&mut self, block: &[u8], skip: Option<usize>) {
+        let mut keys = block::Keys::new(block);
+        let mut at = 0;
+        while let Some(key) = keys.next_key() {
+            if Some(at) != skip {
+                self.bytes.extend_from_slice(key);
+                self.ends.push(self.bytes.len());
+            }
+            at += 1;
+        }
+    }
+
+    fn key(&self, at: usize) -> &[u8] {
+        &self.bytes[at.checked_sub(1).map_or(0, |previous| self.ends[previous])..self.ends[at]]
+    }
 }
 
 impl<KeyOf, Merge> Apply<'_, KeyOf, Merge> {
@@ -540,42 +572,26 @@ impl<KeyOf, Merge> Apply<'_, KeyOf, Merge> {
                     None => {
                         self.len -= 1;
                         values.remove(at);
-                        let (mut keys, mut ends) = std::mem::take(&mut self.decoded);
-                        keys.clear();
-                        ends.clear();
-                        let mut decoded = block::Keys::new(leaf.keys());
-                        let mut index = 0;
-                        while let Some(key) = decoded.next_key() {
-                            if index != at {
-                                keys.extend_from_slice(key);
-                                ends.push(keys.len());
-                            }
-                            index += 1;
-                        }
-                        let key = |at: &usize| {
-                            &keys[at.checked_sub(1).map_or(0, |previous| ends[previous])..ends[*at]]
-                        };
-                        let pieces = self.leaves(values.into_iter().enumerate().collect(), key);
-                        self.decoded = (keys, ends);
+                        let mut decoded = std::mem::take(&mut self.decoded);
+                        decoded.clear();
+                        decoded.push_block(leaf.keys(), Some(at));
+                        let pieces =
+                            self.leaves(values.into_iter().enumerate().collect(), |at| decoded.key(*at));
+                        self.decoded = decoded;
                         pieces
                     }
                 };
             }
         }
         // The existing keys, decoded into one buffer (kept between leaves).
-        let (mut old_keys, mut old_ends) = std::mem::take(&mut self.decoded);
-        old_keys.clear();
-        old_ends.clear();
+        let mut decoded = std::mem::take(&mut self.decoded);
+        decoded.clear();
         if let Some(leaf) = leaf {
-            let mut keys = block::Keys::new(leaf.keys());
-            while let Some(key) = keys.next_key() {
-                old_keys.extend_from_slice(key);
-                old_ends.push(old_keys.len());
-            }
+            decoded.push_block(leaf.keys(), None);
         }
         let old_values = leaf.map_or(&[][..], |leaf| leaf.values());
         self.bytes -= leaf.map_or(0, Leaf::bytes);
-        let old_key = |at: usize| &old_keys[if at == 0 { 0 } else { old_ends[at - 1] }..old_ends[at]];
+        let old_key = |at: usize| decoded.key(at);
 
         // Merge: each merged entry's key comes from the old leaf or from a change.
         enum From {
@@ -624,7 +640,7 @@ impl<KeyOf, Merge> Apply<'_, KeyOf, Merge> {
             };
             self.leaves(merged, key_at)
         };
-        self.decoded = (old_keys, old_ends);
+        self.decoded = decoded;
         pieces
     }
 
@@ -778,19 +794,12 @@ impl<KeyOf, Merge> Apply<'_, KeyOf, Merge> {
         }
         match (left, &right.node) {
             (Node::Leaf(a), Node::Leaf(b)) => {
-                let mut keys = Vec::new();
-                let mut ends = Vec::new();
-                for leaf in [a, b] {
-                    let mut decoded = block::Keys::new(leaf.keys());
-                    while let Some(key) = decoded.next_key() {
-                        keys.extend_from_slice(key);
-                        ends.push(keys.len());
-                    }
-                }
-                let key = |at: usize| &keys[if at == 0 { 0 } else { ends[at - 1] }..ends[at]];
+                let mut decoded = Decoded::default();
+                decoded.push_block(a.keys(), None);
+                decoded.push_block(b.keys(), None);
                 let values: Vec<(usize, V)> =
                     a.values().iter().chain(b.values()).cloned().enumerate().collect();
-                self.leaves(values, |at| key(*at))
+                self.leaves(values, |at| decoded.key(*at))
             }
             (Node::Branch(a), Node::Branch(b)) => {
                 let separators_of = |branch: &Branch<V>| {
