@@ -665,10 +665,19 @@ impl<S: Schema> Database<S> {
     /// The stale tasks grouped in waves that can each run in parallel, each with the
     /// parent to run it under (`None`: its current version's).
     pub(crate) fn stale_waves(&self) -> Vec<Vec<(TaskId, Option<TaskId>)>> {
+        let side = self.shared.publish.lock();
+        let state = self.shared.current.load_full();
+        side.tracker.waves(&state)
+    }
+
+    /// Takes out of the stale set those of `tasks` that are stale only because a
+    /// commit changed a key inside one of their reads, and whose every read would
+    /// still return what it returned (see [`Driver`](crate::Driver): key-level
+    /// invalidation over-approximates). Returns the tasks cleared, which need not run.
+    pub(crate) fn clear_unchanged(&self, tasks: impl IntoIterator<Item = TaskId>) -> Vec<TaskId> {
         let mut side = self.shared.publish.lock();
         let state = self.shared.current.load_full();
-        side.tracker.drop_orphans(&state);
-        side.tracker.waves(&state)
+        tasks.into_iter().filter(|task| side.tracker.clear_if_unchanged(&state, *task)).collect()
     }
 
     /// Sets how queries execute: [`Execution::Auto`] (the default) measures and

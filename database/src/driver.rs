@@ -65,6 +65,12 @@ pub struct DriveReport {
     /// The runs whose output equalled the previous version's: nothing that read them
     /// was invalidated (early cut-off).
     pub cut_off: Vec<TaskId>,
+    /// Stale tasks that did not run: a commit had changed a key inside one of their
+    /// reads, but each read still found exactly the chunks it found when the task
+    /// last ran (a record the query's filter dropped changed, or a change was undone),
+    /// so the task's output could not have changed. They were taken out of the stale
+    /// set unrun.
+    pub skipped: Vec<TaskId>,
     /// Rounds of parallel runs (one dependency wave each).
     pub rounds: usize,
     /// Wall time of the whole run.
@@ -198,9 +204,10 @@ impl<'db, S: Schema> Driver<'db, S> {
     }
 
     /// Re-runs stale tasks until nothing is stale: each round first collects the
-    /// garbage removals left (see [`Database::collect`]), then runs the tasks that
-    /// wait on no other stale task (in parallel when enabled), commits each, and
-    /// looks at the stale set again. In parallel, each worker commits its runs in
+    /// garbage removals left (see [`Database::collect`]), then takes the tasks that
+    /// wait on no other stale task, skips those whose reads turn out unchanged (see
+    /// [`DriveReport::skipped`]), runs the rest (in parallel when enabled), commits
+    /// each, and looks at the stale set again. In parallel, each worker commits its runs in
     /// groups of up to 16, each group one state transition under one hold of the
     /// commit lock; each run still gets its own receipt and clock value.
     ///
@@ -224,7 +231,17 @@ impl<'db, S: Schema> Driver<'db, S> {
             if self.db.has_garbage() {
                 self.db.collect();
             }
-            let Some(wave) = self.db.stale_waves().into_iter().next() else { break };
+            let Some(mut wave) = self.db.stale_waves().into_iter().next() else { break };
+            // Invalidation works on keys and over-approximates; a run is due only if
+            // what the task read has changed.
+            let skipped = self.db.clear_unchanged(wave.iter().map(|(task, _)| *task));
+            if !skipped.is_empty() {
+                wave.retain(|(task, _)| !skipped.contains(task));
+                report.skipped.extend(skipped);
+                if wave.is_empty() {
+                    continue;
+                }
+            }
             if report.rounds == self.max_rounds {
                 let stale = self.db.stale().into_iter().take(16).collect();
                 report.elapsed = started.elapsed();

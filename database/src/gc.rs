@@ -11,7 +11,10 @@
 //! - **Parent edges.** A current version with a parent is alive exactly when its
 //!   parent task's current version is alive: a spawned task is owned by its spawner.
 //!   Ownership chains that reach no entry (a parent removed, a parent that never
-//!   existed, a cycle) are garbage.
+//!   existed, a cycle) are garbage. Cycles are collected, not refused: a commit whose
+//!   new version reaches no entry (it names a missing parent, a parent that is
+//!   itself garbage, or closes a cycle, as a task made its own parent does) counts
+//!   its bytes as garbage at once, so a cycle never hides from the collector.
 //! - **Dependency edges do not keep chunks alive.** A task that read a chunk that is
 //!   removed or collected is invalidated instead (its read results changed), so it
 //!   re-runs and stops depending on it. Keeping the dependency alive would keep a
@@ -156,22 +159,19 @@ impl Default for Collector {
     }
 }
 
-/// The sweep's verdict on one candidate, re-checked against the current state.
+/// Whether `task`'s current version in `state` reaches an entry task through its
+/// parents: the sweep's verdict on a candidate, and a commit's test of whether it
+/// made garbage. A chain longer than the number of tasks has gone round a cycle.
 pub(crate) fn reachable<S: Schema>(state: &State<S>, task: TaskId) -> bool {
-    let mut seen = FxHashSet::default();
     let mut at = task;
-    loop {
+    for _ in 0..=state.tasks.len() {
         let Some(version) = state.tasks.get(&at) else { return false };
         match version.chunk.parent() {
             None => return true,
-            Some(parent) => {
-                if !seen.insert(at) {
-                    return false;
-                }
-                at = parent;
-            }
+            Some(parent) => at = parent,
         }
     }
+    false
 }
 
 impl Collector {
@@ -195,7 +195,9 @@ impl Collector {
         match (old, new) {
             (_, Some(new)) => {
                 self.children.entry(new.parent()).or_default().insert(task);
-                if new.parent().is_some_and(|parent| !state.tasks.contains_key(&parent)) {
+                // Under a parent that does not exist, under one that is itself
+                // garbage, or closing an ownership cycle: garbage from the start.
+                if new.parent().is_some() && !reachable(state, task) {
                     self.pending_bytes += new.heap_bytes().max(1);
                 }
             }

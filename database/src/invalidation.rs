@@ -112,6 +112,20 @@ pub(crate) struct StaleEntry {
     /// The parent to run it under: the spawner's, for a task scheduled by another;
     /// `None` keeps its current version's.
     pub(crate) parent: Option<TaskId>,
+    /// Why it must run.
+    pub(crate) cause: Cause,
+}
+
+/// Why a task is in the stale set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cause {
+    /// A commit changed a key inside one of its reads. Key-level tracking
+    /// over-approximates (a record its filter dropped changed, or a change was later
+    /// undone), so a driver may confirm against the reads' chunks before running it.
+    Invalidated,
+    /// Asked to run ([`Tracker::schedule`]): it never ran, or a run was forced. It
+    /// runs whatever its reads say.
+    Scheduled,
 }
 
 /// The reverse dependency edges (every current task's reads, by key) and the stale
@@ -120,6 +134,10 @@ pub(crate) struct StaleEntry {
 pub(crate) struct Tracker {
     readers: RangeRegistry<TaskId>,
     stale: FxHashMap<TaskId, StaleEntry>,
+    /// The tasks scheduled to run under each parent (spawned and not yet run), so a
+    /// removal of the parent unschedules them. Entries may be out of date (the child
+    /// ran since); they are checked against the stale set when used.
+    scheduled_under: FxHashMap<TaskId, Vec<TaskId>>,
     /// The changed keys of recent commits, oldest first.
     log: VecDeque<Logged>,
     log_keys: usize,
@@ -151,10 +169,27 @@ impl Tracker {
             }
         }
         let entry = self.stale.remove(&task);
+        if let Some(StaleEntry { parent: Some(parent), .. }) = entry {
+            self.unfile_scheduled(parent, task);
+        }
         if let (Some(new), Some(read_at)) = (new, read_at)
             && self.changed_since(read_at, clock, new.reads())
         {
-            self.stale.insert(task, entry.unwrap_or(StaleEntry { parent: new.parent() }));
+            // What it read changed while it ran: it is stale again, as a reader.
+            self.stale.insert(task, StaleEntry { parent: None, cause: Cause::Invalidated });
+        }
+        if new.is_none() {
+            // Tasks spawned under a removed task that never ran would only write
+            // garbage: they are no longer asked for.
+            for child in self.scheduled_under.remove(&task).unwrap_or_default() {
+                if self
+                    .stale
+                    .get(&child)
+                    .is_some_and(|entry| entry.cause == Cause::Scheduled && entry.parent == Some(task))
+                {
+                    self.stale.remove(&child);
+                }
+            }
         }
 
         let mut invalidated = FxHashSet::default();
@@ -165,8 +200,10 @@ impl Tracker {
                 }
             });
         }
-        let mut newly: Vec<TaskId> =
-            invalidated.into_iter().filter(|reader| self.schedule(*reader, None)).collect();
+        let mut newly: Vec<TaskId> = invalidated
+            .into_iter()
+            .filter(|reader| self.add(*reader, StaleEntry { parent: None, cause: Cause::Invalidated }))
+            .collect();
         newly.sort_unstable();
 
         if changed.is_empty() {
@@ -217,29 +254,63 @@ impl Tracker {
         })
     }
 
-    /// Adds `task` to the stale set (to run, or to run again), to run under `parent`.
-    /// Returns whether it was not stale before.
+    /// Adds `task` to the stale set to run (or run again) whatever its reads say, under
+    /// `parent` (`None`: its current version's). Returns whether it was not stale
+    /// before.
     pub(crate) fn schedule(&mut self, task: TaskId, parent: Option<TaskId>) -> bool {
+        if let Some(parent) = parent {
+            self.scheduled_under.entry(parent).or_default().push(task);
+        }
+        self.add(task, StaleEntry { parent, cause: Cause::Scheduled })
+    }
+
+    /// Adds `task` to the stale set, merged with its entry if it has one (a parent
+    /// given replaces none; being scheduled outranks being invalidated). Returns
+    /// whether it was not stale before.
+    fn add(&mut self, task: TaskId, added: StaleEntry) -> bool {
         match self.stale.get_mut(&task) {
             Some(entry) => {
-                entry.parent = parent.or(entry.parent);
+                entry.parent = added.parent.or(entry.parent);
+                if added.cause == Cause::Scheduled {
+                    entry.cause = Cause::Scheduled;
+                }
                 false
             }
             None => {
-                self.stale.insert(task, StaleEntry { parent });
+                self.stale.insert(task, added);
                 true
             }
         }
     }
 
-    /// Drops from the stale set the tasks whose parent has no version: they are
-    /// garbage (or would be, once written), and the collector removes those that
-    /// have a version.
-    pub(crate) fn drop_orphans<S: Schema>(&mut self, state: &State<S>) {
-        self.stale.retain(|task, entry| {
-            let parent = entry.parent.or_else(|| state.tasks.get(task).and_then(|v| v.chunk.parent()));
-            parent.is_none_or(|parent| state.tasks.contains_key(&parent))
-        });
+    /// Forgets that `child` was scheduled under `parent`.
+    fn unfile_scheduled(&mut self, parent: TaskId, child: TaskId) {
+        if let Some(children) = self.scheduled_under.get_mut(&parent) {
+            children.retain(|scheduled| *scheduled != child);
+            if children.is_empty() {
+                self.scheduled_under.remove(&parent);
+            }
+        }
+    }
+
+    /// Takes `task` out of the stale set if it is there only because a commit changed
+    /// a key it read (not scheduled, not under another parent), its current version
+    /// in `state` has reads, and every read would return what it returned: the same
+    /// chunks hold records in each read's range as when it ran (chunks are immutable
+    /// and content-addressed, so the same chunks mean the same records). Returns
+    /// whether it did.
+    pub(crate) fn clear_if_unchanged<S: Schema>(&mut self, state: &State<S>, task: TaskId) -> bool {
+        let Some(entry) = self.stale.get(&task) else { return false };
+        let Some(version) = state.tasks.get(&task) else { return false };
+        let chunk = &version.chunk;
+        let unchanged = entry.cause == Cause::Invalidated
+            && entry.parent.is_none_or(|parent| chunk.parent() == Some(parent))
+            && !chunk.reads().is_empty()
+            && chunk.reads().iter().all(|read| state.read_unchanged(read));
+        if unchanged {
+            self.stale.remove(&task);
+        }
+        unchanged
     }
 
     /// Whether `task` is stale.

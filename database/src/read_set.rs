@@ -72,8 +72,10 @@ impl ReadEntry {
     }
 }
 
-/// A read's identity for a chunk's id: the partition and the range. Its chunks are
-/// hashed with the dependencies; its hit count follows from them.
+/// A read's identity for a chunk's id: the partition, the range, the chunks that
+/// supplied its results and how many it returned. Two runs whose reads differ in any
+/// of these (a filter that now keeps nothing turns a read pending) store different
+/// chunks, so the stored read-set is always that of the run that is current.
 impl StableHash for ReadEntry {
     fn stable_hash(&self, hasher: &mut StableHasher) {
         hasher.write_u64(self.partition.raw());
@@ -85,6 +87,8 @@ impl StableHash for ReadEntry {
                 hasher.write_bytes(end);
             }
         }
+        self.chunks.stable_hash(hasher);
+        hasher.write_u64(self.hits as u64);
     }
 }
 

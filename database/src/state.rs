@@ -8,6 +8,7 @@ use crate::hash::ChunkId;
 use crate::ident::{Ident, TaskId};
 use crate::idmap::IdMap;
 use crate::index::{Change, Op, PartitionIndex, Posting};
+use crate::read_set::ReadEntry;
 use crate::schema::Schema;
 use crate::secondary::{self, IndexHit, SecondaryIndex};
 
@@ -265,6 +266,40 @@ impl<S: Schema> State<S> {
             return scan.next().is_some_and(|(key, _)| range.contains(key));
         }
         false
+    }
+
+    /// Whether `read` would return what it returned when it ran: exactly the chunks
+    /// it noted hold records in its range now. Chunks are immutable and
+    /// content-addressed, so the same chunks hold the same records there. A read that
+    /// stopped early (a lazy iterator dropped midway) noted fewer chunks than its
+    /// range held, and counts as changed.
+    pub(crate) fn read_unchanged(&self, read: &ReadEntry) -> bool {
+        let noted = read.chunks();
+        let mut seen = vec![false; noted.len()];
+        let mut note = |id: ChunkId| match noted.binary_search(&id) {
+            Ok(at) => {
+                seen[at] = true;
+                true
+            }
+            Err(_) => false,
+        };
+        let range = read.range();
+        if let Some(index) = self.partitions.get(&read.partition()) {
+            let mut scan = index.scan_from(crate::key::Start::At(range.start()));
+            while let Some((_, postings)) = scan.next().filter(|(key, _)| range.contains(key)) {
+                if !postings.as_slice().iter().all(|posting| note(posting.chunk.id)) {
+                    return false;
+                }
+            }
+        } else if let Some(index) = self.indexes.get(&read.partition()) {
+            let mut scan = index.scan_from(range.start());
+            while let Some((_, hit)) = scan.next().filter(|(key, _)| range.contains(key)) {
+                if !note(hit.posting.chunk.id) {
+                    return false;
+                }
+            }
+        }
+        seen.iter().all(|seen| *seen)
     }
 }
 

@@ -452,3 +452,47 @@ fn old_snapshots_are_unaffected_by_concurrent_commits_and_collection() -> Result
     assert_eq!(snapshot.tasks().count(), roots * 7, "each remaining root with its whole family");
     Ok(())
 }
+
+/// Regression (independent model, divergence 2): ownership cycles that a commit
+/// closes (a task its own parent; a task re-parented under its own child) reach no
+/// entry and are collected.
+#[test]
+fn a_cycle_closed_by_re_parenting_is_collected() -> Result<()> {
+    let db = Database::<RefLang>::new();
+    db.set_gc_policy(manual());
+    put(&db, "src", None, 1, "src")?;
+    put(&db, "self", Some("src"), 1, "self")?;
+    put(&db, "self", Some("self"), 1, "self")?;
+    put(&db, "p", Some("src"), 1, "p")?;
+    put(&db, "q", Some("p"), 1, "q")?;
+    put(&db, "p", Some("q"), 1, "p")?;
+    assert!(db.has_garbage(), "each cycle was garbage from the commit that closed it");
+    assert_eq!(db.collect().chunks_reclaimed, 3);
+    assert_eq!(db.snapshot().tasks().collect::<Vec<_>>(), [task("src")]);
+    assert!(!db.has_garbage());
+    db.check_consistency()?;
+    Ok(())
+}
+
+/// Regression (independent model, divergence 3): a task committed during a cycle
+/// under a parent that the cycle then sweeps is garbage the collector knows about.
+#[test]
+fn a_task_committed_under_a_parent_being_swept_is_collected() -> Result<()> {
+    for policy in [GcPolicy::default().garbage_bytes(usize::MAX), GcPolicy::default().garbage_bytes(1)] {
+        let db = Database::<RefLang>::new();
+        db.set_gc_policy(policy);
+        put(&db, "src", None, 1, "src")?;
+        put(&db, "p", Some("ghost"), 1, "p")?;
+        if policy.garbage_bytes == usize::MAX {
+            db.gc_step(1);
+        }
+        put(&db, "c", Some("p"), 1, "c")?;
+        assert!(db.has_garbage() || db.snapshot().task_chunk(task("c")).is_none());
+        db.collect();
+        assert_eq!(db.snapshot().tasks().collect::<Vec<_>>(), [task("src")], "{policy:?}");
+        assert!(!db.has_garbage());
+        assert!(all_reachable(&db.snapshot()));
+        db.check_consistency()?;
+    }
+    Ok(())
+}

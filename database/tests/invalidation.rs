@@ -617,3 +617,111 @@ fn verify_mode_names_the_nondeterministic_record() -> Result<()> {
     db.check_consistency()?;
     Ok(())
 }
+
+/// Regression (independent model, divergence 1): staleness is a function of what was
+/// read and what changed. Removing a stale task's parent, asking for the stale set,
+/// and re-adding the parent leaves the task stale; reading the stale set changes
+/// nothing.
+#[test]
+fn a_stale_task_stays_stale_through_its_parents_removal_and_return() -> Result<()> {
+    let db = Database::<RefLang>::new();
+    source(&db, "parse:a", "a", &[("a", "A")])?;
+    source(&db, "parse:b", "b", &[("b", "B")])?;
+    let check = db.task("check");
+    check.set_parent(task("parse:a"));
+    assert_eq!(check.get(SYMBOLS, (file("b"), "b"))?.len(), 1);
+    check.commit()?;
+
+    let receipt = source(&db, "parse:b", "b", &[("b", "B2")])?;
+    assert_eq!(receipt.invalidated, [task("check")]);
+    db.remove_task("parse:a");
+    assert!(db.is_stale("check"), "removing its parent does not make what it read current");
+    assert_eq!(db.stale(), [task("check")], "stale() and is_stale() agree");
+    assert_eq!(db.stale(), [task("check")], "asking twice gives the same answer");
+    source(&db, "parse:a", "a", &[("a", "A")])?;
+    assert!(db.is_stale("check"));
+    assert_eq!(db.stale(), [task("check")]);
+    db.check_consistency()?;
+    Ok(())
+}
+
+/// A task spawned under a parent that is removed before the child ran is no longer
+/// asked for: running it would only write garbage.
+#[test]
+fn a_spawned_task_that_never_ran_is_unscheduled_when_its_parent_goes() -> Result<()> {
+    let db = Database::<RefLang>::new();
+    let parent = db.task("parent");
+    parent.spawn("child");
+    parent.commit()?;
+    assert!(db.is_stale("child"));
+    db.remove_task("parent");
+    assert!(!db.is_stale("child"));
+    assert!(db.stale().is_empty());
+    Ok(())
+}
+
+/// Regression (independent model, divergence 4): a re-run whose output and chunks
+/// read are those of the previous run, but whose reads differ (a filter now keeps
+/// nothing, so the read is pending), stores its own read-set.
+#[test]
+fn a_re_run_with_other_reads_stores_its_own_read_set() -> Result<()> {
+    let db = Database::<RefLang>::new();
+    source(&db, "parse:a", "a", &[("f", "A"), ("g", "A")])?;
+    let reader = |keep: bool| -> Result<CommitReceipt> {
+        let ctx = db.task("reader");
+        let hits = ctx.query(SYMBOLS).filter(move |_| keep).execute()?.len();
+        assert_eq!(hits, if keep { 2 } else { 0 });
+        ctx.insert(DIAGNOSTICS, (file("reader"), 0u8, 0u32), Diagnostic::new("same", 0, 0))?;
+        ctx.commit()
+    };
+    reader(true)?;
+    let receipt = reader(false)?;
+    assert!(receipt.stored, "the read-set differs, so the chunk does");
+    assert!(!receipt.output_changed);
+    let snapshot = db.snapshot();
+    let reads = snapshot.task_chunk(task("reader")).expect("committed").reads();
+    assert_eq!(reads[0].hits(), 0);
+    assert!(reads[0].is_pending());
+    assert!(!reader(false)?.stored, "the identical run is stored once");
+    db.check_consistency()?;
+    Ok(())
+}
+
+/// Key-level invalidation over-approximates: a record the query's filter dropped
+/// changed, or a change was undone before the reader re-ran. The driver confirms
+/// against the chunks each read found and skips such runs.
+#[test]
+fn the_driver_skips_stale_tasks_whose_reads_are_unchanged()
+-> std::result::Result<(), Box<dyn std::error::Error>> {
+    let db = Database::<RefLang>::new();
+    source(&db, "parse:a", "a", &[("f", "A")])?;
+    let runs = AtomicU64::new(0);
+    let run = |ctx: &TaskContext<RefLang>| -> Result<()> {
+        runs.fetch_add(1, Ordering::Relaxed);
+        let hits = ctx.query(SYMBOLS).begins_with((file("a"),)).execute()?.len();
+        ctx.insert(DIAGNOSTICS, (file("check"), 0u8, 0u32), Diagnostic::new(&format!("{hits}"), 0, 0))
+    };
+    db.schedule("check");
+    Driver::new(&db).run(run)?;
+    assert_eq!(runs.load(Ordering::Relaxed), 1);
+
+    // Changed, then undone: the reader is stale but what it read is as it was.
+    assert_eq!(source(&db, "parse:a", "a", &[("f", "B")])?.invalidated, [task("check")]);
+    source(&db, "parse:a", "a", &[("f", "A")])?;
+    assert!(db.is_stale("check"));
+    let report = Driver::new(&db).run(run)?;
+    assert_eq!(report.skipped, [task("check")]);
+    assert!(report.ran.is_empty());
+    assert_eq!(runs.load(Ordering::Relaxed), 1);
+    assert!(db.stale().is_empty());
+
+    // A real change still runs it; a forced run always runs.
+    source(&db, "parse:a", "a", &[("f", "B")])?;
+    assert_eq!(Driver::new(&db).run(run)?.ran, [task("check")]);
+    db.schedule("check");
+    let report = Driver::new(&db).run(run)?;
+    assert_eq!((report.ran.len(), report.skipped.len()), (1, 0));
+    assert_eq!(runs.load(Ordering::Relaxed), 3);
+    db.check_consistency()?;
+    Ok(())
+}
