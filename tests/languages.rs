@@ -345,3 +345,35 @@ fn index_lookups_with_many_hits_match_in_every_mode() -> chunkdb::Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn typed_get_and_batch_get_take_the_partitions_own_keys() -> chunkdb::Result<()> {
+    let db = Database::<MiniLang>::new();
+    let a = file("a.rs");
+    let mut parse = db.writer("parse:a.rs");
+    for (path, name) in [("a::f", "f"), ("a::g", "g")] {
+        let function = Function { name: file(name), params: vec![], return_type: None };
+        parse.put(MiniLang::SYMBOLS, SymbolsKey::new(a, path), function)?;
+    }
+    parse.commit()?;
+    let snapshot = db.snapshot();
+    let found = snapshot.get_typed(MiniLang::SYMBOLS, SymbolsKey::new(a, "a::g"))?;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found.first().expect("one hit").task(), TaskId::new("parse:a.rs"));
+    let batch = snapshot.batch_get_typed(
+        MiniLang::SYMBOLS,
+        [SymbolsKey::new(a, "a::f"), SymbolsKey::new(a, "a::x"), SymbolsKey::new(a, "a::g")],
+    )?;
+    assert_eq!(batch.iter().map(|results| results.len()).collect::<Vec<_>>(), [1, 0, 1]);
+    assert!(snapshot.task_chunk("parse:a.rs").is_some(), "task_chunk takes a task name");
+
+    // Through a task context the lookups are recorded reads.
+    let check = db.task("check");
+    assert_eq!(check.get_typed(MiniLang::SYMBOLS, SymbolsKey::new(a, "a::f"))?.len(), 1);
+    let batch = check.batch_get_typed(MiniLang::SYMBOLS, [SymbolsKey::new(a, "a::x")])?;
+    assert!(batch[0].is_empty());
+    drop(batch);
+    assert_eq!(check.reads().len(), 2);
+    assert_eq!(check.pending().len(), 1);
+    Ok(())
+}

@@ -110,6 +110,34 @@ impl<S: Schema> TaskContext<S> {
         crate::query::batch_get(&self.snapshot, Some(&self.log), pairs)
     }
 
+    /// Recorded lookup of exactly `key` in a typed partition; see
+    /// [`Snapshot::get_typed`].
+    ///
+    /// # Errors
+    /// As [`Snapshot::get_typed`].
+    pub fn get_typed<P: TypedPartition<Schema = S>>(
+        &self,
+        partition: P,
+        key: P::Key,
+    ) -> Result<QueryResults<'_, S>> {
+        let _ = partition;
+        self.get(P::KEY, key)
+    }
+
+    /// Recorded lookup of many keys of one typed partition; see
+    /// [`Snapshot::batch_get_typed`].
+    ///
+    /// # Errors
+    /// As [`Snapshot::batch_get_typed`]; a failed batch records no read.
+    pub fn batch_get_typed<P: TypedPartition<Schema = S>>(
+        &self,
+        partition: P,
+        keys: impl IntoIterator<Item = P::Key>,
+    ) -> Result<Vec<QueryResults<'_, S>>> {
+        let _ = partition;
+        self.batch_get(keys.into_iter().map(|key| (P::KEY, key)))
+    }
+
     /// The reads recorded so far.
     #[must_use]
     pub fn reads(&self) -> Vec<ReadEntry> {

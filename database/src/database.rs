@@ -220,7 +220,9 @@ pub struct CommitReceipt {
     /// The clock value at which the result is visible: snapshots taken at this value
     /// or later see it, earlier ones do not.
     pub clock: u64,
-    /// The version this commit replaced, if any.
+    /// The version this commit replaced, if any. `None` also when `stored` is false:
+    /// an identical re-commit replaces nothing (the current version stays, and is
+    /// `chunk`).
     pub superseded: Option<ChunkId>,
     /// The partitions whose records changed, in partition-key order.
     pub partitions_touched: Vec<Ident>,
@@ -574,9 +576,40 @@ impl<S: Schema> Database<S> {
         progress
     }
 
-    /// Collects now, slice after slice (releasing the commit lock between slices),
-    /// until no garbage is known: finishes the cycle under way and runs another if
-    /// garbage arrived during it. Returns what was reclaimed.
+    /// Collects garbage now: the one call to make when memory should be returned.
+    /// Runs slice after slice (releasing the commit lock between slices) until no
+    /// garbage is known: finishes the cycle under way and runs another if garbage
+    /// arrived during it. Returns what was reclaimed.
+    ///
+    /// # What is garbage
+    ///
+    /// - **Superseded versions** no open snapshot can see. A snapshot keeps
+    ///   everything it sees alive until it is dropped; nothing else keeps a
+    ///   superseded version, not even a reader's dependency on it.
+    /// - **Versions that reach no entry.** A version without a parent (an *entry*, a
+    ///   source) is a root, alive until its task is removed. A version with a parent
+    ///   is alive exactly when its parent task's current version is: a spawned task
+    ///   is owned by its spawner. So removing a source makes everything it spawned,
+    ///   directly or not, garbage; so does a parent that never existed, and so does
+    ///   an ownership cycle (a task made its own parent, or re-parented under its own
+    ///   descendant): cycles are collected, not refused. Every commit that creates
+    ///   such a version counts it at once, so [`has_garbage`](Self::has_garbage)
+    ///   knows about it.
+    /// - **Dependency edges keep nothing alive.** A task that read a collected chunk
+    ///   is invalidated instead (its read results changed), so it re-runs.
+    ///
+    /// Sweeping removes a version exactly as [`remove_task`](Self::remove_task)
+    /// does, invalidating its readers; until then its records stay visible.
+    ///
+    /// # The other entry points
+    ///
+    /// Commits collect on their own as [`GcPolicy`] says (a slice per commit once
+    /// enough garbage is known), and free superseded versions no snapshot holds.
+    /// [`gc_step`](Self::gc_step) runs one bounded slice, for a scheduler that spreads
+    /// the work itself; [`collect_if_idle`](Self::collect_if_idle) calls `collect`
+    /// from an event loop's idle tick once writing has stopped;
+    /// [`free_superseded`](Self::free_superseded) only frees superseded versions that
+    /// snapshots released, without looking for unreachable ones.
     pub fn collect(&self) -> GcProgress {
         let mut total = GcProgress::default();
         let mut cycles = 0;
@@ -598,7 +631,7 @@ impl<S: Schema> Database<S> {
     /// For a language server's idle moments: if no commit has happened for the
     /// policy's [`idle_after`](GcPolicy::idle_after) and there is possible garbage,
     /// collects it (see [`collect`](Self::collect)). Returns whether it collected.
-    pub fn idle(&self) -> bool {
+    pub fn collect_if_idle(&self) -> bool {
         let ready = {
             let side = self.shared.publish.lock();
             side.collector.has_work()
@@ -633,8 +666,9 @@ impl<S: Schema> Database<S> {
         self.shared.publish.lock().collector.policy = policy;
     }
 
-    /// Whether removals left possible garbage that no cycle has collected yet (the
-    /// derived data of a removed task is visible until it is swept).
+    /// Whether there is possible garbage that no cycle has collected yet: versions
+    /// that reach no entry (see [`collect`](Self::collect)), whose records stay
+    /// visible until they are swept. Never false while such a version exists.
     #[must_use]
     pub fn has_garbage(&self) -> bool {
         self.shared.publish.lock().collector.has_work()
@@ -657,6 +691,14 @@ impl<S: Schema> Database<S> {
     /// The stale tasks in dependency order: a task comes after the stale tasks whose
     /// output it read and after its stale parent (tasks in a cycle come together).
     /// Run them in this order, or let [`Driver`](crate::Driver) do it.
+    ///
+    /// A pure query, like [`is_stale`](Self::is_stale), with which it always agrees:
+    /// only commits change the stale set. A stale task whose parent was removed stays
+    /// stale until the collector sweeps it (or the parent returns); a task spawned
+    /// under a parent that is removed before the task ran is no longer stale.
+    /// Staleness is tracked per key and may over-approximate (a changed record that
+    /// a query's filter dropped, a change undone); [`Driver`](crate::Driver) checks
+    /// before running a stale task that what it read changed.
     #[must_use]
     pub fn stale(&self) -> Vec<TaskId> {
         self.stale_waves().into_iter().flatten().map(|(task, _)| task).collect()
@@ -689,9 +731,11 @@ impl<S: Schema> Database<S> {
     }
 
     /// Frees the superseded states (and the versions only they held) that no
-    /// snapshot can see any more, returning how many were freed. Commits do this on
-    /// their own; call it when writing has gone quiet and memory should be returned.
-    pub fn reclaim(&self) -> usize {
+    /// snapshot can see any more, returning how many were freed: the cheap part of
+    /// [`collect`](Self::collect), with no search for unreachable versions. Commits
+    /// do this on their own; call it after dropping old snapshots when writing has
+    /// gone quiet.
+    pub fn free_superseded(&self) -> usize {
         Self::free_retired(&mut self.shared.publish.lock())
     }
 

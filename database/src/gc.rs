@@ -43,6 +43,11 @@ use crate::schema::Schema;
 use crate::state::State;
 
 /// When collection runs on its own.
+///
+/// What is garbage (superseded versions no snapshot sees; versions that reach no
+/// entry through their parents, ownership cycles included) is described on
+/// [`Database::collect`](crate::Database::collect), which collects it all at once;
+/// the policy decides when commits and idle ticks do it in slices instead.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct GcPolicy {
@@ -51,7 +56,7 @@ pub struct GcPolicy {
     /// committed under a parent that does not exist. Commits then do one slice each
     /// until the cycle ends. `usize::MAX` turns this off.
     pub garbage_bytes: usize,
-    /// [`Database::idle`](crate::Database::idle) finishes a cycle when no commit has
+    /// [`Database::collect_if_idle`](crate::Database::collect_if_idle) finishes a cycle when no commit has
     /// happened for this long and there is possible garbage.
     pub idle_after: Duration,
     /// Tasks examined per slice when commits drive collection.

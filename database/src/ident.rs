@@ -21,6 +21,11 @@ use xxhash_rust::const_xxh3::xxh3_64 as const_xxh3_64;
 /// The hash is the same on every platform, build and process, so identifiers can be
 /// persisted and shared. `Debug` shows the original string when this process has seen
 /// it through [`Ident::named`], `From<&str>`, or a schema declaration.
+///
+/// Idents order by their hash, not by their names, and so do sort-key components of
+/// type `Ident`: a range over them selects hash intervals, and a scan lists names in
+/// no alphabetical order. Use a `String` key component for names that must come out
+/// in order or be searched by range or by their start.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Ident(u64);
 

@@ -12,6 +12,17 @@
 //! | `str`/`String` | bytes with `0x00` escaped as `00 FF`, terminated by `00 01` |
 //!
 //! A plain string sort key (`"file|0001"`) is a key of one string component.
+//!
+//! **An [`Ident`] component orders by its hash, not by its name**: `Ident::named("b")`
+//! may sort before `Ident::named("a")`, so a range over `Ident` components selects
+//! hash intervals and a scan returns names in no alphabetical order. Idents are for
+//! grouping and exact lookups (all symbols of one file); use a `String` component
+//! where names must come out in order or be searched by range or by their start.
+//!
+//! A range bound or prefix shorter than the key compares the key's leading
+//! components only (`le((1u8,))` includes every key whose first component is 1); the
+//! start of a string component is written [`KeyPrefix::str_start`] or
+//! [`KeyPrefix::str_prefix`], never as a bare string (see [`IntoKeyPrefix`]).
 
 use std::borrow::Borrow;
 use std::cell::RefCell;
@@ -307,6 +318,8 @@ impl KeyPart for bool {
     }
 }
 
+/// Encoded as its `u64`: keys order by the hash, not by the name (see the module
+/// docs).
 impl KeyPart for Ident {
     const KIND: KeyPartKind = KeyPartKind::Ident;
     fn encode_key(&self, out: &mut Vec<u8>) {
@@ -895,6 +908,14 @@ impl KeyPrefix {
         KeyPrefix { bytes: Box::default(), shape: Some(KeyShape::empty()) }
     }
 
+    /// The start of a first string component: every key whose string starts with
+    /// `start` (`str_start("file|")` for plain string keys `"file|..."`). Compare
+    /// `KeyPrefix::new((start,))`, the whole string only.
+    #[must_use]
+    pub fn str_start(start: &str) -> Self {
+        KeyPrefix::empty().str_prefix(start)
+    }
+
     /// This prefix followed by the start of a string component.
     #[must_use]
     pub fn str_prefix(self, start: &str) -> Self {
@@ -932,10 +953,17 @@ impl fmt::Debug for KeyPrefix {
 
 /// Converts a value into a [`KeyPrefix`].
 ///
-/// A tuple or a single non-string component gives whole components. A *bare* string
-/// (`"file|"`) is the start of a string component, so laburnum-style plain string keys
-/// can be searched by prefix; inside a tuple a string is a whole component (end a
-/// tuple with a partial string through [`KeyPrefix::str_prefix`]).
+/// A tuple or a single non-string component gives whole components: `("c",)` is the
+/// whole string `"c"`, so `le(("c",))` excludes `"cat"`. The start of a string
+/// component has its own spelling, [`KeyPrefix::str_start`] (or
+/// [`KeyPrefix::str_prefix`] after whole components): `le(KeyPrefix::str_start("c"))`
+/// includes `"cat"`. A bare string is neither, and does not compile, because the two
+/// readings select different records.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a key prefix",
+    label = "a bare string could mean a whole component or the start of one",
+    note = "write `(\"c\",)` for the whole string component, or `KeyPrefix::str_start(\"c\")` for every string that starts with it"
+)]
 pub trait IntoKeyPrefix {
     /// Encodes `self` as a prefix.
     fn into_key_prefix(self) -> KeyPrefix;
@@ -968,24 +996,6 @@ impl IntoKeyPrefix for &SortKey {
 impl IntoKeyPrefix for SortKeyRef<'_> {
     fn into_key_prefix(self) -> KeyPrefix {
         KeyPrefix::from_encoded(self.0)
-    }
-}
-
-impl IntoKeyPrefix for &str {
-    fn into_key_prefix(self) -> KeyPrefix {
-        KeyPrefix::empty().str_prefix(self)
-    }
-}
-
-impl IntoKeyPrefix for &String {
-    fn into_key_prefix(self) -> KeyPrefix {
-        KeyPrefix::empty().str_prefix(self)
-    }
-}
-
-impl IntoKeyPrefix for String {
-    fn into_key_prefix(self) -> KeyPrefix {
-        KeyPrefix::empty().str_prefix(&self)
     }
 }
 
@@ -1323,7 +1333,7 @@ mod tests {
     #[test]
     fn plain_string_keys_are_one_component() {
         let key = SortKey::encode("file|0001");
-        assert!(key.starts_with(&KeyPrefix::new("file|")));
+        assert!(key.starts_with(&KeyPrefix::str_start("file|")));
         assert_eq!(format!("{key:?}"), "SortKey(\"file|0001\")");
         let layout = [KeyField { name: "key", kind: KeyPartKind::Str }];
         assert!(check_key(key.as_bytes(), &layout).is_ok());
@@ -1384,7 +1394,7 @@ mod tests {
         let short = KeyPrefix::new((Ident::new("f"),)).shape().expect("shape");
         assert!(short.check(&layout, true).is_ok());
         assert!(short.check(&layout, false).unwrap_err().contains("`line: u32`) is missing"));
-        let text = KeyPrefix::new("src/main.rs").shape().expect("shape");
+        let text = KeyPrefix::str_start("src/main.rs").shape().expect("shape");
         assert!(text.check(&layout, true).is_err(), "a bare string is not an Ident");
         assert_eq!(KeyBuilder::new().part(1u8).part("x").shape().map(|s| s.kinds().len()), Some(2));
     }

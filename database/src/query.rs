@@ -98,8 +98,10 @@ impl<'s, S: Schema> Query<'s, S> {
         self.with(Condition::Exact(key.into_sort_key(), shape))
     }
 
-    /// Records whose key begins with `prefix` (whole tuple components, or a bare string
-    /// as the start of a string key; see [`IntoKeyPrefix`]).
+    /// Records whose key begins with `prefix`: whole tuple components, optionally
+    /// ending in the start of a string ([`KeyPrefix::str_start`],
+    /// [`KeyPrefix::str_prefix`]); see [`IntoKeyPrefix`]. `Ident` components order by
+    /// hash, not by name (see [`Ident`](crate::Ident)).
     pub fn begins_with(self, prefix: impl IntoKeyPrefix) -> Self {
         self.with(Condition::BeginsWith(prefix.into_key_prefix()))
     }

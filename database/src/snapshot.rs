@@ -81,6 +81,35 @@ impl<S: Schema> Snapshot<S> {
         crate::query::batch_get(self, None, pairs)
     }
 
+    /// The records under exactly `key` of a typed partition: [`get`](Self::get)
+    /// taking only the partition's own key type.
+    ///
+    /// # Errors
+    /// None for a key of the partition's type; the `Result` matches [`get`](Self::get).
+    pub fn get_typed<P: TypedPartition<Schema = S>>(
+        &self,
+        partition: P,
+        key: P::Key,
+    ) -> Result<QueryResults<'_, S>> {
+        let _ = partition;
+        self.get(P::KEY, key)
+    }
+
+    /// Looks up many keys of one typed partition at once; one result set per key, in
+    /// the order given: [`batch_get`](Self::batch_get) taking only the partition's own
+    /// key type.
+    ///
+    /// # Errors
+    /// As [`batch_get`](Self::batch_get).
+    pub fn batch_get_typed<P: TypedPartition<Schema = S>>(
+        &self,
+        partition: P,
+        keys: impl IntoIterator<Item = P::Key>,
+    ) -> Result<Vec<QueryResults<'_, S>>> {
+        let _ = partition;
+        self.batch_get(keys.into_iter().map(|key| (P::KEY, key)))
+    }
+
     /// A hash of what `read` returns in this snapshot: every record in its range
     /// (of its partition, or of the secondary index it was made through), with its key
     /// and task. Equal hashes on two snapshots mean the query would return the same
@@ -111,14 +140,14 @@ impl<S: Schema> Snapshot<S> {
 
     /// The current chunk of `task` in this snapshot.
     #[must_use]
-    pub fn task_chunk(&self, task: TaskId) -> Option<&Arc<Chunk<S>>> {
-        self.state.tasks.get(&task).map(|version| &version.chunk)
+    pub fn task_chunk(&self, task: impl Into<TaskId>) -> Option<&Arc<Chunk<S>>> {
+        self.state.tasks.get(&task.into()).map(|version| &version.chunk)
     }
 
     /// The clock value at which `task`'s visible version was committed.
     #[must_use]
-    pub fn task_committed_at(&self, task: TaskId) -> Option<u64> {
-        self.state.tasks.get(&task).map(|version| version.committed_at)
+    pub fn task_committed_at(&self, task: impl Into<TaskId>) -> Option<u64> {
+        self.state.tasks.get(&task.into()).map(|version| version.committed_at)
     }
 
     /// A chunk visible in this snapshot, by id.

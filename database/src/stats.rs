@@ -21,12 +21,15 @@ pub struct Stats {
     /// Versions committed since the database was created.
     pub versions_committed: u64,
     /// Chunk objects in memory: the current ones plus superseded versions that open
-    /// snapshots still hold.
+    /// snapshots still hold. It counts objects, not ids: a chunk re-committed after
+    /// it was superseded (an edit undone) is built anew, so while a snapshot holds
+    /// the old object both count, though they share one [`ChunkId`](crate::ChunkId).
+    /// [`chunks`](Self::chunks) counts the distinct current ids.
     pub chunks_in_memory: usize,
     /// Snapshots (and task contexts) currently open.
     pub open_snapshots: usize,
     /// Superseded states waiting to be freed: held by open snapshots, or released
-    /// since the last commit (see [`Database::reclaim`](crate::Database::reclaim)).
+    /// since the last commit (see [`Database::free_superseded`](crate::Database::free_superseded)).
     pub retired_states: usize,
     /// Tasks in the stale set (see [`Database::stale`](crate::Database::stale)).
     pub stale_tasks: usize,

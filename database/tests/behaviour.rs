@@ -244,12 +244,21 @@ fn open_schema_accepts_plain_string_keys_laburnum_style() -> Result<()> {
     }
     writer.commit()?;
     let snap = db.snapshot();
-    let errors = snap.query(diagnostics).begins_with("file:///a|2|").execute()?;
+    let errors = snap.query(diagnostics).begins_with(KeyPrefix::str_start("file:///a|2|")).execute()?;
     assert_eq!(errors.records().collect::<Vec<_>>(), ["d21"]);
-    let all: Vec<&str> = snap.query(diagnostics).begins_with("file:///a|").execute()?.records().collect();
+    let all: Vec<&str> = snap
+        .query(diagnostics)
+        .begins_with(KeyPrefix::str_start("file:///a|"))
+        .execute()?
+        .records()
+        .collect();
     assert_eq!(all, ["d11", "d12", "d21"]);
-    let range: Vec<&str> =
-        snap.query(diagnostics).between("file:///a|1|0002", "file:///a|2|").execute()?.records().collect();
+    let range: Vec<&str> = snap
+        .query(diagnostics)
+        .between(KeyPrefix::str_start("file:///a|1|0002"), KeyPrefix::str_start("file:///a|2|"))
+        .execute()?
+        .records()
+        .collect();
     assert_eq!(range, ["d12", "d21"]);
     Ok(())
 }
@@ -329,7 +338,7 @@ fn stats_count_what_is_held() -> Result<()> {
     drop(held);
     // The reader that let go does not free the old version; the writer side does.
     assert_eq!(db.stats().chunks_in_memory, 4);
-    assert!(db.reclaim() >= 1);
+    assert!(db.free_superseded() >= 1);
     let stats = db.stats();
     assert_eq!((stats.open_snapshots, stats.chunks_in_memory, stats.retired_states), (0, 3, 0));
     Ok(())
@@ -380,7 +389,7 @@ fn key_shapes_are_checked_kind_by_kind() {
     let error = writer.insert(DIAGNOSTICS, (file("a"), 1u8, 0i32), record()).unwrap_err();
     assert!(error.to_string().contains("must be u32, not i32"), "{error}");
     let snap = db.snapshot();
-    let error = snap.query(SYMBOLS).begins_with("src/main.rs").execute().unwrap_err();
+    let error = snap.query(SYMBOLS).begins_with(KeyPrefix::str_start("src/main.rs")).execute().unwrap_err();
     assert!(matches!(error, Error::BadSortKey { .. }), "a bare string is not an Ident: {error}");
     // Raw encoded keys carry no shape: they are checked by their encoding.
     assert!(snap.get(SYMBOLS, SortKey::encode((file("a"), "f"))).is_ok());
@@ -398,5 +407,58 @@ fn empty_ranges_are_not_pending_and_failed_batches_record_nothing() -> Result<()
     let bad = ctx.batch_get([(SYMBOLS, SortKey::encode((a, "f"))), (SYMBOLS, SortKey::from_encoded(&[9]))]);
     assert!(bad.is_err());
     assert_eq!(ctx.reads().len(), 1, "a failed batch records no read");
+    Ok(())
+}
+
+/// A whole string component and the start of one are spelled differently and select
+/// different records (a bare string does not compile as a prefix: `tests/ui`).
+#[test]
+fn a_whole_string_bound_and_a_string_start_differ() -> Result<()> {
+    use chunkdb_database::reference::TextLang;
+    let db = Database::<TextLang>::new();
+    let names = Ident::named("names");
+    let mut writer = db.writer("names");
+    for name in ["b", "c", "cat", "d"] {
+        writer.insert(names, (name,), name.to_string())?;
+    }
+    writer.commit()?;
+    let snapshot = db.snapshot();
+    let values = |query: chunkdb_database::Query<'_, TextLang>| -> Result<Vec<String>> {
+        Ok(query.execute()?.records().map(str::to_string).collect())
+    };
+    assert_eq!(values(snapshot.query(names).le(("c",)))?, ["b", "c"]);
+    assert_eq!(values(snapshot.query(names).le(KeyPrefix::str_start("c")))?, ["b", "c", "cat"]);
+    assert_eq!(values(snapshot.query(names).begins_with(("c",)))?, ["c"]);
+    assert_eq!(values(snapshot.query(names).begins_with(KeyPrefix::str_start("c")))?, ["c", "cat"]);
+    Ok(())
+}
+
+/// `chunks_in_memory` counts objects: a version re-committed after it was superseded
+/// (an edit undone) is a new object with the old id, and a snapshot still holds the
+/// old one. An identical re-commit supersedes nothing.
+#[test]
+fn chunks_in_memory_counts_objects_and_identical_commits_supersede_nothing() -> Result<()> {
+    let db = Database::<RefLang>::new();
+    let file = Ident::named("undo.rs");
+    let write = |name: &str| -> Result<chunkdb_database::CommitReceipt> {
+        let mut writer = db.writer("parse:undo.rs");
+        writer.insert(SYMBOLS, (file, "f"), Function::new(name, &[], None))?;
+        writer.commit()
+    };
+    let first = write("f")?;
+    let held_first = db.snapshot();
+    write("g")?;
+    let held_second = db.snapshot();
+    let again = write("f")?;
+    assert_eq!(again.chunk, first.chunk, "the same content has the same id");
+    let stats = db.stats();
+    assert_eq!((stats.chunks, stats.chunks_in_memory), (1, 3));
+    let identical = write("f")?;
+    assert!(!identical.stored);
+    assert_eq!(identical.superseded, None);
+    assert_eq!(identical.chunk, first.chunk);
+    drop((held_first, held_second));
+    db.free_superseded();
+    assert_eq!(db.stats().chunks_in_memory, 1);
     Ok(())
 }

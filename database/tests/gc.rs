@@ -162,7 +162,7 @@ fn an_old_snapshot_keeps_answering_after_collection() -> Result<()> {
     put(&db, "d2", Some("d1"), 3, "d2")?;
     put(&db, "d3", Some("d2"), 3, "d3")?;
     put(&db, "other", None, 3, "other")?;
-    db.reclaim();
+    db.free_superseded();
     let old = db.snapshot();
     let seen = contents(&old);
     assert_eq!(seen.len(), 15);
@@ -180,7 +180,7 @@ fn an_old_snapshot_keeps_answering_after_collection() -> Result<()> {
     assert_eq!(held.chunks, 1);
     assert_eq!(held.chunks_in_memory, 5, "the snapshot holds the four removed versions");
     drop(old);
-    db.reclaim();
+    db.free_superseded();
     let freed = db.stats();
     assert_eq!((freed.chunks_in_memory, freed.open_snapshots, freed.retired_states), (1, 0, 0));
     db.check_consistency()?;
@@ -335,12 +335,12 @@ fn idle_collects_once_writing_has_stopped() -> Result<()> {
     let db = Database::<RefLang>::new();
     db.set_gc_policy(manual().idle_after(Duration::from_millis(20)));
     family(&db, 5, 1)?;
-    assert!(!db.idle(), "nothing to collect");
+    assert!(!db.collect_if_idle(), "nothing to collect");
     db.remove_task("src");
     thread::sleep(Duration::from_millis(30));
-    assert!(db.idle());
+    assert!(db.collect_if_idle());
     assert_eq!(db.stats().gc.chunks_reclaimed, 10);
-    assert!(!db.has_garbage() && !db.idle());
+    assert!(!db.has_garbage() && !db.collect_if_idle());
     db.check_consistency()?;
     Ok(())
 }

@@ -457,13 +457,8 @@ fn sync_collection(db: &Database<TextLang>, model: &mut Model) -> Result<(), Tes
 }
 
 fn check_staleness(db: &Database<TextLang>, model: &Model, ask: bool) -> Result<(), TestCaseError> {
-    for task in 0..TASKS.len() {
-        prop_assert_eq!(
-            db.is_stale(task_of(task)),
-            model.stale.contains_key(&task),
-            "is_stale({})",
-            TASKS[task]
-        );
+    for (task, name) in TASKS.iter().enumerate() {
+        prop_assert_eq!(db.is_stale(task_of(task)), model.stale.contains_key(&task), "is_stale({})", name);
     }
     prop_assert!(!db.is_stale(TaskId::new(GHOST)));
     if ask {
@@ -476,11 +471,15 @@ fn check_staleness(db: &Database<TextLang>, model: &Model, ask: bool) -> Result<
     Ok(())
 }
 
+/// A run that has read and not yet committed: its context, its plan and what the
+/// model said its reads return.
+type InFlight = (TaskContext<TextLang>, Run, Vec<(Read, ModelRead)>);
+
 fn script(ops: &[Op]) -> Result<(), TestCaseError> {
     let db = Database::<TextLang>::new();
     db.set_gc_policy(GcPolicy::default().garbage_bytes(usize::MAX).slice(1));
     let mut model = Model::default();
-    let mut in_flight: Option<(TaskContext<TextLang>, Run, Vec<(Read, ModelRead)>)> = None;
+    let mut in_flight: Option<InFlight> = None;
     for op in ops {
         let mut ask = false;
         match op {

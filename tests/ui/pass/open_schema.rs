@@ -2,7 +2,7 @@
 
 #![deny(warnings)]
 
-use chunkdb::{Database, Ident};
+use chunkdb::{Database, Ident, KeyPrefix};
 
 chunkdb::chunk_schema! {
     pub schema Notes {
@@ -19,5 +19,5 @@ fn main() {
     writer.insert(anywhere, "file|0001", Note { text: "hello".into() }).unwrap();
     writer.insert(anywhere, (7u32, "x"), Note { text: "typed".into() }).unwrap();
     writer.commit().unwrap();
-    assert_eq!(db.snapshot().query(anywhere).begins_with("file|").count().unwrap(), 1);
+    assert_eq!(db.snapshot().query(anywhere).begins_with(KeyPrefix::str_start("file|")).count().unwrap(), 1);
 }
