@@ -258,7 +258,9 @@ impl Tracker {
     /// `parent` (`None`: its current version's). Returns whether it was not stale
     /// before.
     pub(crate) fn schedule(&mut self, task: TaskId, parent: Option<TaskId>) -> bool {
-        if let Some(parent) = parent {
+        if let Some(parent) = parent
+            && self.stale.get(&task).is_none_or(|entry| entry.parent != Some(parent))
+        {
             self.scheduled_under.entry(parent).or_default().push(task);
         }
         self.add(task, StaleEntry { parent, cause: Cause::Scheduled })
