@@ -15,7 +15,7 @@ use crate::exec::{Execution, Executor};
 use crate::gc::{self, Collector, GcPolicy, GcProgress};
 use crate::hash::{ChunkId, ContentHash};
 use crate::ident::{Ident, TaskId};
-use crate::invalidation::{Run, Runs, Tracker};
+use crate::invalidation::{Run, RunStamp, Runs, Tracker};
 use crate::key::KeyRange;
 use crate::schema::Schema;
 use crate::snapshot::Snapshot;
@@ -143,7 +143,7 @@ impl<S: Schema> WriteSide<S> {
         next: &mut State<S>,
         task: TaskId,
         new: Option<&Arc<Chunk<S>>>,
-        read_at: Option<u64>,
+        run: Option<RunStamp>,
         watching: bool,
     ) -> (Vec<Ident>, Vec<TaskId>) {
         let old = next.tasks.get(&task).map(|version| Arc::clone(&version.chunk));
@@ -159,7 +159,7 @@ impl<S: Schema> WriteSide<S> {
             new.map(|chunk| &**chunk),
             changes.keys,
             next.clock,
-            read_at,
+            run,
         );
         self.collector.replaced(task, old.as_deref(), new.map(|chunk| &**chunk), next);
         (changes.touched, invalidated)
@@ -348,7 +348,7 @@ impl<S: Schema> Database<S> {
             .into_iter()
             .map(|commit| {
                 let Commit { chunk, declared, run, spawned } = commit;
-                let read_at = run.as_ref().map(Run::clock);
+                let stamp = run.as_ref().map(Run::stamp);
                 let view = next.as_ref().unwrap_or(&current);
                 if let Some(&missing) = declared.iter().find(|id| !view.chunks.contains_key(*id)) {
                     return Err(Error::UnknownDependency { task: chunk.task, chunk: missing });
@@ -365,10 +365,10 @@ impl<S: Schema> Database<S> {
                         Some(&*chunk),
                         KeyList::default(),
                         view.clock + 1,
-                        read_at,
+                        stamp,
                     );
                     debug_assert!(invalidated.is_empty());
-                    Self::schedule_spawned(&mut side, view, chunk.task, &spawned);
+                    self.schedule_spawned(&mut side, view, chunk.task, &spawned);
                     return Ok(CommitReceipt {
                         task: chunk.task,
                         chunk: Some(chunk.id),
@@ -385,8 +385,8 @@ impl<S: Schema> Database<S> {
                 next.clock += 1;
                 let (task, id, output_hash) = (chunk.task, chunk.id, chunk.output_hash);
                 let (partitions_touched, invalidated) =
-                    side.replace(next, task, Some(&chunk), read_at, watching);
-                Self::schedule_spawned(&mut side, next, task, &spawned);
+                    side.replace(next, task, Some(&chunk), stamp, watching);
+                self.schedule_spawned(&mut side, next, task, &spawned);
                 self.shared.counters.versions_committed.fetch_add(1, Ordering::Relaxed);
                 Ok(CommitReceipt {
                     task,
@@ -409,10 +409,17 @@ impl<S: Schema> Database<S> {
     }
 
     /// Schedules the tasks a run spawned that have no version yet, under `parent`.
-    fn schedule_spawned(side: &mut WriteSide<S>, state: &State<S>, parent: TaskId, spawned: &[TaskId]) {
+    fn schedule_spawned(
+        &self,
+        side: &mut WriteSide<S>,
+        state: &State<S>,
+        parent: TaskId,
+        spawned: &[TaskId],
+    ) {
         for &child in spawned {
+            let ticket = self.shared.counters.runs.ticket();
             if !state.tasks.contains_key(&child) {
-                side.tracker.schedule(child, Some(parent));
+                side.tracker.schedule(child, Some(parent), ticket);
             }
         }
     }
@@ -678,7 +685,9 @@ impl<S: Schema> Database<S> {
     /// so a driver runs it. Use it for a task that has never run (the parse of a new
     /// file) or to force a run. Returns whether it was not stale before.
     pub fn schedule(&self, task: impl Into<TaskId>) -> bool {
-        self.shared.publish.lock().tracker.schedule(task.into(), None)
+        let mut side = self.shared.publish.lock();
+        let ticket = self.shared.counters.runs.ticket();
+        side.tracker.schedule(task.into(), None, ticket)
     }
 
     /// Whether `task` is stale: a commit changed what one of its queries would return

@@ -67,11 +67,13 @@ pub struct DriveReport {
     pub cut_off: Vec<TaskId>,
     /// Stale tasks that did not run: a commit had changed a key inside one of their
     /// reads, but each read still found exactly the chunks it found when the task
-    /// last ran (a record the query's filter dropped changed, or a change was undone),
-    /// so the task's output could not have changed. They were taken out of the stale
-    /// set unrun.
+    /// last ran (the change was undone, or came and went while the task ran), so
+    /// its output could not have changed. They were taken out of the stale set unrun.
+    /// (A changed record that a query's filter dropped still makes its reader run:
+    /// only the task can evaluate its filter, and such a run is cut off early.)
     pub skipped: Vec<TaskId>,
-    /// Rounds of parallel runs (one dependency wave each).
+    /// Rounds of parallel runs (one dependency wave each, counting waves whose tasks
+    /// were all skipped).
     pub rounds: usize,
     /// Wall time of the whole run.
     pub elapsed: Duration,
@@ -232,16 +234,6 @@ impl<'db, S: Schema> Driver<'db, S> {
                 self.db.collect();
             }
             let Some(mut wave) = self.db.stale_waves().into_iter().next() else { break };
-            // Invalidation works on keys and over-approximates; a run is due only if
-            // what the task read has changed.
-            let skipped = self.db.clear_unchanged(wave.iter().map(|(task, _)| *task));
-            if !skipped.is_empty() {
-                wave.retain(|(task, _)| !skipped.contains(task));
-                report.skipped.extend(skipped);
-                if wave.is_empty() {
-                    continue;
-                }
-            }
             if report.rounds == self.max_rounds {
                 let stale = self.db.stale().into_iter().take(16).collect();
                 report.elapsed = started.elapsed();
@@ -252,6 +244,16 @@ impl<'db, S: Schema> Driver<'db, S> {
                 });
             }
             report.rounds += 1;
+            // Invalidation works on keys and over-approximates; a run is due only if
+            // what the task read has changed.
+            let skipped = self.db.clear_unchanged(wave.iter().map(|(task, _)| *task));
+            if !skipped.is_empty() {
+                wave.retain(|(task, _)| !skipped.contains(task));
+                report.skipped.extend(skipped);
+                if wave.is_empty() {
+                    continue;
+                }
+            }
             let outcomes: Vec<(TaskId, Result<CommitReceipt, Failure<E>>)> =
                 if self.parallel && wave.len() > 1 && rayon::current_num_threads() > 1 {
                     // Each worker publishes its runs in groups: one hold of the commit

@@ -19,6 +19,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -41,14 +42,28 @@ const LOG_KEYS: usize = 1 << 20;
 /// The task runs in flight: the clocks of the snapshots they read, with how many read
 /// each. Shared by the database and its runs.
 #[derive(Debug, Default)]
-pub(crate) struct Runs(Mutex<BTreeMap<u64, usize>>);
+pub(crate) struct Runs {
+    clocks: Mutex<BTreeMap<u64, usize>>,
+    /// Orders run starts and forced schedules: a run whose ticket is older than a
+    /// schedule of its task did not answer that schedule.
+    tickets: AtomicU64,
+}
 
 /// One task run in flight, reading the snapshot at its clock. Dropping it (once the
 /// run's commit has been decided, or when the run is abandoned) ends the run.
 #[derive(Debug)]
 pub(crate) struct Run {
     clock: u64,
+    ticket: u64,
     runs: Arc<Runs>,
+}
+
+/// What a commit knows of the run that made its reads: the clock of the snapshot it
+/// read and the ticket it took when it started.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RunStamp {
+    pub(crate) clock: u64,
+    pub(crate) ticket: u64,
 }
 
 impl Runs {
@@ -56,35 +71,41 @@ impl Runs {
     /// under the registry's lock, so a commit deciding what to forget either sees the
     /// run or comes before the snapshot (and then the run needs nothing it forgets).
     pub(crate) fn start<T>(self: &Arc<Self>, take: impl FnOnce() -> (T, u64)) -> (T, Run) {
-        let mut clocks = self.0.lock();
+        let ticket = self.ticket();
+        let mut clocks = self.clocks.lock();
         let (snapshot, clock) = take();
         *clocks.entry(clock).or_default() += 1;
-        (snapshot, Run { clock, runs: Arc::clone(self) })
+        (snapshot, Run { clock, ticket, runs: Arc::clone(self) })
+    }
+
+    /// A new ticket, later than every one handed out before.
+    pub(crate) fn ticket(&self) -> u64 {
+        self.tickets.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// The oldest clock a run in flight reads at, or `published` (the clock of the
     /// current state, which every run starting from now on reads at or after).
     pub(crate) fn horizon(&self, published: u64) -> u64 {
-        self.0.lock().keys().next().map_or(published, |&oldest| oldest.min(published))
+        self.clocks.lock().keys().next().map_or(published, |&oldest| oldest.min(published))
     }
 }
 
 impl Run {
-    /// The clock of the snapshot the run reads.
-    pub(crate) fn clock(&self) -> u64 {
-        self.clock
+    /// The clock of the snapshot the run reads and the ticket it started with.
+    pub(crate) fn stamp(&self) -> RunStamp {
+        RunStamp { clock: self.clock, ticket: self.ticket }
     }
 
     /// Another run on the same snapshot (verify mode's second run).
     pub(crate) fn again(&self) -> Run {
-        *self.runs.0.lock().entry(self.clock).or_default() += 1;
-        Run { clock: self.clock, runs: Arc::clone(&self.runs) }
+        *self.runs.clocks.lock().entry(self.clock).or_default() += 1;
+        Run { clock: self.clock, ticket: self.ticket, runs: Arc::clone(&self.runs) }
     }
 }
 
 impl Drop for Run {
     fn drop(&mut self) {
-        let mut clocks = self.runs.0.lock();
+        let mut clocks = self.runs.clocks.lock();
         if let Some(count) = clocks.get_mut(&self.clock) {
             *count -= 1;
             if *count == 0 {
@@ -114,14 +135,17 @@ pub(crate) struct StaleEntry {
     pub(crate) parent: Option<TaskId>,
     /// Why it must run.
     pub(crate) cause: Cause,
+    /// For a scheduled task, the ticket of the latest schedule: a run that started
+    /// before it does not answer it.
+    pub(crate) ticket: u64,
 }
 
 /// Why a task is in the stale set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Cause {
     /// A commit changed a key inside one of its reads. Key-level tracking
-    /// over-approximates (a record its filter dropped changed, or a change was later
-    /// undone), so a driver may confirm against the reads' chunks before running it.
+    /// over-approximates (a change may have been undone since), so a driver may
+    /// confirm against the reads' chunks before running it.
     Invalidated,
     /// Asked to run ([`Tracker::schedule`]): it never ran, or a run was forced. It
     /// runs whatever its reads say.
@@ -147,8 +171,8 @@ pub(crate) struct Tracker {
 
 impl Tracker {
     /// Records that `task` was replaced by `new` (or removed) at `clock`, with
-    /// `changed` the keys whose records changed. `read_at` is the clock of the
-    /// snapshot the new version's reads were made on. Returns the tasks this made
+    /// `changed` the keys whose records changed. `run` stamps the run that made the
+    /// new version's reads. Returns the tasks this made
     /// stale that were not stale before, in task order.
     pub(crate) fn replaced<S: Schema>(
         &mut self,
@@ -157,7 +181,7 @@ impl Tracker {
         new: Option<&Chunk<S>>,
         changed: KeyList,
         clock: u64,
-        read_at: Option<u64>,
+        run: Option<RunStamp>,
     ) -> Vec<TaskId> {
         // A re-run that produced the identical chunk keeps its reads filed as they are.
         if old.map(Chunk::id) != new.map(Chunk::id) {
@@ -169,14 +193,21 @@ impl Tracker {
             }
         }
         let entry = self.stale.remove(&task);
-        if let Some(StaleEntry { parent: Some(parent), .. }) = entry {
+        let forced_during_run = entry.is_some_and(|entry| {
+            entry.cause == Cause::Scheduled && run.is_some_and(|run| entry.ticket > run.ticket)
+        });
+        if forced_during_run && new.is_some() {
+            // Asked to run after this run started: this run does not answer that.
+            self.stale.insert(task, entry.expect("an entry was removed"));
+        } else if let Some(StaleEntry { parent: Some(parent), .. }) = entry {
             self.unfile_scheduled(parent, task);
         }
-        if let (Some(new), Some(read_at)) = (new, read_at)
-            && self.changed_since(read_at, clock, new.reads())
+        if !forced_during_run
+            && let (Some(new), Some(run)) = (new, run)
+            && self.changed_since(run.clock, clock, new.reads())
         {
             // What it read changed while it ran: it is stale again, as a reader.
-            self.stale.insert(task, StaleEntry { parent: None, cause: Cause::Invalidated });
+            self.stale.insert(task, StaleEntry { parent: None, cause: Cause::Invalidated, ticket: 0 });
         }
         if new.is_none() {
             // Tasks spawned under a removed task that never ran would only write
@@ -202,7 +233,9 @@ impl Tracker {
         }
         let mut newly: Vec<TaskId> = invalidated
             .into_iter()
-            .filter(|reader| self.add(*reader, StaleEntry { parent: None, cause: Cause::Invalidated }))
+            .filter(|reader| {
+                self.add(*reader, StaleEntry { parent: None, cause: Cause::Invalidated, ticket: 0 })
+            })
             .collect();
         newly.sort_unstable();
 
@@ -255,15 +288,15 @@ impl Tracker {
     }
 
     /// Adds `task` to the stale set to run (or run again) whatever its reads say, under
-    /// `parent` (`None`: its current version's). Returns whether it was not stale
-    /// before.
-    pub(crate) fn schedule(&mut self, task: TaskId, parent: Option<TaskId>) -> bool {
+    /// `parent` (`None`: its current version's), with the schedule's `ticket` (see
+    /// [`Runs::ticket`]). Returns whether it was not stale before.
+    pub(crate) fn schedule(&mut self, task: TaskId, parent: Option<TaskId>, ticket: u64) -> bool {
         if let Some(parent) = parent
             && self.stale.get(&task).is_none_or(|entry| entry.parent != Some(parent))
         {
             self.scheduled_under.entry(parent).or_default().push(task);
         }
-        self.add(task, StaleEntry { parent, cause: Cause::Scheduled })
+        self.add(task, StaleEntry { parent, cause: Cause::Scheduled, ticket })
     }
 
     /// Adds `task` to the stale set, merged with its entry if it has one (a parent
@@ -275,6 +308,7 @@ impl Tracker {
                 entry.parent = added.parent.or(entry.parent);
                 if added.cause == Cause::Scheduled {
                     entry.cause = Cause::Scheduled;
+                    entry.ticket = entry.ticket.max(added.ticket);
                 }
                 false
             }

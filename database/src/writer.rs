@@ -151,7 +151,7 @@ impl<S: Schema> ChunkWriter<S> {
     /// Adds the reads `run` made on its snapshot.
     pub(crate) fn add_reads(&mut self, reads: Vec<ReadEntry>, run: Run) {
         self.reads.extend(reads);
-        if self.run.as_ref().is_none_or(|earliest| run.clock() < earliest.clock()) {
+        if self.run.as_ref().is_none_or(|earliest| run.stamp().clock < earliest.stamp().clock) {
             self.run = Some(run);
         }
     }

@@ -725,3 +725,25 @@ fn the_driver_skips_stale_tasks_whose_reads_are_unchanged()
     db.check_consistency()?;
     Ok(())
 }
+
+/// A run forced while another run of the same task is in flight is not answered by
+/// that run: the task stays stale, and the driver runs it whatever its reads say.
+#[test]
+fn a_run_forced_during_a_run_in_flight_still_runs() -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let db = Database::<RefLang>::new();
+    source(&db, "parse:a", "a", &[("f", "A")])?;
+    let ctx = db.task("check");
+    assert_eq!(ctx.query(SYMBOLS).begins_with((file("a"),)).execute()?.len(), 1);
+    source(&db, "parse:a", "a", &[("f", "B")])?;
+    db.schedule("check");
+    source(&db, "parse:a", "a", &[("f", "A")])?;
+    ctx.commit()?;
+    assert!(db.is_stale("check"), "the forced run came after this run started");
+    let report = Driver::new(&db).run(|ctx: &TaskContext<RefLang>| -> Result<()> {
+        ctx.query(SYMBOLS).begins_with((file("a"),)).execute().map(drop)
+    })?;
+    assert_eq!((report.ran.len(), report.skipped.len()), (1, 0));
+    assert!(db.stale().is_empty());
+    db.check_consistency()?;
+    Ok(())
+}

@@ -218,6 +218,9 @@ struct Version {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct StaleEntry {
     scheduled: bool,
+    /// For a scheduled task, when it was last scheduled (in the order of run starts
+    /// and schedules): a run that started before does not answer it.
+    ticket: u64,
     /// The task that spawned it, for a spawned task that has not run.
     spawner: Option<usize>,
 }
@@ -228,6 +231,8 @@ struct Model {
     stale: BTreeMap<usize, StaleEntry>,
     /// The keys changed since the in-flight run took its snapshot.
     in_flight_changes: Option<Vec<(usize, u8)>>,
+    /// Orders run starts and schedules.
+    tickets: u64,
 }
 
 impl Model {
@@ -261,8 +266,16 @@ impl Model {
         self.versions.keys().copied().filter(|task| !self.reachable(*task)).collect()
     }
 
+    fn ticket(&mut self) -> u64 {
+        self.tickets += 1;
+        self.tickets
+    }
+
     fn add_stale(&mut self, task: usize, added: StaleEntry) {
         let entry = self.stale.entry(task).or_insert(added);
+        if added.scheduled {
+            entry.ticket = entry.ticket.max(added.ticket);
+        }
         entry.scheduled |= added.scheduled;
         entry.spawner = added.spawner.or(entry.spawner);
     }
@@ -285,20 +298,24 @@ impl Model {
             .map(|(task, _)| *task)
             .collect();
         for reader in readers {
-            self.add_stale(reader, StaleEntry { scheduled: false, spawner: None });
+            self.add_stale(reader, StaleEntry { scheduled: false, ticket: 0, spawner: None });
         }
     }
 
-    /// The task ran and its run is current: it is no longer stale, unless
+    /// The task ran (the run started at `ticket`) and its run is current: it is no
+    /// longer stale, unless it was scheduled after the run started, or
     /// `changed_since` (what changed while it ran) touches its reads.
-    fn ran(&mut self, task: usize, changed_since: &[(usize, u8)]) {
+    fn ran(&mut self, task: usize, ticket: u64, changed_since: &[(usize, u8)]) {
+        if self.stale.get(&task).is_some_and(|entry| entry.scheduled && entry.ticket > ticket) {
+            return;
+        }
         self.stale.remove(&task);
         let reads = self.versions.get(&task).map_or(&[][..], |version| &version.reads[..]);
         let touched = reads.iter().any(|(read, _)| {
             changed_since.iter().any(|(p, key)| *p == read.partition && read.condition.matches(*key))
         });
         if touched {
-            self.add_stale(task, StaleEntry { scheduled: false, spawner: None });
+            self.add_stale(task, StaleEntry { scheduled: false, ticket: 0, spawner: None });
         }
     }
 
@@ -321,7 +338,8 @@ impl Model {
         if let Some(child) = child
             && !self.versions.contains_key(&child)
         {
-            self.add_stale(child, StaleEntry { scheduled: true, spawner: Some(parent) });
+            let ticket = self.ticket();
+            self.add_stale(child, StaleEntry { scheduled: true, ticket, spawner: Some(parent) });
         }
     }
 }
@@ -396,6 +414,7 @@ fn commit(
     ctx: TaskContext<TextLang>,
     run: &Run,
     reads: Vec<(Read, ModelRead)>,
+    ticket: u64,
     changed_since: &[(usize, u8)],
 ) -> Result<(), TestCaseError> {
     write_output(&ctx, run);
@@ -413,7 +432,7 @@ fn commit(
         let chunk = receipt.chunk.expect("a commit has a chunk");
         model.replace(run.task, Version { chunk, parent: run.parent, records: run.writes.clone(), reads });
     }
-    model.ran(run.task, changed_since);
+    model.ran(run.task, ticket, changed_since);
     model.spawned(run.task, run.spawn);
     // The stored read-set is the current run's (unless the commit's collection
     // slice swept the version at once, which `sync_collection` checks).
@@ -473,7 +492,7 @@ fn check_staleness(db: &Database<TextLang>, model: &Model, ask: bool) -> Result<
 
 /// A run that has read and not yet committed: its context, its plan and what the
 /// model said its reads return.
-type InFlight = (TaskContext<TextLang>, Run, Vec<(Read, ModelRead)>);
+type InFlight = (TaskContext<TextLang>, Run, Vec<(Read, ModelRead)>, u64);
 
 fn script(ops: &[Op]) -> Result<(), TestCaseError> {
     let db = Database::<TextLang>::new();
@@ -484,22 +503,24 @@ fn script(ops: &[Op]) -> Result<(), TestCaseError> {
         let mut ask = false;
         match op {
             Op::Run(run) => {
+                let ticket = model.ticket();
                 let ctx = db.task(task_of(run.task));
                 let reads = make_reads(&ctx, run, &model)?;
-                commit(&db, &mut model, ctx, run, reads, &[])?;
+                commit(&db, &mut model, ctx, run, reads, ticket, &[])?;
             }
             Op::Begin(run) => {
                 if in_flight.is_none() {
+                    let ticket = model.ticket();
                     let ctx = db.task(task_of(run.task));
                     let reads = make_reads(&ctx, run, &model)?;
                     model.in_flight_changes = Some(Vec::new());
-                    in_flight = Some((ctx, run.clone(), reads));
+                    in_flight = Some((ctx, run.clone(), reads, ticket));
                 }
             }
             Op::Finish => {
-                if let Some((ctx, run, reads)) = in_flight.take() {
+                if let Some((ctx, run, reads, ticket)) = in_flight.take() {
                     let changed = model.in_flight_changes.take().unwrap_or_default();
-                    commit(&db, &mut model, ctx, &run, reads, &changed)?;
+                    commit(&db, &mut model, ctx, &run, reads, ticket, &changed)?;
                 }
             }
             Op::Remove(task) => {
@@ -509,7 +530,8 @@ fn script(ops: &[Op]) -> Result<(), TestCaseError> {
             }
             Op::Schedule(task) => {
                 db.schedule(task_of(*task));
-                model.add_stale(*task, StaleEntry { scheduled: true, spawner: None });
+                let ticket = model.ticket();
+                model.add_stale(*task, StaleEntry { scheduled: true, ticket, spawner: None });
             }
             Op::AskStale => ask = true,
             Op::GcStep(budget) => {
