@@ -248,7 +248,8 @@ impl<'db, S: Schema> Driver<'db, S> {
             // what the task read has changed.
             let skipped = self.db.clear_unchanged(wave.iter().map(|(task, _)| *task));
             if !skipped.is_empty() {
-                wave.retain(|(task, _)| !skipped.contains(task));
+                let skipped_set: rustc_hash::FxHashSet<TaskId> = skipped.iter().copied().collect();
+                wave.retain(|(task, _)| !skipped_set.contains(task));
                 report.skipped.extend(skipped);
                 if wave.is_empty() {
                     continue;

@@ -193,21 +193,25 @@ impl Tracker {
             }
         }
         let entry = self.stale.remove(&task);
-        let forced_during_run = entry.is_some_and(|entry| {
-            entry.cause == Cause::Scheduled && run.is_some_and(|run| entry.ticket > run.ticket)
-        });
-        if forced_during_run && new.is_some() {
+        match (entry, new, run) {
             // Asked to run after this run started: this run does not answer that.
-            self.stale.insert(task, entry.expect("an entry was removed"));
-        } else if let Some(StaleEntry { parent: Some(parent), .. }) = entry {
-            self.unfile_scheduled(parent, task);
-        }
-        if !forced_during_run
-            && let (Some(new), Some(run)) = (new, run)
-            && self.changed_since(run.clock, clock, new.reads())
-        {
-            // What it read changed while it ran: it is stale again, as a reader.
-            self.stale.insert(task, StaleEntry { parent: None, cause: Cause::Invalidated, ticket: 0 });
+            (Some(entry), Some(_), Some(run))
+                if entry.cause == Cause::Scheduled && entry.ticket > run.ticket =>
+            {
+                self.stale.insert(task, entry);
+            }
+            _ => {
+                if let Some(StaleEntry { parent: Some(parent), .. }) = entry {
+                    self.unfile_scheduled(parent, task);
+                }
+                if let (Some(new), Some(run)) = (new, run)
+                    && self.changed_since(run.clock, clock, new.reads())
+                {
+                    // What it read changed while it ran: it is stale again, as a reader.
+                    self.stale
+                        .insert(task, StaleEntry { parent: None, cause: Cause::Invalidated, ticket: 0 });
+                }
+            }
         }
         if new.is_none() {
             // Tasks spawned under a removed task that never ran would only write
@@ -330,7 +334,7 @@ impl Tracker {
     }
 
     /// Takes `task` out of the stale set if it is there only because a commit changed
-    /// a key it read (not scheduled, not under another parent), its current version
+    /// a key it read (not scheduled, so to run under its own parent), its current version
     /// in `state` has reads, and every read would return what it returned: the same
     /// chunks hold records in each read's range as when it ran (chunks are immutable
     /// and content-addressed, so the same chunks mean the same records). Returns
@@ -340,7 +344,6 @@ impl Tracker {
         let Some(version) = state.tasks.get(&task) else { return false };
         let chunk = &version.chunk;
         let unchanged = entry.cause == Cause::Invalidated
-            && entry.parent.is_none_or(|parent| chunk.parent() == Some(parent))
             && !chunk.reads().is_empty()
             && chunk.reads().iter().all(|read| state.read_unchanged(read));
         if unchanged {
