@@ -209,8 +209,13 @@ impl<S: Schema> Chunk<S> {
     /// records are equal.
     pub(crate) fn record_hash(&self, row: usize) -> ContentHash {
         let mut hasher = StableHasher::new();
-        self.storage.hash_record(self.rows[row].handle, &mut hasher);
+        self.hash_record(row, &mut hasher);
         hasher.finish()
+    }
+
+    /// Feeds one row's record's canonical encoding to `hasher`.
+    pub(crate) fn hash_record(&self, row: usize, hasher: &mut StableHasher) {
+        self.storage.hash_record(self.rows[row].handle, hasher);
     }
 
     pub(crate) fn slice(&self, partition: Ident) -> Option<&PartitionSlice> {

@@ -723,12 +723,25 @@ impl<S: Schema> Database<S> {
 
     /// Takes out of the stale set those of `tasks` that are stale only because a
     /// commit changed a key inside one of their reads, and whose every read would
-    /// still return what it returned (see [`Driver`](crate::Driver): key-level
-    /// invalidation over-approximates). Returns the tasks cleared, which need not run.
-    pub(crate) fn clear_unchanged(&self, tasks: impl IntoIterator<Item = TaskId>) -> Vec<TaskId> {
+    /// still return what it returned. Returns the tasks cleared: they need not run.
+    ///
+    /// Key-level invalidation over-approximates: an edit undone before the reader
+    /// re-ran, a change to another record of a chunk the reader read, or a change to
+    /// a record its filter drops all make it stale. A read returns what it returned
+    /// when exactly the chunks it examined still hold its range (chunks are immutable
+    /// and content-addressed), or, for a read that can be evaluated again
+    /// ([`ReadEntry::is_recheckable`](crate::ReadEntry::is_recheckable)), when it returns the same records now. Tasks
+    /// that were scheduled or spawned, and tasks that read nothing, stay stale.
+    /// The [`Driver`](crate::Driver) calls this before each wave; a scheduler of your
+    /// own should too.
+    pub fn clear_unchanged(&self, tasks: impl IntoIterator<Item = impl Into<TaskId>>) -> Vec<TaskId> {
         let mut side = self.shared.publish.lock();
         let state = self.shared.current.load_full();
-        tasks.into_iter().filter(|task| side.tracker.clear_if_unchanged(&state, *task)).collect()
+        tasks
+            .into_iter()
+            .map(Into::into)
+            .filter(|task| side.tracker.clear_if_unchanged(&state, *task))
+            .collect()
     }
 
     /// Sets how queries execute: [`Execution::Auto`] (the default) measures and

@@ -21,7 +21,8 @@ use std::sync::Arc;
 
 use crate::block::Probe;
 use crate::chunk::Chunk;
-use crate::ident::TaskId;
+use crate::hash::StableHasher;
+use crate::ident::{Ident, TaskId};
 use crate::key::Start;
 use crate::schema::{RecordRefOf, Schema};
 use crate::tree::{Iter, Tree};
@@ -51,6 +52,17 @@ impl<S: Schema> Posting<S> {
 
     pub(crate) fn record(&self) -> RecordRefOf<'_, S> {
         self.chunk.record(self.row as usize)
+    }
+
+    /// This record's share of a read's results digest, as found under `partition`:
+    /// who wrote which record under which key.
+    pub(crate) fn result_hash(&self, partition: Ident) -> u128 {
+        let mut hasher = StableHasher::new();
+        hasher.write_u64(partition.raw());
+        hasher.write_u64(self.task().ident().raw());
+        hasher.write_bytes(self.key());
+        self.chunk.hash_record(self.row as usize, &mut hasher);
+        hasher.finish().raw()
     }
 }
 

@@ -1,7 +1,9 @@
 //! Queries on a snapshot: one partition, a sort-key condition, results in key order.
 
+use std::any::Any;
 use std::borrow::Borrow;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -9,17 +11,18 @@ use rayon::prelude::*;
 use crate::chunk::Chunk;
 use crate::error::Result;
 use crate::exec::{Execution, QueryKind, SEQUENTIAL_BELOW};
-use crate::hash::ChunkId;
+use crate::hash::{ChunkId, ContentHash};
 use crate::ident::{Ident, TaskId};
 use crate::index::{Posting, Postings, Scan};
 use crate::key::{
     End, IntoKeyPrefix, IntoSortKey, KeyPart, KeyPrefix, KeyRange, KeyShape, RangeRef, SortKey, SortKeyRef,
     Start,
 };
-use crate::read_set::{ReadEntry, ReadLog};
+use crate::read_set::{ReadEntry, ReadLog, Recheck, Tally};
 use crate::schema::{self, Schema};
 use crate::secondary::IndexHit;
 use crate::snapshot::Snapshot;
+use crate::state::State;
 use crate::typed::IndexHandle;
 
 /// The key condition of a query.
@@ -50,6 +53,8 @@ pub struct Query<'s, S: Schema> {
     partition: Ident,
     condition: Condition,
     filter: Option<Filter<'s, S>>,
+    /// The filter again, when the database may keep it with the read.
+    retained: Option<Arc<RetainedFilter<S>>>,
     execution: Execution,
 }
 
@@ -59,6 +64,13 @@ type Keep<'s, S> = dyn Fn(&Hit<'s, S>) -> bool + Send + Sync + 's;
 /// An owned [`Keep`].
 type Filter<'s, S> = Box<Keep<'s, S>>;
 
+/// A predicate on results that borrows nothing.
+type KeepAny<S> = dyn for<'h> Fn(&Hit<'h, S>) -> bool + Send + Sync;
+
+/// A filter that borrows nothing, kept with a tracked read so that the read can be
+/// evaluated again on a newer state.
+pub(crate) struct RetainedFilter<S: Schema>(Box<KeepAny<S>>);
+
 impl<'s, S: Schema> Query<'s, S> {
     pub(crate) fn new(snapshot: &'s Snapshot<S>, log: Option<&'s ReadLog>, partition: Ident) -> Self {
         Query {
@@ -67,6 +79,7 @@ impl<'s, S: Schema> Query<'s, S> {
             partition,
             condition: Condition::All,
             filter: None,
+            retained: None,
             execution: Execution::Auto,
         }
     }
@@ -77,8 +90,53 @@ impl<'s, S: Schema> Query<'s, S> {
     /// `keep` may run on pool threads in any order, so it must not query or write
     /// through a [`TaskContext`](crate::TaskContext): the order of such reads would vary
     /// from run to run, and with it the chunk's id.
-    pub fn filter(self, keep: impl Fn(&Hit<'s, S>) -> bool + Send + Sync + 's) -> Self {
-        Query { filter: Some(Box::new(keep)), ..self }
+    ///
+    /// The database keeps `keep` with a tracked read. When a record in the read's
+    /// range changes, the [`Driver`](crate::Driver) (and
+    /// [`Database::clear_unchanged`](crate::Database::clear_unchanged)) first
+    /// evaluates the filter on the new records, and the task re-runs only if the
+    /// records it keeps changed: an edit to a record the filter drops re-runs nothing.
+    /// So `keep` borrows nothing (it may own what it needs) and must decide from the
+    /// hit alone, the same way each time. A filter that must borrow is
+    /// [`filter_borrowed`](Self::filter_borrowed).
+    ///
+    /// ```
+    /// # use chunkdb_database::Database;
+    /// # use chunkdb_database::reference::{RefLang, RefRecordRef, SYMBOLS};
+    /// let db = Database::<RefLang>::new();
+    /// let ctx = db.task("check");
+    /// let typed = ctx
+    ///     .query(SYMBOLS)
+    ///     .filter(|hit| matches!(hit.record(), RefRecordRef::Function(f) if f.return_type.is_some()))
+    ///     .count()?;
+    /// # assert_eq!(typed, 0);
+    /// assert!(ctx.reads()[0].is_recheckable());
+    /// # Ok::<(), chunkdb_database::Error>(())
+    /// ```
+    pub fn filter(self, keep: impl for<'h> Fn(&Hit<'h, S>) -> bool + Send + Sync + 'static) -> Self {
+        let retained = Arc::new(RetainedFilter(Box::new(keep)));
+        let shared = Arc::clone(&retained);
+        let filter: Filter<'s, S> = Box::new(move |hit: &Hit<'s, S>| (shared.0)(hit));
+        Query { filter: Some(filter), retained: Some(retained), ..self }
+    }
+
+    /// Keeps only the records `keep` accepts, like [`filter`](Self::filter), with a
+    /// filter that may borrow. The database cannot keep it, so it cannot evaluate the
+    /// read again: a tracked read with this filter counts as changed whenever a record
+    /// in its range changes, even one the filter drops, and its task re-runs (and
+    /// then cuts off early if its output is the same).
+    pub fn filter_borrowed(self, keep: impl Fn(&Hit<'s, S>) -> bool + Send + Sync + 's) -> Self {
+        Query { filter: Some(Box::new(keep)), retained: None, ..self }
+    }
+
+    /// How the read this query records can be evaluated again, when it returns every
+    /// record that passes its filter.
+    fn recheck(&self) -> Recheck {
+        match (&self.filter, &self.retained) {
+            (None, _) => Recheck::Unfiltered,
+            (Some(_), Some(retained)) => Recheck::Filter(Arc::clone(retained) as Arc<dyn Any + Send + Sync>),
+            (Some(_), None) => Recheck::Never,
+        }
     }
 
     /// Overrides how this query executes (by default the database's setting, which is
@@ -162,7 +220,7 @@ impl<'s, S: Schema> Query<'s, S> {
         if let (Condition::Exact(key, _), None) = (&self.condition, &self.filter) {
             return Ok(exact(self.snapshot, self.log, self.partition, key.as_bytes()));
         }
-        let mut lists = self.scan(&|hit| Some(hit));
+        let mut lists = self.scan(&|hit| Some(hit), self.recheck());
         let found =
             if lists.len() > 1 { Found::parts(lists) } else { Found::List(lists.pop().unwrap_or_default()) };
         Ok(QueryResults { partition: self.partition, found })
@@ -178,7 +236,7 @@ impl<'s, S: Schema> Query<'s, S> {
     /// As [`execute`](Self::execute).
     pub fn filter_map<T: Send>(self, f: impl Fn(&Hit<'s, S>) -> Option<T> + Send + Sync) -> Result<Vec<T>> {
         self.validate()?;
-        let lists = self.scan(&|hit| f(&hit));
+        let lists = self.scan(&|hit| f(&hit), Recheck::Never);
         let mut values = Vec::with_capacity(lists.iter().map(Vec::len).sum());
         for list in lists {
             values.extend(list);
@@ -189,13 +247,18 @@ impl<'s, S: Schema> Query<'s, S> {
     /// Scans the query's range (validated), emitting what `emit` makes of each record
     /// that passes the filter, in key order, as one list or as a parallel scan's parts.
     /// The scan starts on this thread; past [`SEQUENTIAL_BELOW`] keys the rest is
-    /// planned by the executor and may run in parallel.
-    fn scan<T: Send>(&self, emit: &(impl Fn(Hit<'s, S>) -> Option<T> + Sync)) -> Vec<Vec<T>> {
+    /// planned by the executor and may run in parallel. A tracked read is recorded
+    /// with `recheck`.
+    fn scan<T: Send>(
+        &self,
+        emit: &(impl Fn(Hit<'s, S>) -> Option<T> + Sync),
+        recheck: Recheck,
+    ) -> Vec<Vec<T>> {
         let partition = self.partition;
         let range = self.condition.range();
         let Some(index) = self.snapshot.state.partitions.get(&partition) else {
             if let Some(log) = self.log {
-                log.record(ReadEntry::new(partition, range.to_owned(), Vec::new(), 0));
+                log.record(ReadEntry::new(partition, range.to_owned(), Tally::new(&recheck), recheck));
             }
             return Vec::new();
         };
@@ -209,8 +272,8 @@ impl<'s, S: Schema> Query<'s, S> {
         // estimate or plan is needed at all.
         let mut scan = (!forced_parallel).then(|| index.scan_from(range.start));
         let mut head = Vec::with_capacity(16);
-        // Chunks are noted only for a recorded read.
-        let mut chunks = self.log.map(|_| Vec::new());
+        // What the scan saw is noted only for a recorded read.
+        let mut tally = self.log.map(|_| Tally::new(&recheck));
         let mut examined = 0;
         // Where the rest of a long scan starts: right after the last key seen.
         let mut after: Option<Vec<u8>> = None;
@@ -221,7 +284,7 @@ impl<'s, S: Schema> Query<'s, S> {
                     exhausted = true;
                     break;
                 };
-                collect_postings(partition, postings, filter, emit, &mut head, chunks.as_mut());
+                collect_postings(partition, postings, filter, emit, &mut head, tally.as_mut());
                 examined += 1;
                 if examined == SEQUENTIAL_BELOW {
                     after = Some([key, &[0]].concat());
@@ -237,19 +300,19 @@ impl<'s, S: Schema> Query<'s, S> {
             // A large scan: plan the rest.
             let started = Instant::now();
             let plan = executor.plan(partition, kind, examined + remaining, self.execution);
-            let track = chunks.is_some();
+            let template = tally.as_ref().map(Tally::like);
             let lists = if plan.parallel {
                 let visit = |stretches: &[&'s [Postings<S>]]| {
-                    scan_stretches(partition, stretches, filter, emit, track)
+                    scan_stretches(partition, stretches, filter, emit, template.as_ref().map(Tally::like))
                 };
-                let parts: Vec<(Vec<T>, Vec<ChunkId>)> = index.par_visit(rest, &admits, &visit);
+                let parts: Vec<(Vec<T>, Option<Tally>)> = index.par_visit(rest, &admits, &visit);
                 let mut lists = Vec::with_capacity(parts.len() + 1);
                 if !head.is_empty() {
                     lists.push(head);
                 }
-                for (values, part_chunks) in parts {
-                    if let Some(chunks) = chunks.as_mut() {
-                        chunks.extend(part_chunks);
+                for (values, part_tally) in parts {
+                    if let (Some(tally), Some(part_tally)) = (tally.as_mut(), part_tally) {
+                        tally.merge(part_tally);
                     }
                     if !values.is_empty() {
                         lists.push(values);
@@ -259,7 +322,7 @@ impl<'s, S: Schema> Query<'s, S> {
             } else {
                 let mut scan = scan.unwrap_or_else(|| index.scan_from(range.start));
                 while let Some((_, postings)) = scan.next().filter(|(key, _)| admits(key)) {
-                    collect_postings(partition, postings, filter, emit, &mut head, chunks.as_mut());
+                    collect_postings(partition, postings, filter, emit, &mut head, tally.as_mut());
                 }
                 vec![head]
             };
@@ -269,9 +332,8 @@ impl<'s, S: Schema> Query<'s, S> {
             }
             lists
         };
-        if let (Some(log), Some(chunks)) = (self.log, chunks) {
-            let kept = lists.iter().map(Vec::len).sum();
-            log.record(ReadEntry::new(partition, range.to_owned(), chunks, kept));
+        if let (Some(log), Some(tally)) = (self.log, tally) {
+            log.record(ReadEntry::new(partition, range.to_owned(), tally, recheck));
         }
         lists
     }
@@ -289,11 +351,13 @@ impl<'s, S: Schema> Query<'s, S> {
             .partitions
             .get(&self.partition)
             .map(|index| index.scan_from(self.condition.range().start));
-        let tracking = self.log.map(|log| Tracking { log, chunks: Vec::new(), hits: 0 });
+        let recheck = self.recheck();
+        let tracking = self.log.map(|log| Tracking { log, tally: Tally::new(&recheck), recheck });
         Ok(Hits {
             partition: self.partition,
             inner,
             current: None,
+            finished: false,
             condition: self.condition,
             filter: self.filter,
             tracking,
@@ -324,8 +388,7 @@ fn exact<'s, S: Schema>(
     };
     let results = QueryResults { partition, found };
     if let Some(log) = log {
-        let chunks = results.iter().map(|hit| hit.chunk_id()).collect();
-        log.record(ReadEntry::new(partition, KeyRange::exact(key), chunks, results.len()));
+        log.record(ReadEntry::new(partition, KeyRange::exact(key), results.tally(), Recheck::Unfiltered));
     }
     results
 }
@@ -387,8 +450,8 @@ pub(crate) fn batch_get<'s, S: Schema, K: IntoSortKey>(
     // leaves the same read-set (and chunk id) as a sequential one.
     if let Some(log) = log {
         for (results, (partition, key)) in results.iter().zip(&keys) {
-            let chunks = results.iter().map(|hit| hit.chunk_id()).collect();
-            log.record(ReadEntry::new(*partition, KeyRange::exact(key.as_bytes()), chunks, results.len()));
+            let range = KeyRange::exact(key.as_bytes());
+            log.record(ReadEntry::new(*partition, range, results.tally(), Recheck::Unfiltered));
         }
     }
     Ok(results)
@@ -399,45 +462,76 @@ pub(crate) fn batch_get<'s, S: Schema, K: IntoSortKey>(
 const BATCH_WEIGHT: usize = 64;
 
 /// Appends what `emit` makes of one key's records that pass the filter to `out`,
-/// noting every chunk examined in `chunks` when the read is recorded.
+/// noting in `tally`, when the read is recorded, every record examined and kept.
 fn collect_postings<'s, S: Schema, T>(
     partition: Ident,
     postings: &'s Postings<S>,
     filter: Option<&Keep<'s, S>>,
     emit: &impl Fn(Hit<'s, S>) -> Option<T>,
     out: &mut Vec<T>,
-    mut chunks: Option<&mut Vec<ChunkId>>,
+    mut tally: Option<&mut Tally>,
 ) {
     for posting in postings.as_slice() {
-        if let Some(chunks) = chunks.as_deref_mut()
-            && chunks.last() != Some(&posting.chunk.id)
-        {
-            chunks.push(posting.chunk.id);
+        if let Some(tally) = tally.as_deref_mut() {
+            tally.examined(posting.chunk.id);
         }
         let hit = Hit { partition, posting };
         if filter.is_none_or(|keep| keep(&hit))
             && let Some(value) = emit(hit)
         {
+            if let Some(tally) = tally.as_deref_mut() {
+                tally.kept(|| posting.result_hash(partition));
+            }
             out.push(value);
         }
     }
 }
 
 /// Scans stretches of a partition's entries (one parallel task's share), and, when
-/// the read is tracked, the chunks examined.
+/// the read is tracked, what it saw.
 fn scan_stretches<'s, S: Schema, T>(
     partition: Ident,
     stretches: &[&'s [Postings<S>]],
     filter: Option<&Keep<'s, S>>,
     emit: &impl Fn(Hit<'s, S>) -> Option<T>,
-    track: bool,
-) -> (Vec<T>, Vec<ChunkId>) {
+    mut tally: Option<Tally>,
+) -> (Vec<T>, Option<Tally>) {
     let mut values = Vec::with_capacity(stretches.iter().map(|stretch| stretch.len()).sum());
-    let mut chunks = Vec::new();
     for postings in stretches.iter().flat_map(|stretch| stretch.iter()) {
-        collect_postings(partition, postings, filter, emit, &mut values, track.then_some(&mut chunks));
+        collect_postings(partition, postings, filter, emit, &mut values, tally.as_mut());
     }
-    (values, chunks)
+    (values, tally)
+}
+
+/// Evaluates `read` again on `state`: how many records it would return now and their
+/// digest, or `None` when it cannot be evaluated again (see
+/// [`ReadEntry::is_recheckable`]).
+pub(crate) fn rerun_read<S: Schema>(state: &State<S>, read: &ReadEntry) -> Option<(usize, ContentHash)> {
+    let filter = match read.recheck() {
+        Recheck::Never => return None,
+        Recheck::Unfiltered => None,
+        Recheck::Filter(retained) => Some(retained.downcast_ref::<RetainedFilter<S>>()?),
+    };
+    let (partition, range) = (read.partition(), read.range());
+    let mut tally = Tally::new(read.recheck());
+    if let Some(index) = state.partitions.get(&partition) {
+        let mut scan = index.scan_from(Start::At(range.start()));
+        while let Some((_, postings)) = scan.next().filter(|(key, _)| range.contains(key)) {
+            for posting in postings.as_slice() {
+                if filter.is_none_or(|keep| (keep.0)(&Hit { partition, posting })) {
+                    tally.kept(|| posting.result_hash(partition));
+                }
+            }
+        }
+    } else if let Some(index) = state.indexes.get(&partition) {
+        let mut scan = index.scan_from(range.start());
+        while let Some((_, hit)) = scan.next().filter(|(key, _)| range.contains(key)) {
+            if filter.is_none_or(|keep| (keep.0)(&Hit { partition: hit.partition, posting: &hit.posting })) {
+                tally.kept(|| hit.posting.result_hash(hit.partition));
+            }
+        }
+    }
+    Some(tally.results())
 }
 
 /// The leaf runs of a scan, from its start to its end.
@@ -478,8 +572,9 @@ impl Condition {
 
 struct Tracking<'s> {
     log: &'s ReadLog,
-    chunks: Vec<ChunkId>,
-    hits: usize,
+    tally: Tally,
+    /// How the read can be evaluated again if the iterator runs to its end.
+    recheck: Recheck,
 }
 
 /// A lazy iterator over a query's results, in sort-key order (records with equal keys
@@ -489,6 +584,8 @@ pub struct Hits<'s, S: Schema> {
     inner: Option<Scan<'s, S>>,
     /// The postings of the key being visited not yet returned.
     current: Option<std::slice::Iter<'s, Posting<S>>>,
+    /// Whether the scan has passed the end of its range.
+    finished: bool,
     condition: Condition,
     filter: Option<Filter<'s, S>>,
     tracking: Option<Tracking<'s>>,
@@ -502,25 +599,24 @@ impl<'s, S: Schema> Iterator for Hits<'s, S> {
             if let Some(postings) = &mut self.current
                 && let Some(posting) = postings.next()
             {
-                if let Some(tracking) = &mut self.tracking
-                    && tracking.chunks.last() != Some(&posting.chunk.id)
-                {
-                    tracking.chunks.push(posting.chunk.id);
+                if let Some(tracking) = &mut self.tracking {
+                    tracking.tally.examined(posting.chunk.id);
                 }
                 let hit = Hit { partition: self.partition, posting };
                 if self.filter.as_ref().is_some_and(|keep| !keep(&hit)) {
                     continue;
                 }
                 if let Some(tracking) = &mut self.tracking {
-                    tracking.hits += 1;
+                    tracking.tally.kept(|| posting.result_hash(self.partition));
                 }
                 return Some(hit);
             }
-            let (key, postings) = self.inner.as_mut()?.next()?;
-            if !self.condition.range().admits_end(key) {
+            let next = self.inner.as_mut().and_then(|scan| scan.next());
+            let Some((_, postings)) = next.filter(|(key, _)| self.condition.range().admits_end(key)) else {
                 self.inner = None;
+                self.finished = true;
                 return None;
-            }
+            };
             self.current = Some(postings.as_slice().iter());
         }
     }
@@ -530,7 +626,9 @@ impl<S: Schema> Drop for Hits<'_, S> {
     fn drop(&mut self) {
         if let Some(tracking) = self.tracking.take() {
             let range = self.condition.range().to_owned();
-            tracking.log.record(ReadEntry::new(self.partition, range, tracking.chunks, tracking.hits));
+            // A read that stopped early returned a part of its range it cannot name.
+            let recheck = if self.finished { tracking.recheck } else { Recheck::Never };
+            tracking.log.record(ReadEntry::new(self.partition, range, tracking.tally, recheck));
         }
     }
 }
@@ -652,6 +750,16 @@ pub struct QueryResults<'s, S: Schema> {
 }
 
 impl<'s, S: Schema> QueryResults<'s, S> {
+    /// What a tracked read of exactly these results saw.
+    fn tally(&self) -> Tally {
+        let mut tally = Tally::new(&Recheck::Unfiltered);
+        for hit in self {
+            tally.examined(hit.posting.chunk.id);
+            tally.kept(|| hit.posting.result_hash(hit.partition));
+        }
+        tally
+    }
+
     /// The partition queried (the index's id for an index lookup).
     #[must_use]
     pub fn partition(&self) -> Ident {
@@ -812,8 +920,7 @@ impl<'s, S: Schema, V: ?Sized> IndexQuery<'s, S, V> {
         }
         let results = QueryResults { partition: id, found: Found::List(hits) };
         if let Some(log) = self.log {
-            let chunks = results.iter().map(|hit| hit.chunk_id()).collect();
-            log.record(ReadEntry::new(id, KeyRange::prefix(&bytes), chunks, results.len()));
+            log.record(ReadEntry::new(id, KeyRange::prefix(&bytes), results.tally(), Recheck::Unfiltered));
         }
         results
     }

@@ -268,12 +268,20 @@ impl<S: Schema> State<S> {
         false
     }
 
-    /// Whether `read` would return what it returned when it ran: exactly the chunks
-    /// it noted hold records in its range now. Chunks are immutable and
-    /// content-addressed, so the same chunks hold the same records there. A read that
-    /// stopped early (a lazy iterator dropped midway) noted fewer chunks than its
-    /// range held, and counts as changed.
+    /// Whether `read` would return what it returned when it ran. First, cheaply:
+    /// exactly the chunks it examined hold records in its range now (chunks are
+    /// immutable and content-addressed, so the same chunks hold the same records
+    /// there). Otherwise, when the read can be evaluated again (unfiltered, or with a
+    /// retained filter), whether it returns the same records now, wherever they are
+    /// held. A read that stopped early (a lazy iterator dropped midway) counts as
+    /// changed.
     pub(crate) fn read_unchanged(&self, read: &ReadEntry) -> bool {
+        self.read_same_chunks(read)
+            || crate::query::rerun_read(self, read).is_some_and(|now| now == (read.hits(), read.results()))
+    }
+
+    /// Whether exactly the chunks `read` examined hold records in its range now.
+    fn read_same_chunks(&self, read: &ReadEntry) -> bool {
         let noted = read.chunks();
         let mut seen = vec![false; noted.len()];
         let mut note = |id: ChunkId| match noted.binary_search(&id) {

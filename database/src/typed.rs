@@ -92,9 +92,16 @@ impl<'s, P: TypedPartition> TypedQuery<'s, P> {
         self.map(|query| query.ge(bound))
     }
 
-    /// Keeps only the records `keep` accepts; see [`Query::filter`].
-    pub fn filter(self, keep: impl Fn(&Hit<'s, P::Schema>) -> bool + Send + Sync + 's) -> Self {
+    /// Keeps only the records `keep` accepts, with a filter the database keeps and
+    /// evaluates again; see [`Query::filter`].
+    pub fn filter(self, keep: impl for<'h> Fn(&Hit<'h, P::Schema>) -> bool + Send + Sync + 'static) -> Self {
         self.map(|query| query.filter(keep))
+    }
+
+    /// Keeps only the records `keep` accepts, with a filter that may borrow; see
+    /// [`Query::filter_borrowed`].
+    pub fn filter_borrowed(self, keep: impl Fn(&Hit<'s, P::Schema>) -> bool + Send + Sync + 's) -> Self {
+        self.map(|query| query.filter_borrowed(keep))
     }
 
     /// Overrides how this query executes; see [`Query::execution`].

@@ -726,6 +726,100 @@ fn the_driver_skips_stale_tasks_whose_reads_are_unchanged()
     Ok(())
 }
 
+/// The functions of `a` that return `i32`, through a filter the database keeps
+/// (`retained`) or a borrowed one.
+fn typed_functions(ctx: &TaskContext<RefLang>, retained: bool) -> Result<usize> {
+    let query = ctx.query(SYMBOLS).begins_with((file("a"),));
+    let typed = |hit: &chunkdb_database::Hit<'_, RefLang>| matches!(hit.record(), RefRecordRef::Function(f) if f.return_type == Some(file("i32")));
+    if retained { query.filter(typed).count() } else { query.filter_borrowed(typed).count() }
+}
+
+/// A record the filter drops changed inside the scanned range: the reader is stale
+/// by its keys, but with a retained filter the driver evaluates the read again, finds
+/// the same records kept and skips the run; a change to a kept record runs it.
+#[test]
+fn a_change_a_retained_filter_drops_re_runs_nothing() -> std::result::Result<(), Box<dyn std::error::Error>> {
+    for retained in [true, false] {
+        let db = Database::<RefLang>::new();
+        source(&db, "parse:a", "a", &[("f", "i32"), ("g", "()")])?;
+        let runs = AtomicU64::new(0);
+        let run = |ctx: &TaskContext<RefLang>| -> Result<()> {
+            runs.fetch_add(1, Ordering::Relaxed);
+            let typed = typed_functions(ctx, retained)?;
+            ctx.insert(DIAGNOSTICS, (file("check"), 0u8, 0u32), Diagnostic::new(&format!("{typed}"), 0, 0))
+        };
+        db.schedule("check");
+        Driver::new(&db).run(run)?;
+        let read = db.snapshot().task_chunk("check").expect("committed").reads()[0].clone();
+        assert_eq!((read.hits(), read.is_recheckable()), (1, retained));
+
+        // `g` is dropped by the filter before and after.
+        let receipt = source(&db, "parse:a", "a", &[("f", "i32"), ("g", "bool")])?;
+        assert_eq!(receipt.invalidated, [task("check")], "key-level invalidation sees the change");
+        let report = Driver::new(&db).run(run)?;
+        if retained {
+            assert_eq!((report.ran.len(), report.skipped.len()), (0, 1));
+        } else {
+            assert_eq!(
+                (report.ran.len(), report.skipped.len()),
+                (1, 0),
+                "a borrowed filter cannot be re-checked"
+            );
+        }
+        let runs_before = runs.load(Ordering::Relaxed);
+
+        // `g` now passes the filter: the results changed.
+        source(&db, "parse:a", "a", &[("f", "i32"), ("g", "i32")])?;
+        let report = Driver::new(&db).run(run)?;
+        assert_eq!((report.ran.len(), report.skipped.len()), (1, 0));
+        assert_eq!(runs.load(Ordering::Relaxed), runs_before + 1);
+        let read = db.snapshot().task_chunk("check").expect("committed").reads()[0].clone();
+        assert_eq!(read.hits(), 2);
+        assert!(db.stale().is_empty());
+        db.check_consistency()?;
+    }
+    Ok(())
+}
+
+/// An exact read whose writer changed another of its records: the chunk that holds
+/// the key is new, the record under the key is the same, and the driver skips the
+/// reader. A lazy read dropped before its end cannot be evaluated again and runs.
+#[test]
+fn a_read_whose_records_moved_to_a_new_chunk_re_runs_nothing()
+-> std::result::Result<(), Box<dyn std::error::Error>> {
+    let db = Database::<RefLang>::new();
+    source(&db, "parse:a", "a", &[("f", "i32"), ("g", "i32")])?;
+    let run = |ctx: &TaskContext<RefLang>| -> Result<()> {
+        let exact = ctx.task() == task("exact");
+        let found = if exact {
+            ctx.get(SYMBOLS, (file("a"), "f"))?.len()
+        } else {
+            ctx.query(SYMBOLS).begins_with((file("a"),)).iter()?.take(1).count()
+        };
+        let out = file(if exact { "exact" } else { "partial" });
+        ctx.insert(DIAGNOSTICS, (out, 0u8, 0u32), Diagnostic::new(&format!("{found}"), 0, 0))
+    };
+    db.schedule("exact");
+    db.schedule("partial");
+    Driver::new(&db).run(run)?;
+    let snapshot = db.snapshot();
+    assert!(snapshot.task_chunk("exact").expect("committed").reads()[0].is_recheckable());
+    assert!(!snapshot.task_chunk("partial").expect("committed").reads()[0].is_recheckable());
+
+    // `g` changes: `exact` is stale by chunk (not by key), `partial` by its range.
+    let receipt = source(&db, "parse:a", "a", &[("f", "i32"), ("g", "u8")])?;
+    assert_eq!(sorted(receipt.invalidated.clone()), sorted(vec![task("partial")]));
+    // Force the exact reader's check through a change of the key it read, undone.
+    source(&db, "parse:a", "a", &[("f", "u8"), ("g", "u8")])?;
+    source(&db, "parse:a", "a", &[("f", "i32"), ("g", "u16")])?;
+    assert!(db.is_stale("exact"));
+    let report = Driver::new(&db).run(run)?;
+    assert_eq!(report.skipped, [task("exact")]);
+    assert_eq!(report.ran, [task("partial")]);
+    db.check_consistency()?;
+    Ok(())
+}
+
 /// A run forced while another run of the same task is in flight is not answered by
 /// that run: the task stays stale, and the driver runs it whatever its reads say.
 #[test]

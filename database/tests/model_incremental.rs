@@ -13,6 +13,11 @@
 //!   `stale()` agree, and reading them changes nothing;
 //! - read-sets: each current chunk's reads hold the hits and the chunks of the run
 //!   that is current;
+//! - confirmation: `clear_unchanged` clears exactly the tasks stale only by
+//!   invalidation whose every read returns what it returned: the same chunks hold
+//!   its range, or (unfiltered or with a retained filter, run to the end) the same
+//!   records are returned now. Clearing a task whose results changed would be a lost
+//!   invalidation; keeping one whose results did not, a needless run;
 //! - collection: only versions that reach no entry through their parents are ever
 //!   swept, the collector knows about every such version (`has_garbage`), and
 //!   `collect` leaves none.
@@ -101,7 +106,17 @@ struct Read {
     partition: usize,
     condition: Condition,
     filter: Filter,
+    /// Whether a filter is given with `filter` (kept by the database), not
+    /// `filter_borrowed`.
+    retained: bool,
     mode: Mode,
+}
+
+impl Read {
+    /// Whether the database can evaluate the read again.
+    fn recheckable(&self) -> bool {
+        matches!(self.filter, Filter::Unfiltered) || self.retained
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,6 +144,7 @@ enum Op {
     Remove(usize),
     Schedule(usize),
     AskStale,
+    ClearUnchanged,
     GcStep(usize),
     Collect,
     Policy(usize),
@@ -154,12 +170,15 @@ fn read() -> impl Strategy<Value = Read> {
         2 => Just(Filter::StartsWithX),
     ];
     let mode = prop_oneof![Just(Mode::Execute), Just(Mode::Iterate)];
-    (0..PARTITIONS.len(), condition(), filter, mode).prop_map(|(partition, condition, filter, mode)| Read {
-        partition,
-        condition,
-        filter,
-        mode,
-    })
+    (0..PARTITIONS.len(), condition(), filter, any::<bool>(), mode).prop_map(
+        |(partition, condition, filter, retained, mode)| Read {
+            partition,
+            condition,
+            filter,
+            retained,
+            mode,
+        },
+    )
 }
 
 fn run_of() -> impl Strategy<Value = Run> {
@@ -192,6 +211,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..TASKS.len()).prop_map(Op::Remove),
         1 => (0..TASKS.len()).prop_map(Op::Schedule),
         2 => Just(Op::AskStale),
+        2 => Just(Op::ClearUnchanged),
         2 => (1usize..4).prop_map(Op::GcStep),
         1 => Just(Op::Collect),
         1 => (0usize..3).prop_map(Op::Policy),
@@ -205,6 +225,8 @@ struct ModelRead {
     condition: String,
     hits: usize,
     chunks: BTreeSet<ChunkId>,
+    /// Who wrote which value under which key, for each record returned.
+    results: BTreeSet<(usize, u8, String)>,
 }
 
 #[derive(Clone, Debug)]
@@ -237,17 +259,44 @@ struct Model {
 
 impl Model {
     fn read(&self, read: &Read) -> ModelRead {
-        let mut hits = 0;
         let mut chunks = BTreeSet::new();
-        for version in self.versions.values() {
+        let mut results = BTreeSet::new();
+        for (task, version) in &self.versions {
             for ((partition, key), value) in &version.records {
                 if *partition == read.partition && read.condition.matches(*key) {
                     chunks.insert(version.chunk);
-                    hits += usize::from(read.filter.keeps(value));
+                    if read.filter.keeps(value) {
+                        results.insert((*task, *key, value.clone()));
+                    }
                 }
             }
         }
-        ModelRead { partition: read.partition, condition: format!("{:?}", read.condition), hits, chunks }
+        let condition = format!("{:?}", read.condition);
+        ModelRead { partition: read.partition, condition, hits: results.len(), chunks, results }
+    }
+
+    /// Whether `read`, which returned `then`, returns the same now as far as the
+    /// database can tell: the same chunks hold its range, or it can be evaluated
+    /// again and returns the same records.
+    fn read_unchanged(&self, read: &Read, then: &ModelRead) -> bool {
+        let now = self.read(read);
+        now.chunks == then.chunks || (read.recheckable() && now.results == then.results)
+    }
+
+    /// The tasks `clear_unchanged` must clear: stale only by invalidation, with
+    /// reads, every one unchanged.
+    fn unchanged(&self) -> BTreeSet<usize> {
+        self.stale
+            .iter()
+            .filter(|(task, entry)| {
+                !entry.scheduled
+                    && self.versions.get(task).is_some_and(|version| {
+                        !version.reads.is_empty()
+                            && version.reads.iter().all(|(read, then)| self.read_unchanged(read, then))
+                    })
+            })
+            .map(|(task, _)| *task)
+            .collect()
     }
 
     fn reachable(&self, task: usize) -> bool {
@@ -375,7 +424,11 @@ fn make_reads(
         let mut query = read.condition.build(ctx.query(partition(read.partition)));
         let filter = read.filter;
         if !matches!(filter, Filter::Unfiltered) {
-            query = query.filter(move |hit| filter.keeps(hit.record()));
+            query = if read.retained {
+                query.filter(move |hit| filter.keeps(hit.record()))
+            } else {
+                query.filter_borrowed(move |hit| filter.keeps(hit.record()))
+            };
         }
         let hits = match read.mode {
             Mode::Execute => query.execute().map_err(|e| TestCaseError::fail(e.to_string()))?.len(),
@@ -445,6 +498,9 @@ fn commit(
         prop_assert_eq!(got.hits(), want.hits, "hits of {}", want.condition);
         let chunks: BTreeSet<ChunkId> = got.chunks().iter().copied().collect();
         prop_assert_eq!(&chunks, &want.chunks, "chunks of {}", want.condition);
+    }
+    for (got, (read, _)) in stored.reads().iter().zip(expected) {
+        prop_assert_eq!(got.is_recheckable(), read.recheckable(), "{:?}", read);
     }
     Ok(())
 }
@@ -534,6 +590,12 @@ fn script(ops: &[Op]) -> Result<(), TestCaseError> {
                 model.add_stale(*task, StaleEntry { scheduled: true, ticket, spawner: None });
             }
             Op::AskStale => ask = true,
+            Op::ClearUnchanged => {
+                let expected = model.unchanged();
+                let cleared: BTreeSet<usize> = db.clear_unchanged(TASKS).into_iter().map(index_of).collect();
+                prop_assert_eq!(&cleared, &expected, "clear_unchanged");
+                model.stale.retain(|task, _| !cleared.contains(task));
+            }
             Op::GcStep(budget) => {
                 db.gc_step(*budget);
             }

@@ -88,10 +88,10 @@ fn parallel_equals_sequential() {
             |(tasks, per_task, seed, queries)| {
                 let db = build(tasks, per_task, seed);
                 let snapshot = db.snapshot();
-                for (condition, modulus) in &queries {
-                    let sequential = run(&snapshot, condition, *modulus, Execution::Sequential);
-                    let parallel = run(&snapshot, condition, *modulus, Execution::Parallel);
-                    let auto = run(&snapshot, condition, *modulus, Execution::Auto);
+                for &(ref condition, modulus) in &queries {
+                    let sequential = run(&snapshot, condition, modulus, Execution::Sequential);
+                    let parallel = run(&snapshot, condition, modulus, Execution::Parallel);
+                    let auto = run(&snapshot, condition, modulus, Execution::Auto);
                     let lazy: Vec<Row> = apply(snapshot.query(P), condition)
                         .filter(move |hit| hit.record().len() % modulus != 0)
                         .iter()
