@@ -6,10 +6,10 @@ use rustc_hash::FxHashSet;
 
 use crate::hash::ChunkId;
 use crate::ident::TaskId;
-use crate::index::Posting;
 use crate::key::{SortKeyRef, Start};
 use crate::schema::Schema;
-use crate::state::State;
+use crate::store::index::Posting;
+use crate::store::state::State;
 
 /// Checks one state: partition indexes, secondary indexes, the chunk map and the
 /// counts. Returns the first inconsistency found, described.

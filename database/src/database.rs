@@ -8,21 +8,21 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use parking_lot::{Mutex, MutexGuard};
 
-use crate::chunk::Chunk;
-use crate::context::TaskContext;
 use crate::error::{Error, Result};
-use crate::exec::{Execution, Executor};
 use crate::gc::{self, Collector, GcPolicy, GcProgress};
 use crate::hash::{ChunkId, ContentHash};
 use crate::ident::{Ident, TaskId};
-use crate::invalidation::{Run, RunStamp, Runs, Tracker};
+use crate::incremental::context::TaskContext;
+use crate::incremental::invalidation::{Run, RunStamp, Runs, Tracker};
+use crate::incremental::subscription::{Ready, Subscription, Subscriptions};
 use crate::key::KeyRange;
+use crate::read::exec::{Execution, Executor};
+use crate::read::snapshot::Snapshot;
 use crate::schema::Schema;
-use crate::snapshot::Snapshot;
-use crate::state::{KeyList, State};
 use crate::stats::{PartitionStats, Stats};
-use crate::subscription::{Ready, Subscription, Subscriptions};
-use crate::writer::ChunkWriter;
+use crate::store::chunk::Chunk;
+use crate::store::state::{KeyList, State};
+use crate::store::writer::ChunkWriter;
 
 /// An in-memory, content-addressed database of task outputs.
 ///

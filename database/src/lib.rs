@@ -17,60 +17,44 @@
 
 #![deny(missing_docs)]
 
-mod block;
-mod chunk;
 mod consistency;
-mod context;
 mod database;
-mod driver;
 mod error;
-mod exec;
 mod gc;
 mod hash;
 mod ident;
-mod idmap;
-mod index;
-mod invalidation;
+mod incremental;
 mod key;
-mod query;
-mod ranges;
-mod read_set;
+mod read;
 pub mod reference;
 mod schema;
-mod secondary;
-mod snapshot;
-mod state;
 mod stats;
-mod subscription;
-mod tree;
-mod typed;
-mod verify;
-mod writer;
+mod store;
 
-pub use chunk::{Chunk, PartitionSlice};
-pub use context::TaskContext;
 pub use database::{CommitReceipt, Database};
-pub use driver::{DriveError, DriveReport, Driver};
 pub use error::{Error, Result};
-pub use exec::{
-    EXPLORE_RUNS, Execution, PARALLEL_FROM, QueryKind, RECHECK_EVERY, SEQUENTIAL_BELOW, ShapeDecision,
-};
 pub use gc::{GcPolicy, GcProgress, GcStats};
 pub use hash::{ChunkId, ContentHash, StableHash, StableHasher};
 pub use ident::{Ident, TaskId};
+pub use incremental::context::TaskContext;
+pub use incremental::driver::{DriveError, DriveReport, Driver};
+pub use incremental::read_set::ReadEntry;
+pub use incremental::subscription::Subscription;
 pub use key::{
     IntoKeyPrefix, IntoSortKey, KeyBuilder, KeyField, KeyPart, KeyPartKind, KeyPrefix, KeyRange, KeyShape,
     KeyValue, SortKey, SortKeyRef, decode_key, describe_layout,
 };
-pub use query::{Hit, Hits, IndexQuery, Query, QueryResults, RecordMeta, ResultsIter};
-pub use read_set::ReadEntry;
+pub use read::exec::{
+    EXPLORE_RUNS, Execution, PARALLEL_FROM, QueryKind, RECHECK_EVERY, SEQUENTIAL_BELOW, ShapeDecision,
+};
+pub use read::query::{Hit, Hits, IndexQuery, Query, QueryResults, RecordMeta, ResultsIter};
+pub use read::snapshot::Snapshot;
+pub use read::typed::{Holds, IndexHandle, PrefixOf, TypedPartition, TypedQuery};
 pub use schema::{
     IndexDef, PartitionDef, RecordHandle, RecordKind, RecordOf, RecordRefOf, RecordStorage, Schema,
     StorageBuilder,
 };
-pub use secondary::IndexValue;
-pub use snapshot::Snapshot;
 pub use stats::{PartitionStats, Stats};
-pub use subscription::Subscription;
-pub use typed::{Holds, IndexHandle, PrefixOf, TypedPartition, TypedQuery};
-pub use writer::ChunkWriter;
+pub use store::chunk::{Chunk, PartitionSlice};
+pub use store::secondary::IndexValue;
+pub use store::writer::ChunkWriter;

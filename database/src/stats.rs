@@ -40,7 +40,7 @@ pub struct Stats {
     /// Garbage collection so far.
     pub gc: crate::gc::GcStats,
     /// The adaptive executor's decisions per measured query shape.
-    pub execution: Vec<crate::exec::ShapeDecision>,
+    pub execution: Vec<crate::read::exec::ShapeDecision>,
     /// Per-partition counts, in partition-key order.
     pub partitions: Vec<PartitionStats>,
 }

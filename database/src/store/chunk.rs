@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::hash::{ChunkId, ContentHash, StableHasher};
 use crate::ident::{Ident, TaskId};
+use crate::incremental::read_set::ReadEntry;
 use crate::key::SortKeyRef;
-use crate::read_set::ReadEntry;
 use crate::schema::{RecordHandle, RecordRefOf, RecordStorage, Schema};
 
 /// One record's place in a chunk: where its sort key ends in the chunk's key bytes

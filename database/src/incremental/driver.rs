@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use crate::context::TaskContext;
 use crate::database::{Commit, CommitReceipt, Database};
 use crate::error::Error;
 use crate::ident::TaskId;
+use crate::incremental::context::TaskContext;
+use crate::incremental::verify;
 use crate::schema::Schema;
-use crate::verify;
 
 /// Runs stale tasks with a function that knows how to run any task.
 ///

@@ -24,13 +24,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::chunk::Chunk;
 use crate::hash::ChunkId;
 use crate::ident::TaskId;
-use crate::ranges::RangeRegistry;
-use crate::read_set::ReadEntry;
+use crate::incremental::ranges::RangeRegistry;
+use crate::incremental::read_set::ReadEntry;
 use crate::schema::Schema;
-use crate::state::{KeyList, State};
+use crate::store::chunk::Chunk;
+use crate::store::state::{KeyList, State};
 
 /// Recent commits' changed keys kept for checking tasks that ran concurrently, while
 /// some run in flight started before them: at most this many commits...

@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 
 use crate::hash::ChunkId;
 use crate::ident::{Ident, TaskId};
-use crate::tree::Tree;
+use crate::store::tree::Tree;
 
 /// An identifier that keys an [`IdMap`], by its big-endian bytes (so the map's order
 /// is the identifiers' numeric order).

@@ -4,16 +4,16 @@ use std::sync::Arc;
 
 use rayon::slice::ParallelSliceMut;
 
-use crate::chunk::{Chunk, LiveCount, PartitionSlice, Row};
 use crate::database::{Commit, Database};
 use crate::error::{Error, Result};
 use crate::hash::{ChunkId, ContentHash, StableHasher};
 use crate::ident::{Ident, TaskId};
-use crate::invalidation::Run;
+use crate::incremental::invalidation::Run;
+use crate::incremental::read_set::ReadEntry;
 use crate::key::{IntoSortKey, SortKey};
-use crate::read_set::ReadEntry;
+use crate::read::typed::{Holds, TypedPartition};
 use crate::schema::{self, RecordHandle, RecordStorage, Schema, StorageBuilder};
-use crate::typed::{Holds, TypedPartition};
+use crate::store::chunk::{Chunk, LiveCount, PartitionSlice, Row};
 
 /// Chunks with at least this many records sort them in parallel.
 const PARALLEL_SORT_FROM: usize = 1 << 16;
@@ -224,7 +224,7 @@ impl<S: Schema> ChunkWriter<S> {
         let indexed = if S::indexes().is_empty() {
             None
         } else {
-            crate::secondary::entries_of::<S>(task, &partitions, &keys, &rows, &storage)?
+            crate::store::secondary::entries_of::<S>(task, &partitions, &keys, &rows, &storage)?
         };
         let mut chunk = Chunk {
             id,

@@ -8,22 +8,22 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use crate::chunk::Chunk;
 use crate::error::Result;
-use crate::exec::{Execution, QueryKind, SEQUENTIAL_BELOW};
 use crate::hash::{ChunkId, ContentHash};
 use crate::ident::{Ident, TaskId};
-use crate::index::{Posting, Postings, Scan};
+use crate::incremental::read_set::{ReadEntry, ReadLog, Recheck, Tally};
 use crate::key::{
     End, IntoKeyPrefix, IntoSortKey, KeyPart, KeyPrefix, KeyRange, KeyShape, RangeRef, SortKey, SortKeyRef,
     Start,
 };
-use crate::read_set::{ReadEntry, ReadLog, Recheck, Tally};
+use crate::read::exec::{Execution, QueryKind, SEQUENTIAL_BELOW};
+use crate::read::snapshot::Snapshot;
+use crate::read::typed::IndexHandle;
 use crate::schema::{self, Schema};
-use crate::secondary::IndexHit;
-use crate::snapshot::Snapshot;
-use crate::state::State;
-use crate::typed::IndexHandle;
+use crate::store::chunk::Chunk;
+use crate::store::index::{Posting, Postings, Scan};
+use crate::store::secondary::IndexHit;
+use crate::store::state::State;
 
 /// The key condition of a query.
 #[derive(Clone, Debug)]
@@ -535,7 +535,10 @@ pub(crate) fn rerun_read<S: Schema>(state: &State<S>, read: &ReadEntry) -> Optio
 }
 
 /// The leaf runs of a scan, from its start to its end.
-fn runs_until<'s, V>(mut scan: crate::tree::Iter<'s, V>, admits: impl Fn(&[u8]) -> bool) -> Vec<&'s [V]> {
+fn runs_until<'s, V>(
+    mut scan: crate::store::tree::Iter<'s, V>,
+    admits: impl Fn(&[u8]) -> bool,
+) -> Vec<&'s [V]> {
     let mut runs = Vec::new();
     while let Some(run) = scan.run_while(&admits) {
         runs.push(run);

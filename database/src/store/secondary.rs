@@ -7,14 +7,14 @@
 
 use std::sync::Arc;
 
-use crate::block::Probe;
-use crate::chunk::{Chunk, IndexEntries, IndexEntry, PartitionSlice, Row};
 use crate::error::{Error, Result};
 use crate::ident::{Ident, TaskId};
-use crate::index::Posting;
 use crate::key::KeyPart;
 use crate::schema::{RecordStorage, Schema};
-use crate::tree::{Iter, Tree};
+use crate::store::block::Probe;
+use crate::store::chunk::{Chunk, IndexEntries, IndexEntry, PartitionSlice, Row};
+use crate::store::index::Posting;
+use crate::store::tree::{Iter, Tree};
 
 /// A value an index can be keyed by: anything with a sort-key encoding. Object safe,
 /// so generated code can hand field values to the runtime without knowing their type.
@@ -150,7 +150,7 @@ fn entries_of_row<S: Schema>(
     storage: &S::Storage,
     out: &mut Vec<Unsorted>,
 ) {
-    let key = crate::chunk::row_key(keys, rows, row);
+    let key = crate::store::chunk::row_key(keys, rows, row);
     S::index_values(storage.get(rows[row].handle), &mut |index, value| {
         let mut bytes = Vec::with_capacity(32 + key.len());
         value.encode_index_value(&mut bytes);

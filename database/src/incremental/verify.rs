@@ -7,12 +7,12 @@
 //! rustc turn incremental compilation off twice.) Verify mode runs a task twice and
 //! names the first record that differs.
 
-use crate::chunk::{Chunk, PartitionSlice};
 use crate::database::Commit;
 use crate::error::{Error, Result};
 use crate::ident::Ident;
 use crate::key::{SortKeyRef, decode_key};
 use crate::schema::{self, Schema};
+use crate::store::chunk::{Chunk, PartitionSlice};
 
 /// `first` when both runs wrote the same output, otherwise
 /// [`Error::Nondeterministic`] naming the first difference.

@@ -25,7 +25,7 @@ use std::mem::{size_of, size_of_val};
 
 use triomphe::ThinArc;
 
-use crate::block::{self, Probe};
+use crate::store::block::{self, Probe};
 
 /// Most entries a leaf holds before it is split.
 const LEAF_MAX: usize = 16;

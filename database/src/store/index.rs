@@ -19,13 +19,13 @@
 
 use std::sync::Arc;
 
-use crate::block::Probe;
-use crate::chunk::Chunk;
 use crate::hash::StableHasher;
 use crate::ident::{Ident, TaskId};
 use crate::key::Start;
 use crate::schema::{RecordRefOf, Schema};
-use crate::tree::{Iter, Tree};
+use crate::store::block::Probe;
+use crate::store::chunk::Chunk;
+use crate::store::tree::{Iter, Tree};
 
 /// One record under a key: its chunk (which knows the task that wrote it) and its row
 /// there, which gives its key and its record.

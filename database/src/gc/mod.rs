@@ -37,10 +37,10 @@ use std::time::{Duration, Instant};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::chunk::Chunk;
 use crate::ident::TaskId;
 use crate::schema::Schema;
-use crate::state::State;
+use crate::store::chunk::Chunk;
+use crate::store::state::State;
 
 /// When collection runs on its own.
 ///

@@ -6,10 +6,10 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use crate::error::Result;
-use crate::exec::Execution;
 use crate::ident::Ident;
 use crate::key::{IntoKeyPrefix, IntoSortKey};
-use crate::query::{Hit, Hits, Query, QueryResults};
+use crate::read::exec::Execution;
+use crate::read::query::{Hit, Hits, Query, QueryResults};
 use crate::schema::Schema;
 
 /// A partition known at compile time: its schema, its key and the type of its sort

@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use crate::chunk::{Chunk, PartitionSlice};
 use crate::hash::ChunkId;
 use crate::ident::{Ident, TaskId};
-use crate::idmap::IdMap;
-use crate::index::{Change, Op, PartitionIndex, Posting};
-use crate::read_set::ReadEntry;
+use crate::incremental::read_set::ReadEntry;
 use crate::schema::Schema;
-use crate::secondary::{self, IndexHit, SecondaryIndex};
+use crate::store::chunk::{Chunk, PartitionSlice};
+use crate::store::idmap::IdMap;
+use crate::store::index::{Change, Op, PartitionIndex, Posting};
+use crate::store::secondary::{self, IndexHit, SecondaryIndex};
 
 /// A task's current version: its chunk and the clock value of the commit that made it
 /// current.
@@ -277,7 +277,8 @@ impl<S: Schema> State<S> {
     /// changed.
     pub(crate) fn read_unchanged(&self, read: &ReadEntry) -> bool {
         self.read_same_chunks(read)
-            || crate::query::rerun_read(self, read).is_some_and(|now| now == (read.hits(), read.results()))
+            || crate::read::query::rerun_read(self, read)
+                .is_some_and(|now| now == (read.hits(), read.results()))
     }
 
     /// Whether exactly the chunks `read` examined hold records in its range now.

@@ -18,8 +18,8 @@ use parking_lot::{Condvar, Mutex};
 use rustc_hash::FxHashMap;
 
 use crate::ident::Ident;
+use crate::incremental::ranges::RangeRegistry;
 use crate::key::KeyRange;
-use crate::ranges::RangeRegistry;
 
 /// A callback run once when a subscription becomes ready.
 type Callback = Box<dyn FnOnce() + Send>;

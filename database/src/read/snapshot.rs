@@ -4,20 +4,20 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::chunk::Chunk;
 use crate::database::Counters;
 use crate::error::Result;
 use crate::hash::{ChunkId, ContentHash, StableHasher};
 use crate::ident::{Ident, TaskId};
-use crate::index::Posting;
+use crate::incremental::read_set::ReadEntry;
 use crate::key::IntoSortKey;
 use crate::key::Start;
-use crate::query::{IndexQuery, Query, QueryResults};
-use crate::read_set::ReadEntry;
+use crate::read::query::{IndexQuery, Query, QueryResults};
+use crate::read::typed::{IndexHandle, TypedPartition, TypedQuery};
 use crate::schema::RecordStorage;
 use crate::schema::Schema;
-use crate::state::State;
-use crate::typed::{IndexHandle, TypedPartition, TypedQuery};
+use crate::store::chunk::Chunk;
+use crate::store::index::Posting;
+use crate::store::state::State;
 
 /// A consistent view of the database at one clock value.
 ///
@@ -65,7 +65,7 @@ impl<S: Schema> Snapshot<S> {
     /// [`Error::UnknownPartition`](crate::Error::UnknownPartition) or
     /// [`Error::BadSortKey`](crate::Error::BadSortKey) for a closed schema.
     pub fn get(&self, partition: Ident, key: impl IntoSortKey) -> Result<QueryResults<'_, S>> {
-        crate::query::get(self, None, partition, key)
+        crate::read::query::get(self, None, partition, key)
     }
 
     /// Looks up many (partition, key) pairs at once; one result set per pair, in the
@@ -78,7 +78,7 @@ impl<S: Schema> Snapshot<S> {
         &self,
         pairs: impl IntoIterator<Item = (Ident, K)>,
     ) -> Result<Vec<QueryResults<'_, S>>> {
-        crate::query::batch_get(self, None, pairs)
+        crate::read::query::batch_get(self, None, pairs)
     }
 
     /// The records under exactly `key` of a typed partition: [`get`](Self::get)

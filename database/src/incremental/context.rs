@@ -8,14 +8,14 @@ use crate::database::CommitReceipt;
 use crate::error::Result;
 use crate::hash::ChunkId;
 use crate::ident::{Ident, TaskId};
-use crate::invalidation::Run;
+use crate::incremental::invalidation::Run;
+use crate::incremental::read_set::{ReadEntry, ReadLog};
 use crate::key::IntoSortKey;
-use crate::query::{IndexQuery, Query, QueryResults};
-use crate::read_set::{ReadEntry, ReadLog};
+use crate::read::query::{IndexQuery, Query, QueryResults};
+use crate::read::snapshot::Snapshot;
+use crate::read::typed::{Holds, IndexHandle, TypedPartition, TypedQuery};
 use crate::schema::Schema;
-use crate::snapshot::Snapshot;
-use crate::typed::{Holds, IndexHandle, TypedPartition, TypedQuery};
-use crate::writer::ChunkWriter;
+use crate::store::writer::ChunkWriter;
 
 /// One run of a task: a snapshot to read from and a writer for the output.
 ///
@@ -96,7 +96,7 @@ impl<S: Schema> TaskContext<S> {
     /// # Errors
     /// As [`Snapshot::get`].
     pub fn get(&self, partition: Ident, key: impl IntoSortKey) -> Result<QueryResults<'_, S>> {
-        crate::query::get(&self.snapshot, Some(&self.log), partition, key)
+        crate::read::query::get(&self.snapshot, Some(&self.log), partition, key)
     }
 
     /// Recorded lookup of many (partition, key) pairs; one result set per pair.
@@ -107,7 +107,7 @@ impl<S: Schema> TaskContext<S> {
         &self,
         pairs: impl IntoIterator<Item = (Ident, K)>,
     ) -> Result<Vec<QueryResults<'_, S>>> {
-        crate::query::batch_get(&self.snapshot, Some(&self.log), pairs)
+        crate::read::query::batch_get(&self.snapshot, Some(&self.log), pairs)
     }
 
     /// Recorded lookup of exactly `key` in a typed partition; see
