@@ -345,7 +345,7 @@ impl Tracker {
         let chunk = &version.chunk;
         let unchanged = entry.cause == Cause::Invalidated
             && !chunk.reads().is_empty()
-            && chunk.reads().iter().all(|read| state.read_unchanged(read));
+            && chunk.reads().iter().all(|read| crate::read::query::read_unchanged(state, read));
         if unchanged {
             self.stale.remove(&task);
         }

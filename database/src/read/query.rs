@@ -503,6 +503,48 @@ fn scan_stretches<'s, S: Schema, T>(
     (values, tally)
 }
 
+/// Whether `read` would return what it returned when it ran. First, cheaply:
+/// exactly the chunks it examined hold records in its range now (chunks are
+/// immutable and content-addressed, so the same chunks hold the same records
+/// there). Otherwise, when the read can be evaluated again (unfiltered, or with a
+/// retained filter), whether it returns the same records now, wherever they are
+/// held. A read that stopped early (a lazy iterator dropped midway) counts as
+/// changed.
+pub(crate) fn read_unchanged<S: Schema>(state: &State<S>, read: &ReadEntry) -> bool {
+    read_same_chunks(state, read)
+        || rerun_read(state, read).is_some_and(|now| now == (read.hits(), read.results()))
+}
+
+/// Whether exactly the chunks `read` examined hold records in its range now.
+fn read_same_chunks<S: Schema>(state: &State<S>, read: &ReadEntry) -> bool {
+    let noted = read.chunks();
+    let mut seen = vec![false; noted.len()];
+    let mut note = |id: ChunkId| match noted.binary_search(&id) {
+        Ok(at) => {
+            seen[at] = true;
+            true
+        }
+        Err(_) => false,
+    };
+    let range = read.range();
+    if let Some(index) = state.partitions.get(&read.partition()) {
+        let mut scan = index.scan_from(crate::key::Start::At(range.start()));
+        while let Some((_, postings)) = scan.next().filter(|(key, _)| range.contains(key)) {
+            if !postings.as_slice().iter().all(|posting| note(posting.chunk.id)) {
+                return false;
+            }
+        }
+    } else if let Some(index) = state.indexes.get(&read.partition()) {
+        let mut scan = index.scan_from(range.start());
+        while let Some((_, hit)) = scan.next().filter(|(key, _)| range.contains(key)) {
+            if !note(hit.posting.chunk.id) {
+                return false;
+            }
+        }
+    }
+    seen.iter().all(|seen| *seen)
+}
+
 /// Evaluates `read` again on `state`: how many records it would return now and their
 /// digest, or `None` when it cannot be evaluated again (see
 /// [`ReadEntry::is_recheckable`]).

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use crate::hash::ChunkId;
 use crate::ident::{Ident, TaskId};
-use crate::incremental::read_set::ReadEntry;
 use crate::schema::Schema;
 use crate::store::chunk::{Chunk, PartitionSlice};
 use crate::store::idmap::IdMap;
@@ -266,49 +265,6 @@ impl<S: Schema> State<S> {
             return scan.next().is_some_and(|(key, _)| range.contains(key));
         }
         false
-    }
-
-    /// Whether `read` would return what it returned when it ran. First, cheaply:
-    /// exactly the chunks it examined hold records in its range now (chunks are
-    /// immutable and content-addressed, so the same chunks hold the same records
-    /// there). Otherwise, when the read can be evaluated again (unfiltered, or with a
-    /// retained filter), whether it returns the same records now, wherever they are
-    /// held. A read that stopped early (a lazy iterator dropped midway) counts as
-    /// changed.
-    pub(crate) fn read_unchanged(&self, read: &ReadEntry) -> bool {
-        self.read_same_chunks(read)
-            || crate::read::query::rerun_read(self, read)
-                .is_some_and(|now| now == (read.hits(), read.results()))
-    }
-
-    /// Whether exactly the chunks `read` examined hold records in its range now.
-    fn read_same_chunks(&self, read: &ReadEntry) -> bool {
-        let noted = read.chunks();
-        let mut seen = vec![false; noted.len()];
-        let mut note = |id: ChunkId| match noted.binary_search(&id) {
-            Ok(at) => {
-                seen[at] = true;
-                true
-            }
-            Err(_) => false,
-        };
-        let range = read.range();
-        if let Some(index) = self.partitions.get(&read.partition()) {
-            let mut scan = index.scan_from(crate::key::Start::At(range.start()));
-            while let Some((_, postings)) = scan.next().filter(|(key, _)| range.contains(key)) {
-                if !postings.as_slice().iter().all(|posting| note(posting.chunk.id)) {
-                    return false;
-                }
-            }
-        } else if let Some(index) = self.indexes.get(&read.partition()) {
-            let mut scan = index.scan_from(range.start());
-            while let Some((_, hit)) = scan.next().filter(|(key, _)| range.contains(key)) {
-                if !note(hit.posting.chunk.id) {
-                    return false;
-                }
-            }
-        }
-        seen.iter().all(|seen| *seen)
     }
 }
 
