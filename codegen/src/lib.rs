@@ -2,26 +2,15 @@
 //! partitions, sort keys and indexes becomes typed Rust for the chunkdb runtime.
 //!
 //! Use it through the `chunkdb` crate, which re-exports it; its documentation
-//! describes the syntax and what is generated. The macro is a pipeline: `ast.rs`
-//! parses, `valid.rs` checks (collecting every mistake), `expand.rs` generates, and
-//! `names.rs` names every generated item; `types.rs` knows which field types can be
-//! hashed, ordered and indexed.
-
-mod ast;
-mod expand;
-mod names;
-mod types;
-mod valid;
+//! describes the syntax and what is generated. This crate is the compiler's entry
+//! point only: the pipeline (parse, validate, expand) lives in
+//! `chunkdb-codegen-impl`, on `proc_macro2` tokens, so it can be tested and fuzzed
+//! outside the compiler.
 
 use proc_macro::TokenStream;
 
 /// Declares a language for chunkdb. See the `chunkdb` crate's documentation.
 #[proc_macro]
 pub fn chunk_schema(input: TokenStream) -> TokenStream {
-    let expanded = ast::parse(input.into())
-        .and_then(|schema| valid::check(&schema).map(|checked| expand::expand(&checked)));
-    match expanded {
-        Ok(tokens) => tokens.into(),
-        Err(error) => error.to_compile_error().into(),
-    }
+    chunkdb_codegen_impl::expand_or_errors(input.into()).into()
 }
