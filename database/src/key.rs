@@ -633,7 +633,9 @@ impl fmt::Display for KeyValue {
 
 /// Decodes an encoded key or key prefix into its components, following `layout`
 /// (a prefix decodes to fewer components). Identifiers show their names where the
-/// process knows them.
+/// process knows them. A prefix ending inside a string decodes to a `partial` string
+/// of the text before the end; when it ends between the two bytes of an escape (a
+/// lone `0x00`), that byte is not part of the text.
 ///
 /// ```
 /// use chunkdb_database::{decode_key, Ident, KeyField, KeyPartKind, SortKey};
