@@ -5,7 +5,7 @@
 #[allow(dead_code)]
 mod model_core;
 
-use model_core::{ModelLang, check_against_model};
+use model_core::{ModelLang, check_against_model, check_against_model_persisted};
 
 chunkdb::chunk_schema! {
     /// The model's language: one string per record, two partitions of `(u8, String)` keys.
@@ -36,4 +36,10 @@ impl ModelLang for ModelText {
 fn generated_schema_matches_reference_model() {
     let total = check_against_model::<ModelText>(64, 0x005E_ED0F_C0DE);
     assert!(total >= 64 * 400, "ran {total} operations");
+}
+
+#[test]
+fn persisted_generated_schema_matches_reference_model_across_reopens() {
+    let total = check_against_model_persisted::<ModelText>(16, 0x5EED_D15C);
+    assert!(total >= 16 * 400, "ran {total} operations");
 }

@@ -299,6 +299,8 @@ impl Context<'_, '_> {
             out.extend(quote! {
                 #doc
                 #[derive(Clone, Debug, PartialEq, Eq)]
+                #[derive(#rt::rkyv::Archive, #rt::rkyv::Serialize, #rt::rkyv::Deserialize)]
+                #[rkyv(crate = #rt::rkyv)]
                 #[allow(dead_code)]
                 #vis struct #name { #(#fields,)* }
 
@@ -419,6 +421,8 @@ impl Context<'_, '_> {
         quote! {
             #[doc = #storage_doc]
             #[derive(Debug, Default)]
+            #[derive(#rt::rkyv::Archive, #rt::rkyv::Serialize, #rt::rkyv::Deserialize)]
+            #[rkyv(crate = #rt::rkyv)]
             #[allow(dead_code)]
             #vis struct #storage { #(#[doc = #column_docs] #columns: ::std::boxed::Box<[#names]>,)* }
 
@@ -452,6 +456,24 @@ impl Context<'_, '_> {
 
                 fn len(&self) -> usize {
                     0usize #(+ self.#columns.len())*
+                }
+
+                fn contains(&self, handle: #rt::RecordHandle) -> bool {
+                    let column = match handle.kind.0 {
+                        #(#kinds => self.#columns.len(),)*
+                        _ => 0,
+                    };
+                    (handle.index as usize) < column
+                }
+
+                fn to_archive(&self) -> ::core::result::Result<#rt::ArchiveBytes, ::std::string::String> {
+                    #rt::rkyv::to_bytes::<#rt::rkyv::rancor::Error>(self)
+                        .map_err(|error| ::std::string::ToString::to_string(&error))
+                }
+
+                fn from_archive(bytes: &[u8]) -> ::core::result::Result<Self, ::std::string::String> {
+                    #rt::rkyv::from_bytes::<Self, #rt::rkyv::rancor::Error>(bytes)
+                        .map_err(|error| ::std::string::ToString::to_string(&error))
                 }
             }
 

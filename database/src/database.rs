@@ -16,6 +16,9 @@ use crate::incremental::context::TaskContext;
 use crate::incremental::invalidation::{Run, RunStamp, Runs, Tracker};
 use crate::incremental::subscription::{Ready, Subscription, Subscriptions};
 use crate::key::KeyRange;
+use crate::persist::OpenOptions;
+use crate::persist::format::StoredStale;
+use crate::persist::writer::Persister;
 use crate::read::exec::{Execution, Executor};
 use crate::read::snapshot::Snapshot;
 use crate::schema::Schema;
@@ -51,14 +54,53 @@ pub struct Database<S: Schema> {
 
 struct Shared<S: Schema> {
     /// The current state; readers load it without locking.
-    current: ArcSwap<State<S>>,
+    current: Arc<ArcSwap<State<S>>>,
     /// Serialises the short publish step of commits (building a chunk, sorting and
     /// hashing, happens before it, in parallel across threads), and guards what only
     /// commits change.
-    publish: Mutex<WriteSide<S>>,
+    publish: Arc<Mutex<WriteSide<S>>>,
     /// Registered subscriptions; locked after `publish` when both are held.
     subscriptions: Arc<Mutex<Subscriptions>>,
     counters: Arc<Counters>,
+    /// The directory and its writer, for a persisted database.
+    persist: Option<Arc<Persister>>,
+}
+
+impl<S: Schema> Drop for Shared<S> {
+    /// A persisted database writes its last state before the lock is released.
+    fn drop(&mut self) {
+        if let Some(persister) = &self.persist {
+            persister.stop();
+            if persister.started() {
+                // Nobody is left to report an error to: `flush` is how to know.
+                let _ = sync_to_disk(&self.current, &self.publish, persister);
+            }
+        }
+    }
+}
+
+/// Makes `persister`'s directory hold `shared`'s current state and stale set. The
+/// directory is locked first, then the state captured: syncs queue on the directory
+/// and each writes a state at least as new as the one before.
+fn sync_to_disk<S: Schema>(
+    current: &ArcSwap<State<S>>,
+    publish: &Mutex<WriteSide<S>>,
+    persister: &Persister,
+) -> Result<()> {
+    let mut directory = persister.directory.lock();
+    let (state, stale) = {
+        let side = publish.lock();
+        (current.load_full(), side.tracker.stale_entries())
+    };
+    let stale = stale
+        .into_iter()
+        .map(|(task, parent, scheduled)| StoredStale {
+            task: task.ident().raw(),
+            parent: parent.map(|parent| parent.ident().raw()),
+            scheduled,
+        })
+        .collect();
+    directory.sync(&state, stale).map(drop)
 }
 
 /// Counters shared with snapshots and chunks, which outlive borrows of the database.
@@ -235,6 +277,10 @@ impl<S: Schema> Database<S> {
     /// An empty database. Registers the schema's partition names for `Debug` output.
     #[must_use]
     pub fn new() -> Self {
+        Self::with_persister(None)
+    }
+
+    fn with_persister(persist: Option<Arc<Persister>>) -> Self {
         for def in S::partitions() {
             Ident::named(def.key_string);
         }
@@ -242,11 +288,115 @@ impl<S: Schema> Database<S> {
         let subscriptions = Subscriptions::new(Arc::clone(&counters.subscriptions));
         Database {
             shared: Arc::new(Shared {
-                current: ArcSwap::from_pointee(State::default()),
-                publish: Mutex::new(WriteSide::default()),
+                current: Arc::new(ArcSwap::from_pointee(State::default())),
+                publish: Arc::new(Mutex::new(WriteSide::default())),
                 subscriptions: Arc::new(Mutex::new(subscriptions)),
                 counters,
+                persist,
             }),
+        }
+    }
+
+    /// Opens the database persisted in `dir` with the default [`OpenOptions`] (see
+    /// there, and the [`persist`](crate::persist) module for the guarantees).
+    ///
+    /// # Errors
+    /// As [`OpenOptions::open`].
+    pub fn open(dir: impl AsRef<std::path::Path>) -> Result<Self> {
+        OpenOptions::new().open(dir)
+    }
+
+    /// Opens and restores a persisted database (see [`OpenOptions::open`]).
+    pub(crate) fn open_with(dir: &std::path::Path, options: &OpenOptions) -> Result<Self> {
+        let (directory, contents) = crate::persist::directory::Directory::open::<S>(
+            dir,
+            options.compaction,
+            options.discard_damaged,
+        )?;
+        let persister = Persister::new(directory, options.write_delay);
+        let db = Self::with_persister(Some(Arc::clone(&persister)));
+        let restored = crate::persist::restore::load::<S>(&contents, db.live_chunk_counter());
+        if !restored.damaged.is_empty() && !options.discard_damaged {
+            return Err(Error::Corrupt { path: dir.to_path_buf(), damaged: restored.damaged });
+        }
+        let adopted = db.restore(restored);
+        {
+            let mut directory = persister.directory.lock();
+            let written = adopted.map(|stale| (contents.manifest.clock, stale));
+            directory.adopt(&contents.manifest.versions, written);
+            directory.remove_unreferenced()?;
+        }
+        // The writer holds the state and the commit lock, not the database: dropping
+        // the last handle stops it, syncs and releases the directory at once.
+        let (current, publish) = (Arc::clone(&db.shared.current), Arc::clone(&db.shared.publish));
+        let writer = Arc::clone(&persister);
+        persister.start(move || sync_to_disk(&current, &publish, &writer));
+        Ok(db)
+    }
+
+    /// Installs a restored state; returns the stale set the manifest holds when the
+    /// state is exactly the manifest's (`None`: damaged versions were dropped, so the
+    /// directory must be written again).
+    fn restore(&self, restored: crate::persist::restore::Restored<S>) -> Option<Vec<StoredStale>> {
+        let crate::persist::restore::Restored { versions, stale, clock, damaged } = restored;
+        let mut side = self.lock_side();
+        let mut next = State::default();
+        for (committed_at, chunk) in versions {
+            next.clock = committed_at;
+            let task = chunk.task;
+            next.replace(task, Some(Arc::clone(&chunk)));
+            side.tracker.replaced(task, None, Some(&*chunk), KeyList::default(), committed_at, None);
+            side.collector.replaced(task, None, Some(&*chunk), &next);
+        }
+        next.clock = clock.max(next.clock);
+        for entry in &stale {
+            let task = TaskId::from_ident(Ident::from_raw(entry.task));
+            let parent = entry.parent.map(|raw| TaskId::from_ident(Ident::from_raw(raw)));
+            side.tracker.restore_stale(task, parent, entry.scheduled);
+        }
+        let exact = damaged.is_empty();
+        if !exact {
+            // Dropping the damaged versions is a change of its own.
+            next.clock += 1;
+            for damage in &damaged {
+                side.tracker.restore_stale(damage.task, None, true);
+            }
+            let ids = damaged.iter().map(|damage| damage.chunk).collect();
+            side.tracker.invalidate_readers_of(&next, &ids);
+        }
+        self.install(&mut side, next);
+        exact.then_some(stale)
+    }
+
+    /// Waits until everything committed before this call is durable in the
+    /// database's directory (see [`persist`](crate::persist) for the guarantee). For
+    /// an in-memory database, does nothing.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the directory could not be written; the database is
+    /// unchanged and a later flush tries again.
+    pub fn flush(&self) -> Result<()> {
+        match &self.shared.persist {
+            Some(persister) => sync_to_disk(&self.shared.current, &self.shared.publish, persister),
+            None => Ok(()),
+        }
+    }
+
+    /// The directory the database is persisted in, if it is.
+    #[must_use]
+    pub fn directory(&self) -> Option<std::path::PathBuf> {
+        self.shared.persist.as_ref().map(|persister| persister.directory.lock().path().to_path_buf())
+    }
+
+    /// Bytes of the segment files the directory's manifest names (0 in memory).
+    #[must_use]
+    pub fn disk_bytes(&self) -> u64 {
+        self.shared.persist.as_ref().map_or(0, |persister| persister.directory.lock().segment_bytes())
+    }
+
+    fn notify_writer(&self) {
+        if let Some(persister) = &self.shared.persist {
+            persister.notify();
         }
     }
 
@@ -435,6 +585,7 @@ impl<S: Schema> Database<S> {
         side.tracker.forget_until(self.shared.counters.runs.horizon(published));
         Self::free_retired(side);
         side.retired.push(previous);
+        self.notify_writer();
         let unwatched = std::mem::take(&mut side.unwatched);
         if unwatched || !side.changed.is_empty() {
             // After the swap, under the registry's lock: a subscriber registering now
@@ -687,7 +838,9 @@ impl<S: Schema> Database<S> {
     pub fn schedule(&self, task: impl Into<TaskId>) -> bool {
         let mut side = self.shared.publish.lock();
         let ticket = self.shared.counters.runs.ticket();
-        side.tracker.schedule(task.into(), None, ticket)
+        let added = side.tracker.schedule(task.into(), None, ticket);
+        self.notify_writer();
+        added
     }
 
     /// Whether `task` is stale: a commit changed what one of its queries would return
@@ -737,11 +890,15 @@ impl<S: Schema> Database<S> {
     pub fn clear_unchanged(&self, tasks: impl IntoIterator<Item = impl Into<TaskId>>) -> Vec<TaskId> {
         let mut side = self.shared.publish.lock();
         let state = self.shared.current.load_full();
-        tasks
+        let cleared: Vec<TaskId> = tasks
             .into_iter()
             .map(Into::into)
             .filter(|task| side.tracker.clear_if_unchanged(&state, *task))
-            .collect()
+            .collect();
+        if !cleared.is_empty() {
+            self.notify_writer();
+        }
+        cleared
     }
 
     /// Sets how queries execute: [`Execution::Auto`] (the default) measures and

@@ -1,6 +1,8 @@
 //! Errors: every misuse a caller can make at run time, each saying what was wrong and
 //! what to do. A failed operation leaves the database exactly as it was.
 
+use std::path::PathBuf;
+
 use crate::hash::ChunkId;
 use crate::ident::{Ident, TaskId};
 use crate::key::SortKey;
@@ -120,6 +122,122 @@ pub enum Error {
         /// The first record that differs, described.
         difference: String,
     },
+
+    /// Reading or writing a persisted directory failed in the operating system.
+    #[error(
+        "could not {operation} {path}: {message} ({kind:?}); check that the directory \
+         exists, is writable by this process and that its disk is not full, then retry"
+    )]
+    Io {
+        /// What chunkdb was doing (`write segment`, `rename manifest`, …).
+        operation: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error kind.
+        kind: std::io::ErrorKind,
+        /// The operating system's message.
+        message: String,
+    },
+
+    /// The directory was written under another schema declaration.
+    #[error(
+        "{path} holds chunks of schema fingerprint {found:016x}, but schema `{schema}` is \
+         {expected:016x} now: its records may not read back the same; open another \
+         directory, or delete this one to start cold (nothing in it is usable by this schema)"
+    )]
+    SchemaMismatch {
+        /// The directory (or file) checked.
+        path: PathBuf,
+        /// The schema's name.
+        schema: &'static str,
+        /// The fingerprint found on disk.
+        found: u64,
+        /// The schema's fingerprint now.
+        expected: u64,
+    },
+
+    /// The directory was written by a chunkdb with another on-disk format.
+    #[error(
+        "{path} is in on-disk format {found}, and this chunkdb reads format {supported}: \
+         open it with the chunkdb that wrote it, or delete it to start cold"
+    )]
+    FormatMismatch {
+        /// The file checked.
+        path: PathBuf,
+        /// The format version found.
+        found: u32,
+        /// The format version this build reads and writes.
+        supported: u32,
+    },
+
+    /// Another process (or another database in this one) has the directory open.
+    #[error(
+        "{path} is in use: another chunkdb database holds its lock file {lock:?}; close \
+         that one first (two writers would corrupt each other), or use another directory"
+    )]
+    Locked {
+        /// The directory.
+        path: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+    },
+
+    /// The manifest (the directory's table of contents) is unreadable.
+    #[error(
+        "the manifest {path} is damaged: {reason}; open with \
+         `OpenOptions::discard_damaged(true)` to start from an empty database (every task \
+         is recomputed), or restore the directory from a backup"
+    )]
+    CorruptManifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// Persisted chunks failed their checks (checksum, archive validation, layout).
+    #[error(
+        "{} persisted chunk(s) in {path} are damaged ({}); open with \
+         `OpenOptions::discard_damaged(true)` to drop them and recompute their tasks",
+        damaged.len(),
+        describe_damage(damaged)
+    )]
+    Corrupt {
+        /// The directory.
+        path: PathBuf,
+        /// Every damaged chunk, with its task and what is wrong.
+        damaged: Vec<DamagedChunk>,
+    },
+}
+
+/// A persisted chunk that failed its checks when its directory was opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamagedChunk {
+    /// The task whose current version it was.
+    pub task: TaskId,
+    /// The chunk.
+    pub chunk: ChunkId,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+fn describe_damage(damaged: &[DamagedChunk]) -> String {
+    let mut listed: Vec<String> = damaged
+        .iter()
+        .take(5)
+        .map(|d| format!("chunk {} of task {}: {}", d.chunk, d.task, d.reason))
+        .collect();
+    if damaged.len() > listed.len() {
+        listed.push(format!("and {} more", damaged.len() - listed.len()));
+    }
+    listed.join("; ")
+}
+
+impl Error {
+    /// An operating-system error while doing `operation` on `path`.
+    pub(crate) fn io(operation: &'static str, path: impl Into<PathBuf>, error: &std::io::Error) -> Self {
+        Error::Io { operation, path: path.into(), kind: error.kind(), message: error.to_string() }
+    }
 }
 
 /// The result type of chunkdb operations.

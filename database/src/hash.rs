@@ -13,7 +13,19 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::ident::{Ident, TaskId};
 
 /// A 128-bit content hash.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub struct ContentHash(u128);
 
 impl ContentHash {
@@ -41,7 +53,19 @@ impl fmt::Debug for ContentHash {
 /// inputs, computation and dependencies give the same id, so storing a chunk twice
 /// stores it once; a run that read different ranges or has another parent is a new
 /// version even when its records are the same.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub struct ChunkId(u128);
 
 impl ChunkId {

@@ -26,7 +26,19 @@ use xxhash_rust::const_xxh3::xxh3_64 as const_xxh3_64;
 /// type `Ident`: a range over them selects hash intervals, and a scan lists names in
 /// no alphabetical order. Use a `String` key component for names that must come out
 /// in order or be searched by range or by their start.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub struct Ident(u64);
 
 impl Ident {
@@ -113,7 +125,19 @@ fn remember(raw: u64, name: &str) {
 /// A task id must be *stable*: the same work on the same input always has the same
 /// id, so it never contains timestamps, random values or output data. A task's new
 /// chunk supersedes its previous one.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub struct TaskId(Ident);
 
 impl TaskId {

@@ -1169,6 +1169,12 @@ pub struct KeyRange {
 }
 
 impl KeyRange {
+    /// A range from its stored parts (see [`start`](Self::start) and
+    /// [`end`](Self::end)), as persistence reads it back.
+    pub(crate) fn from_parts(start: Box<[u8]>, end: Option<Box<[u8]>>) -> Self {
+        KeyRange { start, end }
+    }
+
     /// Every key.
     #[must_use]
     pub fn all() -> Self {

@@ -25,6 +25,7 @@ mod hash;
 mod ident;
 mod incremental;
 mod key;
+pub mod persist;
 mod read;
 pub mod reference;
 mod schema;
@@ -32,7 +33,7 @@ mod stats;
 mod store;
 
 pub use database::{CommitReceipt, Database};
-pub use error::{Error, Result};
+pub use error::{DamagedChunk, Error, Result};
 pub use gc::{GcPolicy, GcProgress, GcStats};
 pub use hash::{ChunkId, ContentHash, StableHash, StableHasher};
 pub use ident::{Ident, TaskId};
@@ -44,15 +45,20 @@ pub use key::{
     IntoKeyPrefix, IntoSortKey, KeyBuilder, KeyField, KeyPart, KeyPartKind, KeyPrefix, KeyRange, KeyShape,
     KeyValue, SortKey, SortKeyRef, decode_key, describe_layout,
 };
+pub use persist::OpenOptions;
 pub use read::exec::{
     EXPLORE_RUNS, Execution, PARALLEL_FROM, QueryKind, RECHECK_EVERY, SEQUENTIAL_BELOW, ShapeDecision,
 };
 pub use read::query::{Hit, Hits, IndexQuery, Query, QueryResults, RecordMeta, ResultsIter};
 pub use read::snapshot::Snapshot;
 pub use read::typed::{Holds, IndexHandle, PrefixOf, TypedPartition, TypedQuery};
+/// The archive format persisted chunks are written in (rkyv 0.8), re-exported so a
+/// field type of your own can derive `Archive`, `Serialize` and `Deserialize` with
+/// the same version: `#[derive(chunkdb::rkyv::Archive, …)] #[rkyv(crate = chunkdb::rkyv)]`.
+pub use rkyv;
 pub use schema::{
-    IndexDef, PartitionDef, RecordHandle, RecordKind, RecordOf, RecordRefOf, RecordStorage, Schema,
-    StorageBuilder,
+    ArchiveBytes, IndexDef, PartitionDef, RecordHandle, RecordKind, RecordOf, RecordRefOf, RecordStorage,
+    Schema, StorageBuilder,
 };
 pub use stats::{PartitionStats, Stats};
 pub use store::chunk::{Chunk, PartitionSlice};

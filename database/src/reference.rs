@@ -10,7 +10,9 @@ use std::mem::size_of;
 use crate::hash::{StableHash, StableHasher};
 use crate::ident::Ident;
 use crate::key::{KeyField, KeyPartKind};
-use crate::schema::{PartitionDef, RecordHandle, RecordKind, RecordStorage, Schema, StorageBuilder};
+use crate::schema::{
+    ArchiveBytes, PartitionDef, RecordHandle, RecordKind, RecordStorage, Schema, StorageBuilder,
+};
 
 /// The `symbols` partition: modules, functions and structs under `(file: Ident, path: String)`.
 pub const SYMBOLS: Ident = Ident::new("symbols");
@@ -18,7 +20,7 @@ pub const SYMBOLS: Ident = Ident::new("symbols");
 pub const DIAGNOSTICS: Ident = Ident::new("diagnostics");
 
 /// A module and the names it exports.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Module {
     /// The module's name.
     pub name: Ident,
@@ -27,7 +29,7 @@ pub struct Module {
 }
 
 /// A function signature.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Function {
     /// The function's name.
     pub name: Ident,
@@ -38,7 +40,7 @@ pub struct Function {
 }
 
 /// A struct and its fields.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Struct {
     /// The struct's name.
     pub name: Ident,
@@ -47,7 +49,7 @@ pub struct Struct {
 }
 
 /// A diagnostic message.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Diagnostic {
     /// The message.
     pub message: String,
@@ -250,7 +252,7 @@ impl Schema for RefLang {
 }
 
 /// Columnar storage of [`RefLang`] records: one vector per record kind.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct RefStorage {
     modules: Vec<Module>,
     functions: Vec<Function>,
@@ -300,6 +302,25 @@ impl RecordStorage for RefStorage {
     fn len(&self) -> usize {
         self.modules.len() + self.functions.len() + self.structs.len() + self.diagnostics.len()
     }
+
+    fn contains(&self, handle: RecordHandle) -> bool {
+        let column = match handle.kind {
+            MODULE => self.modules.len(),
+            FUNCTION => self.functions.len(),
+            STRUCT => self.structs.len(),
+            DIAGNOSTIC => self.diagnostics.len(),
+            _ => 0,
+        };
+        (handle.index as usize) < column
+    }
+
+    fn to_archive(&self) -> Result<ArchiveBytes, String> {
+        rkyv::to_bytes::<rkyv::rancor::Error>(self).map_err(|error| error.to_string())
+    }
+
+    fn from_archive(bytes: &[u8]) -> Result<Self, String> {
+        rkyv::from_bytes::<Self, rkyv::rancor::Error>(bytes).map_err(|error| error.to_string())
+    }
 }
 
 fn push_to<T>(column: &mut Vec<T>, kind: RecordKind, record: T) -> RecordHandle {
@@ -336,7 +357,7 @@ impl StorageBuilder for RefStorageBuilder {
 pub enum TextLang {}
 
 /// Storage of [`TextLang`] records.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct TextStorage(Vec<String>);
 
 /// Builds a [`TextStorage`].
@@ -383,6 +404,18 @@ impl RecordStorage for TextStorage {
 
     fn len(&self) -> usize {
         self.0.len()
+    }
+
+    fn contains(&self, handle: RecordHandle) -> bool {
+        handle.kind == TEXT && (handle.index as usize) < self.0.len()
+    }
+
+    fn to_archive(&self) -> Result<ArchiveBytes, String> {
+        rkyv::to_bytes::<rkyv::rancor::Error>(self).map_err(|error| error.to_string())
+    }
+
+    fn from_archive(bytes: &[u8]) -> Result<Self, String> {
+        rkyv::from_bytes::<Self, rkyv::rancor::Error>(bytes).map_err(|error| error.to_string())
     }
 }
 

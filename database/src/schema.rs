@@ -118,6 +118,23 @@ pub trait RecordStorage: Send + Sync + Sized + 'static {
     /// Heap bytes held by the storage (its columns and what their records own).
     fn heap_bytes(&self) -> usize;
 
+    /// Whether `handle` names a record of this storage. A persisted chunk's rows are
+    /// checked with it before any of them is used.
+    fn contains(&self, handle: RecordHandle) -> bool;
+
+    /// The records as one rkyv archive: what a persisted chunk stores.
+    ///
+    /// # Errors
+    /// The serializer's message, when a record cannot be archived.
+    fn to_archive(&self) -> Result<ArchiveBytes, String>;
+
+    /// The records back from an archive written by [`to_archive`](Self::to_archive):
+    /// the bytes are validated (rkyv's checks) before anything is read from them.
+    ///
+    /// # Errors
+    /// What is wrong with the bytes: they are not a valid archive of this storage.
+    fn from_archive(bytes: &[u8]) -> Result<Self, String>;
+
     /// Number of records stored.
     fn len(&self) -> usize;
 
@@ -138,6 +155,9 @@ pub trait StorageBuilder: Default + Send + Sized {
     /// Freezes the collected records, releasing spare capacity.
     fn finish(self) -> Self::Storage;
 }
+
+/// Archive bytes, aligned as rkyv needs them.
+pub type ArchiveBytes = rkyv::util::AlignedVec;
 
 /// The owned record type of a storage.
 pub type RecordOf<T> = <<T as RecordStorage>::Schema as Schema>::Record;

@@ -268,6 +268,21 @@ mod named {
         fn len(&self) -> usize {
             self.0.len()
         }
+
+        fn contains(&self, handle: RecordHandle) -> bool {
+            handle.kind == TEXT && (handle.index as usize) < self.0.len()
+        }
+
+        fn to_archive(&self) -> Result<chunkdb_database::ArchiveBytes, String> {
+            chunkdb_database::rkyv::to_bytes::<chunkdb_database::rkyv::rancor::Error>(&self.0)
+                .map_err(|error| error.to_string())
+        }
+
+        fn from_archive(bytes: &[u8]) -> Result<Self, String> {
+            chunkdb_database::rkyv::from_bytes::<Vec<String>, chunkdb_database::rkyv::rancor::Error>(bytes)
+                .map(Store)
+                .map_err(|error| error.to_string())
+        }
     }
 
     impl StorageBuilder for Builder {

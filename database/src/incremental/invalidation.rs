@@ -357,6 +357,39 @@ impl Tracker {
         self.stale.contains_key(&task)
     }
 
+    /// The stale set, in task order: each task with the parent to run it under and
+    /// whether it was scheduled (rather than invalidated). What persistence stores.
+    pub(crate) fn stale_entries(&self) -> Vec<(TaskId, Option<TaskId>, bool)> {
+        let mut entries: Vec<(TaskId, Option<TaskId>, bool)> = self
+            .stale
+            .iter()
+            .map(|(task, entry)| (*task, entry.parent, entry.cause == Cause::Scheduled))
+            .collect();
+        entries.sort_unstable();
+        entries
+    }
+
+    /// Puts a task back into the stale set as [`stale_entries`](Self::stale_entries)
+    /// described it, when a persisted database is opened (no run is in flight then,
+    /// so schedules need no ticket).
+    pub(crate) fn restore_stale(&mut self, task: TaskId, parent: Option<TaskId>, scheduled: bool) {
+        if scheduled {
+            self.schedule(task, parent, 0);
+        } else {
+            self.add(task, StaleEntry { parent, cause: Cause::Invalidated, ticket: 0 });
+        }
+    }
+
+    /// Makes stale every task whose current version read one of `chunks` (chunks
+    /// dropped because they were damaged on disk): what they read is gone.
+    pub(crate) fn invalidate_readers_of<S: Schema>(&mut self, state: &State<S>, chunks: &FxHashSet<ChunkId>) {
+        for (task, version) in state.tasks.iter() {
+            if version.chunk.reads().iter().any(|read| read.chunks().iter().any(|id| chunks.contains(id))) {
+                self.add(task, StaleEntry { parent: None, cause: Cause::Invalidated, ticket: 0 });
+            }
+        }
+    }
+
     /// Number of stale tasks.
     pub(crate) fn stale_len(&self) -> usize {
         self.stale.len()

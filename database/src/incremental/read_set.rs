@@ -41,6 +41,10 @@ pub(crate) enum Recheck {
     Unfiltered,
     /// The results were the records a retained filter kept (a `RetainedFilter<S>`).
     Filter(Arc<dyn Any + Send + Sync>),
+    /// A filtered read restored from disk: the filter (a closure) did not survive the
+    /// restart, so the read cannot be evaluated again, but it is the same read for
+    /// the chunk's id.
+    FilterLost,
 }
 
 impl fmt::Debug for Recheck {
@@ -49,6 +53,7 @@ impl fmt::Debug for Recheck {
             Recheck::Never => "Never",
             Recheck::Unfiltered => "Unfiltered",
             Recheck::Filter(_) => "Filter",
+            Recheck::FilterLost => "FilterLost",
         })
     }
 }
@@ -58,7 +63,17 @@ impl Recheck {
         match self {
             Recheck::Never => 0,
             Recheck::Unfiltered => 1,
-            Recheck::Filter(_) => 2,
+            Recheck::Filter(_) | Recheck::FilterLost => 2,
+        }
+    }
+
+    /// The recheck a persisted read's tag restores (`None`: not a tag chunkdb writes).
+    pub(crate) fn restored(tag: u8) -> Option<Recheck> {
+        match tag {
+            0 => Some(Recheck::Never),
+            1 => Some(Recheck::Unfiltered),
+            2 => Some(Recheck::FilterLost),
+            _ => None,
         }
     }
 }
@@ -166,11 +181,28 @@ impl ReadEntry {
     /// [`filter_map`](crate::Query::filter_map) cannot be evaluated again.
     #[must_use]
     pub fn is_recheckable(&self) -> bool {
-        !matches!(self.recheck, Recheck::Never)
+        !matches!(self.recheck, Recheck::Never | Recheck::FilterLost)
     }
 
     pub(crate) fn recheck(&self) -> &Recheck {
         &self.recheck
+    }
+
+    /// A read as persisted: its parts, exactly as they were.
+    pub(crate) fn from_parts(
+        partition: Ident,
+        range: KeyRange,
+        chunks: Box<[ChunkId]>,
+        hits: usize,
+        results: ContentHash,
+        recheck: Recheck,
+    ) -> Self {
+        ReadEntry { partition, range, chunks, hits, results, recheck }
+    }
+
+    /// The tag that says how the read can be evaluated again (see [`Recheck`]).
+    pub(crate) fn recheck_tag(&self) -> u8 {
+        self.recheck.tag()
     }
 
     /// Whether the query found nothing in a range that could hold data: a pending

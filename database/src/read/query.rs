@@ -550,7 +550,7 @@ fn read_same_chunks<S: Schema>(state: &State<S>, read: &ReadEntry) -> bool {
 /// [`ReadEntry::is_recheckable`]).
 pub(crate) fn rerun_read<S: Schema>(state: &State<S>, read: &ReadEntry) -> Option<(usize, ContentHash)> {
     let filter = match read.recheck() {
-        Recheck::Never => return None,
+        Recheck::Never | Recheck::FilterLost => return None,
         Recheck::Unfiltered => None,
         Recheck::Filter(retained) => Some(retained.downcast_ref::<RetainedFilter<S>>()?),
     };

@@ -198,7 +198,8 @@ impl<S: Schema> ChunkWriter<S> {
             return Err(Error::TooManyRecords { task, records: rows.len() });
         }
         let storage = builder.finish();
-        let (partitions, output_hash) = hash_partitions(&rows, key, &storage);
+        let (partitions, output_hash) =
+            hash_partitions(&rows, |row| row.partition, key, |row| row.handle, &storage);
         // The keys in row order, in one allocation.
         let mut sorted_keys = Vec::with_capacity(keys.len());
         let rows: Box<[Row]> = rows
@@ -247,23 +248,26 @@ impl<S: Schema> ChunkWriter<S> {
 }
 
 /// Splits sorted rows into per-partition slices, each with the hash of its keys and
-/// records, and hashes the slices into the chunk's output hash.
-fn hash_partitions<'k, T: RecordStorage>(
-    rows: &[Pending],
-    key: impl Fn(&Pending) -> &'k [u8],
+/// records, and hashes the slices into the chunk's output hash. Rows are the writer's
+/// pending ones at commit, or a persisted chunk's when it is read back.
+pub(crate) fn hash_partitions<'k, R, T: RecordStorage>(
+    rows: &[R],
+    partition_of: impl Fn(&R) -> Ident,
+    key: impl Fn(&R) -> &'k [u8],
+    handle_of: impl Fn(&R) -> RecordHandle,
     storage: &T,
 ) -> (Vec<PartitionSlice>, ContentHash) {
     let mut slices = Vec::new();
     let mut output = StableHasher::new();
     let mut start = 0;
     while start < rows.len() {
-        let partition = rows[start].partition;
-        let end = start + rows[start..].iter().take_while(|row| row.partition == partition).count();
+        let partition = partition_of(&rows[start]);
+        let end = start + rows[start..].iter().take_while(|row| partition_of(row) == partition).count();
         let mut hasher = StableHasher::new();
         hasher.write_len(end - start);
         for row in &rows[start..end] {
             hasher.write_bytes(key(row));
-            storage.hash_record(row.handle, &mut hasher);
+            storage.hash_record(handle_of(row), &mut hasher);
         }
         let hash = hasher.finish();
         output.write_u64(partition.raw());

@@ -49,11 +49,22 @@ enum Condition {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Commit { task: usize, records: Vec<(usize, Key, String)> },
-    Remove { task: usize },
+    Commit {
+        task: usize,
+        records: Vec<(usize, Key, String)>,
+    },
+    Remove {
+        task: usize,
+    },
     TakeSnapshot,
     DropSnapshot(usize),
-    Query { snapshot: usize, partition: usize, condition: Condition },
+    Query {
+        snapshot: usize,
+        partition: usize,
+        condition: Condition,
+    },
+    /// Flush, close and reopen a persisted database (nothing in memory).
+    Reopen,
 }
 
 fn key() -> impl Strategy<Value = Key> {
@@ -88,6 +99,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0usize..8).prop_map(Op::DropSnapshot),
         6 => (0usize..8, 0..PARTITIONS.len(), condition())
             .prop_map(|(snapshot, partition, condition)| Op::Query { snapshot, partition, condition }),
+        1 => Just(Op::Reopen),
     ]
 }
 
@@ -216,8 +228,15 @@ fn decode(key: SortKeyRef<'_>) -> Key {
     (bytes[0], String::from_utf8(text).expect("keys are UTF-8"))
 }
 
-fn run<L: ModelLang>(ops: &[Op]) -> Result<usize, TestCaseError> {
-    let db = Database::<L>::new();
+fn run<L: ModelLang>(ops: &[Op], dir: Option<&std::path::Path>) -> Result<usize, TestCaseError> {
+    let open = || match dir {
+        Some(dir) => {
+            let _ = std::fs::remove_dir_all(dir);
+            Database::<L>::open(dir).unwrap()
+        }
+        None => Database::<L>::new(),
+    };
+    let mut db = open();
     let mut model = Model::default();
     let mut snapshots: Vec<(Snapshot<L>, u64)> = vec![(db.snapshot(), 0)];
     let mut checked = 0;
@@ -258,6 +277,18 @@ fn run<L: ModelLang>(ops: &[Op]) -> Result<usize, TestCaseError> {
                 prop_assert_eq!(receipt.stored, model.remove(*task));
                 prop_assert_eq!(receipt.clock, model.clock);
             }
+            Op::Reopen => {
+                if let Some(dir) = dir {
+                    db.flush().unwrap();
+                    drop(db);
+                    // Snapshots taken before stay valid: they hold their state in memory.
+                    db = Database::<L>::open(dir).unwrap();
+                    prop_assert_eq!(db.clock(), model.clock);
+                    prop_assert_eq!(db.stats().records, model.records(model.clock));
+                    db.check_consistency().unwrap();
+                    snapshots.push((db.snapshot(), model.clock));
+                }
+            }
             Op::TakeSnapshot => snapshots.push((db.snapshot(), model.clock)),
             Op::DropSnapshot(at) => {
                 if snapshots.len() > 1 {
@@ -293,13 +324,25 @@ fn run<L: ModelLang>(ops: &[Op]) -> Result<usize, TestCaseError> {
 /// Runs `cases` random scripts of 400 to 500 operations against schema `L` with a
 /// fixed seed, and returns how many operations ran.
 pub fn check_against_model<L: ModelLang>(cases: u32, seed: u64) -> usize {
+    check_model::<L>(cases, seed, None)
+}
+
+/// Like [`check_against_model`], on a database persisted in a fresh directory that
+/// the scripts close and reopen at random points: a reopened database answers every
+/// query as the one before did.
+pub fn check_against_model_persisted<L: ModelLang>(cases: u32, seed: u64) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    check_model::<L>(cases, seed, Some(dir.path().join("db")))
+}
+
+fn check_model<L: ModelLang>(cases: u32, seed: u64, dir: Option<std::path::PathBuf>) -> usize {
     let config =
         Config { cases, rng_seed: RngSeed::Fixed(seed), failure_persistence: None, ..Config::default() };
     let mut runner = TestRunner::new(config);
     let total = std::sync::atomic::AtomicUsize::new(0);
     runner
         .run(&prop::collection::vec(op(), 400..500), |ops| {
-            run::<L>(&ops)?;
+            run::<L>(&ops, dir.as_deref())?;
             total.fetch_add(ops.len(), std::sync::atomic::Ordering::Relaxed);
             Ok(())
         })

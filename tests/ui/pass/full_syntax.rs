@@ -4,8 +4,11 @@
 
 use chunkdb::{Database, Ident};
 
-/// A user type with its own stable hash, used as a field.
+/// A user type with its own stable hash, used as a field: archivable (through
+/// chunkdb's re-export of rkyv) so chunks holding it can be persisted.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(chunkdb::rkyv::Archive, chunkdb::rkyv::Serialize, chunkdb::rkyv::Deserialize)]
+#[rkyv(crate = chunkdb::rkyv)]
 pub struct Span {
     start: u32,
     end: u32,

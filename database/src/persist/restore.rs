@@ -1,0 +1,94 @@
+//! Reading a directory's contents back into chunks: every version the manifest lists,
+//! decoded and checked in parallel, or reported as damaged.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+
+use rayon::prelude::*;
+
+use crate::error::DamagedChunk;
+use crate::hash::ChunkId;
+use crate::ident::{Ident, TaskId};
+use crate::persist::codec;
+use crate::persist::directory::Contents;
+use crate::persist::format::{StoredStale, StoredVersion};
+use crate::schema::Schema;
+use crate::store::chunk::Chunk;
+
+/// What a directory restores.
+pub(crate) struct Restored<S: Schema> {
+    /// Each intact version, with the clock it was committed at, oldest first.
+    pub(crate) versions: Vec<(u64, Arc<Chunk<S>>)>,
+    pub(crate) stale: Vec<StoredStale>,
+    pub(crate) clock: u64,
+    /// The versions that failed their checks.
+    pub(crate) damaged: Vec<DamagedChunk>,
+}
+
+/// Decodes every version `contents` lists (in parallel), and registers task names.
+pub(crate) fn load<S: Schema>(contents: &Contents, live: &Arc<AtomicUsize>) -> Restored<S> {
+    let manifest = &contents.manifest;
+    for (raw, name) in &manifest.names {
+        // Only a name that hashes to its id is remembered (the manifest may be forged).
+        if Ident::new(name).raw() == *raw {
+            Ident::named(name);
+        }
+    }
+    let decoded: Vec<(StoredVersion, Result<Chunk<S>, String>)> = manifest
+        .versions
+        .par_iter()
+        .map(|version| (*version, decode_version::<S>(contents, version, live)))
+        .collect();
+    let mut versions = Vec::with_capacity(decoded.len());
+    let mut damaged = Vec::new();
+    let mut seen = rustc_hash::FxHashSet::default();
+    for (version, chunk) in decoded {
+        let task = TaskId::from_ident(Ident::from_raw(version.task));
+        let chunk = chunk.and_then(|chunk| {
+            if !seen.insert(task) {
+                return Err("the manifest lists its task twice".into());
+            }
+            Ok(chunk)
+        });
+        match chunk {
+            Ok(chunk) => versions.push((version.committed_at, Arc::new(chunk))),
+            Err(reason) => {
+                damaged.push(DamagedChunk { task, chunk: ChunkId::from_raw(version.chunk), reason })
+            }
+        }
+    }
+    versions.sort_by_key(|(committed_at, chunk)| (*committed_at, chunk.task));
+    Restored { versions, stale: manifest.stale.clone(), clock: manifest.clock, damaged }
+}
+
+fn decode_version<S: Schema>(
+    contents: &Contents,
+    version: &StoredVersion,
+    live: &Arc<AtomicUsize>,
+) -> Result<Chunk<S>, String> {
+    let segment = match contents.segments.get(&version.segment) {
+        Some(Ok(bytes)) => bytes,
+        Some(Err(reason)) => return Err(reason.clone()),
+        None => return Err(format!("its segment {} is not among the manifest's segments", version.segment)),
+    };
+    let blob = usize::try_from(version.offset)
+        .ok()
+        .zip(usize::try_from(version.len).ok())
+        .and_then(|(offset, len)| segment.get(offset..offset.checked_add(len)?))
+        .ok_or_else(|| {
+            format!(
+                "segment {} holds {} bytes, the chunk is listed at {}..+{}",
+                version.segment,
+                segment.len(),
+                version.offset,
+                version.len
+            )
+        })?;
+    let id = ChunkId::from_raw(version.chunk);
+    let chunk = codec::decode::<S>(blob, id, live)?;
+    let task = TaskId::from_ident(Ident::from_raw(version.task));
+    if chunk.task != task || chunk.parent.map(|p| p.ident().raw()) != version.parent {
+        return Err(format!("the chunk belongs to task {}, not to the task it is listed under", chunk.task));
+    }
+    Ok(chunk)
+}

@@ -1,0 +1,237 @@
+//! Persistence: reopening restores what was flushed; refusals are typed errors; no
+//! damage to the files makes opening or querying panic or answer wrongly.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chunkdb_database::reference::{DIAGNOSTICS, Diagnostic, Function, RefLang, SYMBOLS, TextLang};
+use chunkdb_database::{Database, Error, Ident, OpenOptions, TaskId};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngSeed, TestRunner};
+
+/// Two sources and a task that reads one of them, flushed.
+fn populate(db: &Database<RefLang>) {
+    for (file, names) in [("a.rs", &["main", "helper"][..]), ("b.rs", &["lib"][..])] {
+        let ident = Ident::named(file);
+        let mut writer = db.writer(format!("parse:{file}"));
+        for name in names {
+            writer.insert(SYMBOLS, (ident, *name), Function::new(name, &["i32"], Some("u8"))).unwrap();
+        }
+        writer.commit().unwrap();
+    }
+    let check = db.task("check:a.rs");
+    let found = check.query(SYMBOLS).begins_with((Ident::named("a.rs"),)).execute().unwrap().len();
+    check
+        .insert(
+            DIAGNOSTICS,
+            (Ident::named("a.rs"), 1u8, 0u32),
+            Diagnostic::new(&format!("{found} items"), 1, 1),
+        )
+        .unwrap();
+    check.commit().unwrap();
+    db.flush().unwrap();
+}
+
+/// Every record, by partition, as (key, task, record) text.
+fn answers(db: &Database<RefLang>) -> chunkdb_database::Result<BTreeMap<String, Vec<String>>> {
+    let snapshot = db.snapshot();
+    let mut out = BTreeMap::new();
+    for partition in [SYMBOLS, DIAGNOSTICS] {
+        let hits = snapshot.query(partition).execute()?;
+        let rows = hits
+            .iter()
+            .map(|hit| format!("{:?} {} {:?}", hit.sort_key(), hit.task(), hit.record()))
+            .collect();
+        out.insert(format!("{partition:?}"), rows);
+    }
+    Ok(out)
+}
+
+#[test]
+fn a_reopened_database_answers_as_before_and_a_resubmission_reruns_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = {
+        let db = Database::<RefLang>::open(dir.path()).unwrap();
+        populate(&db);
+        answers(&db).unwrap()
+    };
+    let db = Database::<RefLang>::open(dir.path()).unwrap();
+    assert_eq!(answers(&db).unwrap(), before);
+    db.check_consistency().unwrap();
+    assert!(db.stale().is_empty());
+    // Task names came back with the manifest.
+    assert_eq!(TaskId::new("check:a.rs").ident().name().as_deref(), Some("check:a.rs"));
+
+    // The same input again: stored once, nothing to re-run.
+    let ident = Ident::named("a.rs");
+    let mut writer = db.writer("parse:a.rs");
+    for name in ["main", "helper"] {
+        writer.insert(SYMBOLS, (ident, name), Function::new(name, &["i32"], Some("u8"))).unwrap();
+    }
+    let receipt = writer.commit().unwrap();
+    assert!(!receipt.stored && receipt.invalidated.is_empty());
+
+    // A changed input invalidates exactly the reader, as it would have in memory.
+    let mut writer = db.writer("parse:a.rs");
+    writer.insert(SYMBOLS, (ident, "main"), Function::new("main", &[], None)).unwrap();
+    let receipt = writer.commit().unwrap();
+    assert_eq!(receipt.invalidated, vec![TaskId::new("check:a.rs")]);
+}
+
+#[test]
+fn another_schema_another_format_and_a_second_opener_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Database::<RefLang>::open(dir.path()).unwrap();
+        populate(&db);
+        // A second database on the same directory, even in this process.
+        let second = Database::<RefLang>::open(dir.path());
+        assert!(matches!(second, Err(Error::Locked { .. })), "{second:?}");
+    }
+    let other = Database::<TextLang>::open(dir.path());
+    match other {
+        Err(Error::SchemaMismatch { schema, .. }) => assert_eq!(schema, "TextLang"),
+        other => panic!("expected a schema mismatch, got {other:?}"),
+    }
+    let manifest = dir.path().join("MANIFEST");
+    let mut bytes = std::fs::read(&manifest).unwrap();
+    bytes[8..12].copy_from_slice(&99u32.to_le_bytes());
+    std::fs::write(&manifest, &bytes).unwrap();
+    match Database::<RefLang>::open(dir.path()) {
+        Err(error @ Error::FormatMismatch { found: 99, .. }) => {
+            assert!(error.to_string().contains("format 99"), "{error}");
+        }
+        other => panic!("expected a format mismatch, got {other:?}"),
+    }
+}
+
+#[test]
+fn superseded_versions_leave_the_disk_and_sparse_segments_are_compacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = OpenOptions::new().compact_below(0.5).open::<RefLang>(dir.path()).unwrap();
+    let file = Ident::named("churn.rs");
+    let mut sizes = Vec::new();
+    for round in 0..200u32 {
+        for task in 0..10u32 {
+            let mut writer = db.writer(format!("parse:{task}"));
+            let name = format!("f{round}");
+            writer.insert(SYMBOLS, (file, name.as_str()), Function::new(&name, &[], None)).unwrap();
+            writer.commit().unwrap();
+        }
+        db.flush().unwrap();
+        sizes.push(db.disk_bytes());
+    }
+    let segments = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|entry| entry.as_ref().unwrap().file_name().to_string_lossy().starts_with("seg-"))
+        .count();
+    assert!(segments <= 65, "{segments} segment files");
+    let (early, late) = (sizes[20], sizes[199]);
+    assert!(
+        late <= early * 2,
+        "the directory grows with edits: {early} bytes after 20 rounds, {late} after 200"
+    );
+    drop(db);
+    let db = Database::<RefLang>::open(dir.path()).unwrap();
+    assert_eq!(db.snapshot().query(SYMBOLS).execute().unwrap().len(), 10);
+}
+
+/// The files of a directory, by name (the lock file aside).
+fn files_of(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap())
+        .filter(|entry| entry.file_name() != "LOCK")
+        .map(|entry| (entry.file_name().to_string_lossy().into_owned(), std::fs::read(entry.path()).unwrap()))
+        .collect()
+}
+
+#[derive(Clone, Debug)]
+enum Damage {
+    Truncate { file: usize, keep: f64 },
+    Flip { file: usize, at: Vec<(f64, u8)> },
+}
+
+#[test]
+fn damaged_files_give_a_typed_error_or_the_right_answer_never_a_panic() {
+    let original = tempfile::tempdir().unwrap();
+    let expected = {
+        let db = Database::<RefLang>::open(original.path()).unwrap();
+        populate(&db);
+        answers(&db).unwrap()
+    };
+    let files = files_of(original.path());
+    assert!(files.len() >= 2, "a manifest and a segment: {:?}", files.keys());
+    let names: Vec<String> = files.keys().cloned().collect();
+
+    let damage = prop_oneof![
+        (0..names.len(), 0.0..1.0f64).prop_map(|(file, keep)| Damage::Truncate { file, keep }),
+        (0..names.len(), prop::collection::vec((0.0..1.0f64, 1u8..=255), 1..4))
+            .prop_map(|(file, at)| Damage::Flip { file, at }),
+    ];
+    let config = Config {
+        cases: 512,
+        rng_seed: RngSeed::Fixed(0xBAD_F11E),
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new(config);
+    let (opened, refused) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    runner
+        .run(&damage, |damage| {
+            let dir = tempfile::tempdir().unwrap();
+            for (name, bytes) in &files {
+                let mut bytes = bytes.clone();
+                match &damage {
+                    Damage::Truncate { file, keep } if names[*file] == *name => {
+                        bytes.truncate((bytes.len() as f64 * keep) as usize);
+                    }
+                    Damage::Flip { file, at } if names[*file] == *name => {
+                        for (place, xor) in at {
+                            let at = ((bytes.len() as f64 * place) as usize).min(bytes.len() - 1);
+                            bytes[at] ^= xor;
+                        }
+                    }
+                    _ => {}
+                }
+                std::fs::write(dir.path().join(name), bytes).unwrap();
+            }
+            match Database::<RefLang>::open(dir.path()) {
+                Ok(db) => {
+                    opened.fetch_add(1, Ordering::Relaxed);
+                    // Damage the checks did not see changed nothing that is read.
+                    prop_assert_eq!(answers(&db).unwrap(), expected.clone());
+                    prop_assert!(db.check_consistency().is_ok());
+                }
+                Err(Error::FormatMismatch { .. } | Error::SchemaMismatch { .. }) => {
+                    // The header's format or fingerprint bytes were hit: nothing to discard.
+                    refused.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(Error::Corrupt { .. } | Error::CorruptManifest { .. }) => {
+                    refused.fetch_add(1, Ordering::Relaxed);
+                    // Discarding what is damaged opens, and what is left is right.
+                    let db = OpenOptions::new().discard_damaged(true).open::<RefLang>(dir.path());
+                    prop_assert!(db.is_ok(), "discarding opens: {:?}", db.as_ref().err());
+                    if let Ok(db) = db {
+                        prop_assert!(db.check_consistency().is_ok());
+                        for (partition, rows) in answers(&db).unwrap() {
+                            for row in rows {
+                                prop_assert!(
+                                    expected[&partition].contains(&row),
+                                    "{} not in the original",
+                                    row
+                                );
+                            }
+                        }
+                    }
+                }
+                Err(other) => return Err(TestCaseError::fail(format!("unexpected error: {other}"))),
+            }
+            Ok(())
+        })
+        .unwrap();
+    let (opened, refused) = (opened.into_inner(), refused.into_inner());
+    // Most damage is caught; some lands in padding or in bytes nothing reads.
+    assert!(refused > 300 && opened > 0, "{refused} refused, {opened} opened intact");
+}
