@@ -275,3 +275,30 @@ fn an_edit_parses_only_the_pieces_it_changed() {
     memo.forget(0);
     assert_eq!(memo.len(), 0);
 }
+
+#[test]
+fn a_warm_restart_from_the_cache_reruns_nothing_and_an_edit_made_while_down_reruns_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cold, build, restart) = Session::restart(workspace(), dir.path(), "parse").unwrap();
+    assert!(!restart.warm && build.runs() > 0);
+    let expected = cold.index.diagnostics();
+    drop(cold);
+
+    let (warm, build, restart) = Session::restart(workspace(), dir.path(), "parse").unwrap();
+    assert!(restart.warm, "the second open finds the index");
+    assert_eq!(build.runs(), 0, "nothing changed while down: {:?}", build.ran);
+    assert!(restart.symbols > 0, "the first query is answered from disk before the re-submission");
+    assert_eq!(warm.index.diagnostics(), expected);
+    warm.index.db().check_consistency().unwrap();
+    drop(warm);
+
+    // A file changed while the server was down: exactly its work re-runs.
+    let mut patched = workspace();
+    let (path, text) = patched.packages[0].files[0].clone();
+    patched.packages[0].files[0].1 = format!("{text}\nfn added_while_down() {{}}\n");
+    let (session, build, _) = Session::restart(patched.clone(), dir.path(), "parse").unwrap();
+    assert_eq!(ran(&build).get("parse"), Some(&1), "only {path} is parsed again: {:?}", build.ran);
+    let mut scratch = ChunkIndex::load(&patched);
+    scratch.check();
+    assert_eq!(session.index.diagnostics(), scratch.diagnostics());
+}

@@ -340,15 +340,13 @@ impl<S: Schema> Database<S> {
     fn restore(&self, restored: crate::persist::restore::Restored<S>) -> Option<Vec<StoredStale>> {
         let crate::persist::restore::Restored { versions, stale, clock, damaged } = restored;
         let mut side = self.lock_side();
-        let mut next = State::default();
-        for (committed_at, chunk) in versions {
-            next.clock = committed_at;
+        let newest = versions.last().map_or(0, |(committed_at, _)| *committed_at);
+        let mut next = State::load(&versions, clock.max(newest));
+        for (committed_at, chunk) in &versions {
             let task = chunk.task;
-            next.replace(task, Some(Arc::clone(&chunk)));
-            side.tracker.replaced(task, None, Some(&*chunk), KeyList::default(), committed_at, None);
-            side.collector.replaced(task, None, Some(&*chunk), &next);
+            side.tracker.replaced(task, None, Some(&**chunk), KeyList::default(), *committed_at, None);
+            side.collector.replaced(task, None, Some(&**chunk), &next);
         }
-        next.clock = clock.max(next.clock);
         for entry in &stale {
             let task = TaskId::from_ident(Ident::from_raw(entry.task));
             let parent = entry.parent.map(|raw| TaskId::from_ident(Ident::from_raw(raw)));

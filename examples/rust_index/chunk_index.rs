@@ -364,10 +364,50 @@ impl ChunkIndex {
     }
 }
 
-impl Pipeline for ChunkIndex {
-    fn load(sample: &Sample) -> Self {
+impl ChunkIndex {
+    /// Loads `sample` into `db`, a database opened from a directory: a warm restart
+    /// when the directory holds an earlier run's index. Files keep their ids (they are numbered in the
+    /// sample's order), so the unchanged ones re-submit identical chunks and nothing
+    /// of theirs re-runs; files and packages the sample no longer has are removed.
+    pub fn resume(sample: &Sample, db: Database<RustIndex>) -> chunkdb::Result<Self> {
+        let index = Self::load_into(sample, db);
+        let snapshot = index.db.snapshot();
+        let known =
+            |file: u32| index.packages.iter().any(|package| package.files.values().any(|f| *f == file));
+        let gone: Vec<u32> = snapshot
+            .partition(RustIndex::SOURCES)
+            .execute()?
+            .iter()
+            .filter_map(|hit| SourcesKey::decode(hit.sort_key()).map(|key| key.file))
+            .filter(|file| !known(*file))
+            .collect();
+        let packages = index.packages.len() as u32;
+        let gone_packages: Vec<u32> = snapshot
+            .partition(RustIndex::PACKAGES)
+            .execute()?
+            .iter()
+            .filter_map(|hit| PackagesKey::decode(hit.sort_key()).map(|key| key.package))
+            .filter(|package| *package >= packages)
+            .collect();
+        drop(snapshot);
+        for file in gone {
+            index.db.remove_task(format!("source:{file}"));
+        }
+        for package in gone_packages {
+            index.db.remove_task(format!("package:{package}"));
+        }
+        Ok(index)
+    }
+
+    /// An index over `db` as it is, loading nothing: for queries right after a
+    /// restart, before the workspace is re-submitted (file names are not known yet).
+    pub fn reader(db: Database<RustIndex>) -> Self {
+        Self::load_into(&Sample::default(), db)
+    }
+
+    fn load_into(sample: &Sample, db: Database<RustIndex>) -> Self {
         let mut index = ChunkIndex {
-            db: Database::new(),
+            db,
             pieces: PieceMemo::default(),
             packages: Vec::new(),
             next_file: 0,
@@ -388,6 +428,12 @@ impl Pipeline for ChunkIndex {
             index.write_package(package);
         }
         index
+    }
+}
+
+impl Pipeline for ChunkIndex {
+    fn load(sample: &Sample) -> Self {
+        Self::load_into(sample, Database::new())
     }
 
     fn check(&mut self) -> usize {

@@ -5,7 +5,13 @@
 //! cargo run --release --example rust_index                 # this repository
 //! cargo run --release --example rust_index -- PATH         # any crate or workspace
 //! cargo run --release --example rust_index -- PATH --json  # the same figures, as JSON
+//! cargo run --release --example rust_index -- PATH --cache DIR  # persisted: run twice
 //! ```
+//!
+//! With `--cache DIR` the index lives in DIR: the first run builds it there, the
+//! next ones restart warm from it (and print how long the open, the first query,
+//! the re-submission of every file and the drive took). The scripted session's
+//! edits are reverted at the end, so the cache holds the texts on disk.
 //!
 //! One task per file parses it with `syn` into records (items, imports, `mod`
 //! declarations, type uses, each with its span); a task per package builds the
@@ -35,15 +41,21 @@ use crate::session::Pipeline;
 struct Options {
     root: PathBuf,
     json: bool,
+    cache: Option<PathBuf>,
 }
 
 fn options() -> Result<Options, String> {
-    let mut options = Options { root: PathBuf::from(env!("CARGO_MANIFEST_DIR")), json: false };
-    for arg in std::env::args().skip(1) {
+    let mut options = Options { root: PathBuf::from(env!("CARGO_MANIFEST_DIR")), json: false, cache: None };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
         match arg.as_str() {
             "--json" => options.json = true,
+            "--cache" => {
+                let dir = args.next().ok_or("`--cache` needs a directory (try --help)")?;
+                options.cache = Some(PathBuf::from(dir));
+            }
             "-h" | "--help" => {
-                return Err("usage: rust_index [PATH] [--json]\n\nIndexes the Rust packages under PATH (default: this repository), plays a scripted editing session and prints what each edit re-ran.".into());
+                return Err("usage: rust_index [PATH] [--json] [--cache DIR]\n\nIndexes the Rust packages under PATH (default: this repository), plays a scripted editing session and prints what each edit re-ran.\nWith --cache DIR, the index is persisted in DIR and the next run restarts warm from it.".into());
             }
             flag if flag.starts_with('-') => return Err(format!("unknown option `{flag}` (try --help)")),
             path => options.root = PathBuf::from(path),
@@ -85,15 +97,34 @@ fn main() -> ExitCode {
             .progress_chars("=> "),
     );
     let counted = AtomicUsize::new(0);
-    let (mut session, build) = Session::build_observed(sample.clone(), &|_| {
-        if counted.fetch_add(1, Ordering::Relaxed).is_multiple_of(64) {
-            progress.set_position(counted.load(Ordering::Relaxed) as u64);
-        }
-    });
+    let (mut session, build) = match &options.cache {
+        Some(dir) => match Session::restart(sample.clone(), dir, "new") {
+            Ok((session, build, restart)) => {
+                out.restart(dir, &restart, &build);
+                (session, build)
+            }
+            Err(error) => {
+                eprintln!("cannot use the cache {}: {error}", dir.display());
+                return ExitCode::from(1);
+            }
+        },
+        None => Session::build_observed(sample.clone(), &|_| {
+            if counted.fetch_add(1, Ordering::Relaxed).is_multiple_of(64) {
+                progress.set_position(counted.load(Ordering::Relaxed) as u64);
+            }
+        }),
+    };
     progress.finish_and_clear();
     out.build(&build);
 
-    let steps = session.play();
+    let mut steps = session.play();
+    if options.cache.is_some() {
+        steps.push(session.revert(&sample));
+        if let Err(error) = session.index.db().flush() {
+            eprintln!("cannot write the cache: {error}");
+            return ExitCode::from(1);
+        }
+    }
     for step in &steps {
         out.step(step);
     }
@@ -139,6 +170,44 @@ impl Output {
                 "indexing {}: {} package(s), {files} files, {lines} lines (fingerprint {fingerprint:016x})",
                 root.display(),
                 sample.packages.len()
+            );
+        }
+    }
+
+    fn restart(&mut self, dir: &std::path::Path, restart: &script::Restart, build: &StepReport) {
+        if self.json {
+            self.doc.set(
+                "cache",
+                Json::object()
+                    .with("dir", dir.display().to_string())
+                    .with("warm", restart.warm)
+                    .with("open_ms", millis(restart.open))
+                    .with("first_query_ms", millis(restart.first_query))
+                    .with("first_query_symbols", restart.symbols)
+                    .with("resubmit_ms", millis(restart.resubmit))
+                    .with("drive_ms", millis(restart.drive))
+                    .with("task_runs", build.runs())
+                    .with("disk_bytes", restart.disk_bytes),
+            );
+            return;
+        }
+        if restart.warm {
+            println!(
+                "\nwarm restart from {}: open {:.1} ms; first workspace-symbol query answered {:.1} ms after the start ({} found); re-submitting every file {:.1} ms; drive {:.1} ms ({} task runs); {:.1} MiB on disk",
+                dir.display(),
+                millis(restart.open),
+                millis(restart.first_query),
+                restart.symbols,
+                millis(restart.resubmit),
+                millis(restart.drive),
+                build.runs(),
+                restart.disk_bytes as f64 / (1 << 20) as f64
+            );
+        } else {
+            println!(
+                "\n{} held no index: building it there (run again to restart warm); {:.1} MiB on disk",
+                dir.display(),
+                restart.disk_bytes as f64 / (1 << 20) as f64
             );
         }
     }

@@ -56,6 +56,25 @@ pub struct Session {
     pub sample: Sample,
 }
 
+/// How a restart from a cache directory went.
+#[derive(Clone, Copy, Debug)]
+pub struct Restart {
+    /// Whether the directory held an earlier run's index.
+    pub warm: bool,
+    /// Opening the directory.
+    pub open: Duration,
+    /// Opening and answering one workspace-symbol query from what it holds.
+    pub first_query: Duration,
+    /// How many symbols that query found.
+    pub symbols: usize,
+    /// Re-submitting every file's text.
+    pub resubmit: Duration,
+    /// Driving to convergence after the re-submission.
+    pub drive: Duration,
+    /// The directory's segment bytes after the restart's flush.
+    pub disk_bytes: u64,
+}
+
 impl Session {
     /// Loads `sample` and builds it from scratch; returns the session and the time.
     pub fn build(sample: Sample) -> (Session, StepReport) {
@@ -83,6 +102,77 @@ impl Session {
             edits: Vec::new(),
         };
         (session, step)
+    }
+
+    /// Opens the index persisted in `dir` (empty the first time), answers the
+    /// workspace-symbol query `probe` from what it holds, re-submits `sample` and drives:
+    /// a warm restart when `dir` holds an earlier run's index.
+    pub fn restart(
+        sample: Sample,
+        dir: &std::path::Path,
+        probe_query: &str,
+    ) -> chunkdb::Result<(Session, StepReport, Restart)> {
+        let started = Instant::now();
+        let db = chunkdb::Database::open(dir)?;
+        let open = started.elapsed();
+        let warm = db.clock() > 0;
+        let probe = ChunkIndex::reader(db.clone());
+        let symbols = probe.workspace_symbols(probe_query, 5).len();
+        let first_query = started.elapsed();
+        drop(probe);
+        let resubmitted = Instant::now();
+        let mut index = ChunkIndex::resume(&sample, db)?;
+        let resubmit = resubmitted.elapsed();
+        let stale = index.db().stale().len();
+        let report = index.drive().expect("the pipeline's tasks do not fail");
+        let elapsed = started.elapsed();
+        index.db().flush()?;
+        let restart = Restart {
+            warm,
+            open,
+            first_query,
+            symbols,
+            resubmit,
+            drive: elapsed - open - resubmit,
+            disk_bytes: index.db().disk_bytes(),
+        };
+        let session = Session { index, sample };
+        let added = session.index.diagnostics();
+        let step = StepReport {
+            label: if warm { "warm restart" } else { "cold build into the cache" }.into(),
+            stale,
+            ran: by_stage(&report.ran),
+            cut_off: report.cut_off.len(),
+            rounds: report.rounds,
+            elapsed,
+            added,
+            removed: Vec::new(),
+            edits: Vec::new(),
+        };
+        Ok((session, step, restart))
+    }
+
+    /// Brings every file back to its text in `original` (and removes files it does
+    /// not have), as one change: what a cache should hold for the next restart.
+    pub fn revert(&mut self, original: &Sample) -> StepReport {
+        let mut edits = Vec::new();
+        for (package, files) in self.sample.packages.iter().enumerate() {
+            for (path, text) in &files.files {
+                match original.packages[package].files.iter().find(|(p, _)| p == path) {
+                    Some((_, old)) if old != text => {
+                        edits.push(Edit::Write { package, path: path.clone(), text: old.clone() });
+                    }
+                    Some(_) => {}
+                    None => edits.push(Edit::Remove { package, path: path.clone() }),
+                }
+            }
+            for (path, text) in &original.packages[package].files {
+                if !files.files.iter().any(|(p, _)| p == path) {
+                    edits.push(Edit::Write { package, path: path.clone(), text: text.clone() });
+                }
+            }
+        }
+        self.step("revert to the texts on disk", &edits)
     }
 
     /// Applies `edits` (as one change) and drives to a fixed point.

@@ -97,6 +97,17 @@ impl<K: IdKey, V: Clone> IdMap<K, V> {
     }
 
     /// Sets `key`'s value; returns the one it replaced.
+    /// The map of `entries` (keys unique), built in one pass rather than one insert
+    /// at a time (each of which rewrites a leaf).
+    pub(crate) fn from_entries(entries: Vec<(K, V)>) -> Self {
+        let mut keyed: Vec<(K::Bytes, V)> =
+            entries.into_iter().map(|(key, value)| (key.to_key(), value)).collect();
+        keyed.sort_unstable_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
+        let mut map = IdMap::default();
+        map.tree.apply(&keyed, |(key, _)| key.as_ref(), |_, (_, value)| Some(value.clone()));
+        map
+    }
+
     pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
         self.set(key, Some(value))
     }

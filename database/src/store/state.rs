@@ -253,6 +253,84 @@ impl<S: Schema> State<S> {
 }
 
 impl<S: Schema> State<S> {
+    /// The state holding exactly `versions` (each with the clock it was committed
+    /// at), built in one pass per partition and per secondary index: what
+    /// [`replace`](Self::replace) would give version by version from an empty state,
+    /// for a restart that restores thousands of chunks at once. Each task appears
+    /// once.
+    pub(crate) fn load(versions: &[(u64, Arc<Chunk<S>>)], clock: u64) -> Self {
+        use rayon::prelude::*;
+        let mut state = State { clock, ..State::default() };
+        // Every row under its partition, then sorted by (key, task): equal keys (rows
+        // of different tasks) are applied in rounds, each round one change per key.
+        let mut by_partition: std::collections::BTreeMap<Ident, (Vec<Posting<S>>, usize)> =
+            std::collections::BTreeMap::new();
+        let mut by_index: std::collections::BTreeMap<Ident, Vec<IndexChange<'_, S>>> =
+            std::collections::BTreeMap::new();
+        state.tasks = IdMap::from_entries(
+            versions
+                .iter()
+                .map(|(committed_at, chunk)| {
+                    (chunk.task, Version { chunk: Arc::clone(chunk), committed_at: *committed_at })
+                })
+                .collect(),
+        );
+        state.chunks =
+            IdMap::from_entries(versions.iter().map(|(_, chunk)| (chunk.id, Arc::clone(chunk))).collect());
+        for (_, chunk) in versions {
+            state.records += chunk.rows.len();
+            state.chunk_bytes += chunk.heap_bytes;
+            for slice in chunk.partitions.iter() {
+                let (postings, chunks) = by_partition.entry(slice.partition).or_default();
+                *chunks += 1;
+                postings
+                    .extend(slice.range().map(|row| Posting { chunk: Arc::clone(chunk), row: row as u32 }));
+            }
+            for (at, entry) in chunk.index_entries().iter().enumerate() {
+                let (index, key) = chunk.index_entry(at);
+                by_index.entry(index).or_default().push((index, key, Some(secondary::hit_of(chunk, entry))));
+            }
+        }
+        let partitions: Vec<(Ident, PartitionIndex<S>)> = by_partition
+            .into_par_iter()
+            .map(|(partition, (postings, chunks))| {
+                // Each chunk's rows are sorted already: a stable sort merges those runs
+                // (and keys usually start with a file, so the runs hardly overlap).
+                let mut keyed: Vec<(&[u8], TaskId, &Posting<S>)> =
+                    postings.iter().map(|posting| (posting.key(), posting.task(), posting)).collect();
+                keyed.sort_by(|a, b| a.0.cmp(b.0).then_with(|| a.1.cmp(&b.1)));
+                let mut index = PartitionIndex::default();
+                while !keyed.is_empty() {
+                    let mut round: Vec<Change<'_, S>> = Vec::with_capacity(keyed.len());
+                    let mut later = Vec::new();
+                    for (key, task, posting) in keyed {
+                        if round.last().is_some_and(|last| last.key == key) {
+                            later.push((key, task, posting));
+                        } else {
+                            round.push(Change { key, op: Op::Upsert(posting.clone()) });
+                        }
+                    }
+                    index.apply(&round);
+                    keyed = later;
+                }
+                index.chunks = chunks;
+                (partition, index)
+            })
+            .collect();
+        for (partition, index) in partitions {
+            state.partitions.insert(partition, index);
+        }
+        for (index, mut entries) in by_index {
+            entries.sort_unstable_by(|a, b| a.1.cmp(b.1));
+            let batch: Vec<(&[u8], Option<IndexHit<S>>)> =
+                entries.into_iter().map(|(_, key, hit)| (key, hit)).collect();
+            let mut tree = SecondaryIndex::default();
+            tree.apply(&batch);
+            state.indexes.insert(index, tree);
+        }
+        state
+    }
+
     /// Whether `range` of `partition` (or of the secondary index with that id) holds
     /// at least one record.
     pub(crate) fn holds_data(&self, partition: Ident, range: &crate::key::KeyRange) -> bool {
