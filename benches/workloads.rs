@@ -98,10 +98,15 @@ pub fn commit_file(db: &Database<MiniLang>, output: &FileOutput) {
 /// A database holding the corpus, one chunk per file.
 pub fn load(corpus: &[FileOutput]) -> Database<MiniLang> {
     let db = Database::new();
-    for output in corpus {
-        commit_file(&db, output);
-    }
+    load_into(&db, corpus);
     db
+}
+
+/// Commits the corpus into `db` (a persisted one, say), one chunk per file.
+pub fn load_into(db: &Database<MiniLang>, corpus: &[FileOutput]) {
+    for output in corpus {
+        commit_file(db, output);
+    }
 }
 
 /// The baseline: one `BTreeMap` of the `symbols` records, keyed by the same encoded keys.

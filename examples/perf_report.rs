@@ -146,6 +146,17 @@ impl Sizes {
 fn main() {
     // `--peak SYSTEM FILES`: the child process measuring one system's peak memory.
     let args: Vec<String> = std::env::args().collect();
+    if let [_, flag, mode, dir, files] = args.as_slice()
+        && flag == "--rss"
+    {
+        COUNTING.store(false, Ordering::Relaxed);
+        let kib = files
+            .parse()
+            .ok()
+            .and_then(|files| rust_index::bench::rss_in_this_process(mode, std::path::Path::new(dir), files));
+        println!("rss_kib {}", kib.map_or_else(|| "n/a".to_owned(), |kib| kib.to_string()));
+        return;
+    }
     if let [_, flag, system, files] = args.as_slice()
         && flag == "--peak"
     {
@@ -193,10 +204,49 @@ fn main() {
     if wanted("soak") {
         soak(&sizes);
     }
+    if wanted("disk_bytes") || wanted("commit_persisted") {
+        persistence(&sizes, &corpus, &db, &wanted);
+    }
 
     if rust_index::bench::NAMES.iter().any(|(name, _, _)| wanted(name)) {
         real_source(quick, &wanted);
     }
+    if rust_index::bench::RESTART_NAMES.iter().any(|(name, _, _)| wanted(name)) {
+        restarts(quick, &wanted);
+    }
+}
+
+/// The warm-restart figures: the `rust_index` pipeline persisted, restarted from its
+/// directory, against a cold build (SPEC, wave 2: the 1,000-file sample).
+fn restarts(quick: bool, wanted: &dyn Fn(&str) -> bool) {
+    let files = if quick { 250 } else { 1_000 };
+    let sizes = rust_index::bench::Sizes {
+        small: files,
+        large: files,
+        cold_trials: if quick { 1 } else { 5 },
+        edit_trials: 1,
+    };
+    println!("warm restart: the rust_index pipeline persisted, {files} files");
+    COUNTING.store(false, Ordering::Relaxed);
+    let rss = |mode: &str, dir: &std::path::Path| {
+        let exe = std::env::current_exe().ok()?;
+        let output = std::process::Command::new(exe)
+            .args(["--rss", mode, &dir.display().to_string(), &files.to_string()])
+            .output()
+            .ok()?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        stdout.lines().find_map(|line| line.strip_prefix("rss_kib ")?.parse().ok())
+    };
+    for (name, value, op, bound, detail) in rust_index::bench::restart_figures(sizes, rss) {
+        if !wanted(name) {
+            continue;
+        }
+        match value {
+            Ok(value) => figure(name, value, op, bound, &detail),
+            Err(reason) => println!("figure {name} n/a target {op} {bound} ({reason})"),
+        }
+    }
+    COUNTING.store(true, Ordering::Relaxed);
 }
 
 /// The real-source figures: the `rust_index` pipeline on chunkdb against its salsa
@@ -395,6 +445,85 @@ fn big_chunk(variant: usize) -> Vec<((Ident, String), MiniLangRecord)> {
             )
         })
         .collect()
+}
+
+/// Bytes of the files in `dir`.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|entry| entry.ok()?.metadata().ok()).map(|meta| meta.len()).sum())
+        .unwrap_or(0)
+}
+
+/// The persistence figures on the synthetic corpus: the directory's size against
+/// the raw records, and a 1,000-record commit with the background writer on.
+fn persistence(
+    sizes: &Sizes,
+    corpus: &[workloads::FileOutput],
+    memory: &Database<MiniLang>,
+    wanted: &dyn Fn(&str) -> bool,
+) {
+    let dir = std::env::temp_dir().join(format!("chunkdb-perf-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let persisted = Database::<MiniLang>::open(&dir).expect("a fresh directory opens");
+    workloads::load_into(&persisted, corpus);
+    persisted.flush().expect("the corpus is written");
+    if wanted("disk_bytes") {
+        let (bytes, raw) = (dir_bytes(&dir) as f64, workloads::raw_encoded_bytes(corpus) as f64);
+        let records = workloads::record_count(corpus);
+        figure(
+            "disk_bytes_per_record_vs_raw",
+            bytes / raw,
+            "<=",
+            1.5,
+            &format!(
+                "{:.0} directory bytes per record after a flush (segments and manifest) / {:.0} canonical encoded bytes \
+                 per record; {records} records in {} chunks",
+                bytes / records as f64,
+                raw / records as f64,
+                persisted.stats().chunks
+            ),
+        );
+    }
+    if wanted("commit_persisted") {
+        let versions = [big_chunk(0), big_chunk(1)];
+        let commits = |db: &Database<MiniLang>, turn: &mut usize| {
+            time(|| {
+                for _ in 0..sizes.commits_per_trial {
+                    *turn += 1;
+                    let mut writer = db.writer("generate:src/generated.rs");
+                    for ((file, path), record) in &versions[*turn % 2] {
+                        writer
+                            .insert(SymbolsPartition::ID, (*file, path.as_str()), record.clone())
+                            .expect("valid insert");
+                    }
+                    black_box(writer.commit().expect("valid commit"));
+                }
+            })
+        };
+        let (mut memory_turn, mut persisted_turn) = (0, 0);
+        let (base, cand) = interleaved(
+            sizes.rounds,
+            || commits(memory, &mut memory_turn),
+            || commits(&persisted, &mut persisted_turn),
+        );
+        persisted.flush().expect("the commits are written");
+        figure(
+            "commit_persisted_vs_memory",
+            cand.as_secs_f64() / base.as_secs_f64(),
+            "<=",
+            1.2,
+            &format!(
+                "{:.0} µs per 1,000-record commit with the background writer on vs {:.0} µs in memory ({} cores shared \
+                 with the writer); {:.1} MiB on disk after",
+                per_op(cand, sizes.commits_per_trial) / 1000.0,
+                per_op(base, sizes.commits_per_trial) / 1000.0,
+                thread::available_parallelism().map_or(1, usize::from),
+                persisted.disk_bytes() as f64 / (1 << 20) as f64
+            ),
+        );
+    }
+    drop(persisted);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn commit_1k(sizes: &Sizes, db: &Database<MiniLang>) {

@@ -342,3 +342,143 @@ pub fn peak_in_this_process(system: &str, files: usize) -> Option<u64> {
     let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
+
+/// The names, ops and bounds of the warm-restart figures (SPEC, wave 2).
+pub const RESTART_NAMES: &[(&str, &str, f64)] = &[
+    ("warm_restart_vs_cold", "<=", 0.05),
+    ("first_query_after_open_vs_cold", "<=", 0.01),
+    ("restart_after_patch_vs_cold", "<=", 0.06),
+    ("warm_rss_vs_cold_rss", "<=", 0.5),
+];
+
+/// A figure of [`RESTART_NAMES`].
+fn restart_figure(name: &'static str, value: f64, detail: String) -> Figure {
+    let (_, op, bound) = RESTART_NAMES.iter().find(|(n, _, _)| *n == name).copied().expect("named");
+    (name, Ok(value), op, bound, detail)
+}
+
+/// One restart from `dir`: open, answer a workspace-symbol query, re-submit
+/// `sample`, drive; returns (time to the first answer, total time, task runs).
+fn restart_once(sample: &Sample, dir: &std::path::Path) -> (Duration, Duration, usize) {
+    let (session, step, restart) = Session::restart(sample.clone(), dir, "new").expect("the cache opens");
+    drop(session);
+    (restart.first_query, restart.open + restart.resubmit + restart.drive, step.runs())
+}
+
+/// The warm-restart figures on the small registry sample: each restart against a
+/// cold in-memory build measured beside it. `rss(mode, dir)` runs a process of its
+/// own and returns its resident memory in KiB once it is ready to answer.
+pub fn restart_figures(sizes: Sizes, rss: impl Fn(&str, &std::path::Path) -> Option<u64>) -> Vec<Figure> {
+    let missing = |why: &str| -> Vec<Figure> {
+        RESTART_NAMES
+            .iter()
+            .map(|(name, op, bound)| (*name, Err(why.to_owned()), *op, *bound, String::new()))
+            .collect()
+    };
+    let Some(small) = sample::registry_sample(sizes.small) else {
+        return missing("the cargo registry holds too few .rs files; build the project first");
+    };
+    let Some((package, path, offset)) = session::body_edit_target(&small) else {
+        return missing("the sample has no function with a body to edit");
+    };
+    let mut patched = small.clone();
+    let text = session::text_of(&small, package, &path).to_owned();
+    if let Some(file) = patched.packages[package].files.iter_mut().find(|(p, _)| *p == path) {
+        file.1 = session::insert_at(&text, offset, session::BODY_EDIT);
+    }
+    let dir = std::env::temp_dir().join(format!("chunkdb-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    restart_once(&small, &dir);
+    let cold = || {
+        let started = Instant::now();
+        let mut index = ChunkIndex::load(&small);
+        index.check();
+        started.elapsed()
+    };
+    let (mut colds, mut warms, mut firsts, mut patches) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut runs = (0, 0);
+    for _ in 0..sizes.cold_trials.max(3) {
+        colds.push(cold());
+        let (first, warm, warm_runs) = restart_once(&small, &dir);
+        firsts.push(first);
+        warms.push(warm);
+        // The directory holds `small`: restart with one file changed, then back.
+        let (_, patch, patch_runs) = restart_once(&patched, &dir);
+        patches.push(patch);
+        restart_once(&small, &dir);
+        runs = (warm_runs, patch_runs);
+    }
+    let cold_rss = rss("cold", &dir);
+    let warm_rss = rss("warm", &dir);
+    let disk = std::fs::read_dir(&dir)
+        .map(|entries| entries.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum::<u64>())
+        .unwrap_or(0);
+    let _ = std::fs::remove_dir_all(&dir);
+    let (cold, warm, first, patch) = (median(colds), median(warms), median(firsts), median(patches));
+    let mut figures = vec![
+        restart_figure(
+            "warm_restart_vs_cold",
+            warm.as_secs_f64() / cold.as_secs_f64(),
+            format!(
+                "open + re-submit {} files + drive {:.1} ms ({} task runs) vs a cold build {:.1} ms; {:.1} MiB on disk",
+                small.file_count(),
+                ms(warm),
+                runs.0,
+                ms(cold),
+                disk as f64 / (1 << 20) as f64
+            ),
+        ),
+        restart_figure(
+            "first_query_after_open_vs_cold",
+            first.as_secs_f64() / cold.as_secs_f64(),
+            format!(
+                "open + one workspace-symbol query {:.1} ms vs a cold build {:.1} ms",
+                ms(first),
+                ms(cold)
+            ),
+        ),
+        restart_figure(
+            "restart_after_patch_vs_cold",
+            patch.as_secs_f64() / cold.as_secs_f64(),
+            format!(
+                "open + re-submit with one file changed + drive {:.1} ms ({} task runs) vs a cold build {:.1} ms",
+                ms(patch),
+                runs.1,
+                ms(cold)
+            ),
+        ),
+    ];
+    match (warm_rss, cold_rss) {
+        (Some(warm), Some(cold)) => figures.push(restart_figure(
+            "warm_rss_vs_cold_rss",
+            warm as f64 / cold as f64,
+            format!(
+                "resident {:.1} MiB after a warm restart and one query vs {:.1} MiB after a cold build (processes of their own)",
+                warm as f64 / 1024.0,
+                cold as f64 / 1024.0
+            ),
+        )),
+        _ => figures.push(("warm_rss_vs_cold_rss", Err("no /proc/self/status here".into()), "<=", 0.5, String::new())),
+    }
+    figures
+}
+
+/// In a process of its own: a cold build (`cold`) or a warm restart from `dir` and
+/// one query (`warm`) of the small sample; returns the resident set in KiB then.
+pub fn rss_in_this_process(mode: &str, dir: &std::path::Path, files: usize) -> Option<u64> {
+    let sample = sample::registry_sample(files)?;
+    let kept: Box<dyn std::any::Any> = match mode {
+        "cold" => {
+            let mut index = ChunkIndex::load(&sample);
+            index.check();
+            Box::new(index)
+        }
+        "warm" => Box::new(Session::restart(sample.clone(), dir, "new").ok()?.0),
+        _ => return None,
+    };
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kib = line.split_whitespace().nth(1)?.parse().ok();
+    drop(kept);
+    kib
+}
