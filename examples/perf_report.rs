@@ -204,6 +204,9 @@ fn main() {
     if wanted("soak") {
         soak(&sizes);
     }
+    if wanted("disk_soak") {
+        disk_soak(&sizes);
+    }
     if wanted("disk_bytes") || wanted("commit_persisted") {
         persistence(&sizes, &corpus, &db, &wanted);
     }
@@ -816,6 +819,47 @@ fn invalidation(sizes: &Sizes) {
             per_op(cand, edits) / 1e3,
             per_op(base, edits) / 1e3,
             stats.reads_tracked
+        ),
+    );
+}
+
+/// The soak with persistence on: the directory's size over the edit cycles.
+fn disk_soak(sizes: &Sizes) {
+    let dir = std::env::temp_dir().join(format!("chunkdb-soak-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = Database::<pipeline::Toy>::open(&dir).expect("a fresh directory opens");
+    let warm_up = sizes.soak_cycles / 10;
+    let (mut baseline, mut drift, mut largest, mut smallest) = (None, 0.0f64, 0u64, u64::MAX);
+    let started = Instant::now();
+    pipeline::soak_in(&db, sizes.soak_files, sizes.soak_cycles, |cycle, db| {
+        if cycle % 1000 != 999 && cycle + 1 != sizes.soak_cycles {
+            return;
+        }
+        db.flush().expect("the directory is writable");
+        let bytes = dir_bytes(&dir);
+        if cycle >= warm_up {
+            let base = *baseline.get_or_insert(bytes) as f64;
+            drift = drift.max((bytes as f64 - base).abs() / base * 100.0);
+            (largest, smallest) = (largest.max(bytes), smallest.min(bytes));
+        }
+    });
+    let elapsed = started.elapsed();
+    let files = std::fs::read_dir(&dir).map_or(0, |entries| entries.count());
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
+    figure(
+        "disk_soak_drift_pct",
+        drift,
+        "<=",
+        10.0,
+        &format!(
+            "{} edit cycles over {} files with persistence on in {:.1} s; largest deviation of the directory's size \
+             (flushed every 1,000 cycles) from cycle {warm_up} on: between {:.1} and {:.1} KiB; {files} files at the end",
+            sizes.soak_cycles,
+            sizes.soak_files,
+            elapsed.as_secs_f64(),
+            smallest as f64 / 1024.0,
+            largest as f64 / 1024.0
         ),
     );
 }

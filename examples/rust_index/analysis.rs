@@ -43,7 +43,7 @@ pub fn parent_of(path: &str) -> Option<&str> {
 }
 
 /// A crate's module tree.
-#[derive(Clone, PartialEq, Eq, Debug, Default)]
+#[derive(Clone, PartialEq, Eq, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ModuleTree {
     /// Each module: its path, the file it is in and its inline path in that file.
     pub modules: Vec<(String, u32, String)>,
@@ -138,7 +138,7 @@ fn normalize(path: &str) -> Option<String> {
 }
 
 /// What a name in a module's scope is, as far as resolution cares.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub enum Lookup {
     /// An item of this kind.
     Def(Kind),
@@ -162,7 +162,7 @@ pub trait Scopes {
 }
 
 /// What a path resolved to.
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug, serde::Serialize, serde::Deserialize)]
 pub enum Resolution {
     /// An item: its file, inline module and name.
     Def { file: u32, module: String, name: String },
@@ -267,7 +267,7 @@ pub fn resolve(scopes: &mut impl Scopes, site: Site<'_>, path: &[String]) -> Res
 }
 
 /// One diagnostic.
-#[derive(Clone, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Diagnostic {
     /// Where.
     pub span: Span,

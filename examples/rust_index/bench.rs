@@ -346,6 +346,7 @@ pub fn peak_in_this_process(system: &str, files: usize) -> Option<u64> {
 /// The names, ops and bounds of the warm-restart figures (SPEC, wave 2).
 pub const RESTART_NAMES: &[(&str, &str, f64)] = &[
     ("warm_restart_vs_cold", "<=", 0.05),
+    ("warm_restart_vs_salsa_persist", "<=", 0.2),
     ("first_query_after_open_vs_cold", "<=", 0.01),
     ("restart_after_patch_vs_cold", "<=", 0.06),
     ("warm_rss_vs_cold_rss", "<=", 0.5),
@@ -395,10 +396,30 @@ pub fn restart_figures(sizes: Sizes, rss: impl Fn(&str, &std::path::Path) -> Opt
         index.check();
         started.elapsed()
     };
+    // salsa's persistence: the twin built, saved to a file; a restart reads it back,
+    // deserializes, re-submits and checks.
+    let saved = dir.with_extension("salsa.json");
+    let mut twin = SalsaIndex::load(&small);
+    twin.check();
+    std::fs::write(&saved, twin.save()).expect("the salsa database is written");
+    drop(twin);
+    let salsa_restart = || {
+        let started = Instant::now();
+        let bytes = std::fs::read(&saved).expect("the salsa database is read");
+        let mut twin = SalsaIndex::restore(&bytes, &small).expect("the salsa database restores");
+        twin.count_executions(true);
+        twin.check();
+        let elapsed = started.elapsed();
+        (elapsed, twin.executions())
+    };
     let (mut colds, mut warms, mut firsts, mut patches) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut salsas, mut salsa_executions) = (Vec::new(), 0);
     let mut runs = (0, 0);
     for _ in 0..sizes.cold_trials.max(3) {
         colds.push(cold());
+        let (salsa_time, executions) = salsa_restart();
+        salsas.push(salsa_time);
+        salsa_executions = executions;
         let (first, warm, warm_runs) = restart_once(&small, &dir);
         firsts.push(first);
         warms.push(warm);
@@ -414,6 +435,9 @@ pub fn restart_figures(sizes: Sizes, rss: impl Fn(&str, &std::path::Path) -> Opt
         .map(|entries| entries.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum::<u64>())
         .unwrap_or(0);
     let _ = std::fs::remove_dir_all(&dir);
+    let salsa_bytes = std::fs::metadata(&saved).map_or(0, |meta| meta.len());
+    let _ = std::fs::remove_file(&saved);
+    let salsa = median(salsas);
     let (cold, warm, first, patch) = (median(colds), median(warms), median(firsts), median(patches));
     let mut figures = vec![
         restart_figure(
@@ -426,6 +450,17 @@ pub fn restart_figures(sizes: Sizes, rss: impl Fn(&str, &std::path::Path) -> Opt
                 runs.0,
                 ms(cold),
                 disk as f64 / (1 << 20) as f64
+            ),
+        ),
+        restart_figure(
+            "warm_restart_vs_salsa_persist",
+            warm.as_secs_f64() / salsa.as_secs_f64(),
+            format!(
+                "chunkdb's warm restart {:.1} ms vs salsa's persistence {:.1} ms (read {:.1} MiB of JSON, deserialize the \
+                 whole database, re-submit, check: {salsa_executions} executions)",
+                ms(warm),
+                ms(salsa),
+                salsa_bytes as f64 / (1 << 20) as f64
             ),
         ),
         restart_figure(

@@ -54,7 +54,7 @@ impl salsa::Database for IndexDatabase {}
 // ---------------------------------------------------------------------------------
 
 /// One source file: set from outside (by the editing session).
-#[salsa::input]
+#[salsa::input(persist)]
 struct SourceFile {
     /// Its id in module trees and resolutions: assigned at creation, never reused.
     #[returns(copy)]
@@ -71,7 +71,7 @@ struct SourceFile {
 }
 
 /// One package: its crate name and its files, sorted by path.
-#[salsa::input]
+#[salsa::input(persist)]
 struct PackageInput {
     /// The crate name.
     #[returns(deref)]
@@ -82,7 +82,7 @@ struct PackageInput {
 }
 
 /// The workspace: its packages, in order (the index is the package number).
-#[salsa::input(singleton)]
+#[salsa::input(persist, singleton)]
 struct Workspace {
     /// The packages.
     #[returns(deref)]
@@ -90,7 +90,7 @@ struct Workspace {
 }
 
 /// A module path (`crate::a::b`), interned so it can key a query.
-#[salsa::interned]
+#[salsa::interned(persist)]
 struct ModulePath<'db> {
     /// The path's text.
     #[returns(deref)]
@@ -103,7 +103,7 @@ struct ModulePath<'db> {
 
 /// A piece of a file's text (see [`syntax::pieces`]), interned so equal pieces of
 /// any file or revision share one [`piece_summary`].
-#[salsa::interned]
+#[salsa::interned(persist)]
 struct PieceText<'db> {
     /// The piece's text.
     #[returns(deref)]
@@ -112,13 +112,13 @@ struct PieceText<'db> {
 
 /// Parses one piece of a file: memoized by salsa, so a piece whose text is
 /// unchanged is not parsed again.
-#[salsa::tracked(returns(ref))]
+#[salsa::tracked(returns(ref), persist)]
 fn piece_summary<'db>(db: &'db dyn salsa::Database, piece: PieceText<'db>) -> Arc<Summary> {
     Arc::new(syntax::summarize(piece.text(db)))
 }
 
 /// Parses a file (the only query that reads its text), piece by piece.
-#[salsa::tracked(returns(ref))]
+#[salsa::tracked(returns(ref), persist)]
 fn parse(db: &dyn salsa::Database, file: SourceFile) -> Summary {
     syntax::summarize_in_pieces(file.text(db), |pieces| {
         pieces
@@ -130,14 +130,14 @@ fn parse(db: &dyn salsa::Database, file: SourceFile) -> Summary {
 
 /// The file's `mod` declarations, in the order of `summary.mods`, spans zeroed (the
 /// module tree does not read them).
-#[salsa::tracked(returns(ref))]
+#[salsa::tracked(returns(ref), persist)]
 fn file_mods(db: &dyn salsa::Database, file: SourceFile) -> Vec<ModDecl> {
     parse(db, file).mods.iter().map(|decl| ModDecl { span: Span::default(), ..decl.clone() }).collect()
 }
 
 /// The names each inline module of a file defines or imports, and which of its
 /// inline modules are open.
-#[derive(Clone, PartialEq, Eq, Debug, Default)]
+#[derive(Clone, PartialEq, Eq, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct FileScope {
     /// Inline module → name → what the name is: a module-level definition if there is
     /// one (the first in source order), else an import if a `use` binds it.
@@ -147,7 +147,7 @@ struct FileScope {
 }
 
 /// The file's scope table.
-#[salsa::tracked(returns(ref))]
+#[salsa::tracked(returns(ref), persist)]
 fn file_scope(db: &dyn salsa::Database, file: SourceFile) -> FileScope {
     let summary = parse(db, file);
     let mut names: HashMap<String, HashMap<String, Lookup>> = HashMap::new();
@@ -164,13 +164,13 @@ fn file_scope(db: &dyn salsa::Database, file: SourceFile) -> FileScope {
 }
 
 /// The file's `use` paths, in source order, spans zeroed.
-#[salsa::tracked(returns(ref))]
+#[salsa::tracked(returns(ref), persist)]
 fn file_uses(db: &dyn salsa::Database, file: SourceFile) -> Vec<Use> {
     parse(db, file).uses.iter().map(|used| Use { span: Span::default(), ..used.clone() }).collect()
 }
 
 /// The file's distinct type paths, in order of first occurrence, without spans.
-#[salsa::tracked(returns(ref))]
+#[salsa::tracked(returns(ref), persist)]
 fn file_refs(db: &dyn salsa::Database, file: SourceFile) -> Vec<TypeRef> {
     parse(db, file).refs.iter().map(|reference| TypeRef { spans: Vec::new(), ..reference.clone() }).collect()
 }
@@ -185,7 +185,7 @@ fn package_input(db: &dyn salsa::Database, package: u32) -> Option<PackageInput>
 }
 
 /// The package's files by id, sorted by id.
-#[salsa::tracked(returns(ref))]
+#[salsa::tracked(returns(ref), persist)]
 fn file_handles(db: &dyn salsa::Database, package: PackageInput) -> Vec<(u32, SourceFile)> {
     let mut handles: Vec<(u32, SourceFile)> =
         package.files(db).iter().map(|file| (file.id(db), *file)).collect();
@@ -194,7 +194,7 @@ fn file_handles(db: &dyn salsa::Database, package: PackageInput) -> Vec<(u32, So
 }
 
 /// The package's module tree (reads file paths and `mod` declarations, never texts).
-#[salsa::tracked(returns(ref))]
+#[salsa::tracked(returns(ref), persist)]
 fn module_tree(db: &dyn salsa::Database, package: PackageInput) -> ModuleTree {
     let files: Vec<(String, u32)> =
         package.files(db).iter().map(|file| (file.path(db).to_owned(), file.id(db))).collect();
@@ -207,7 +207,7 @@ fn module_tree(db: &dyn salsa::Database, package: PackageInput) -> ModuleTree {
 
 /// The module path of the file's top in its package's module tree (`None` for a file
 /// no tree reaches).
-#[salsa::tracked(returns(ref))]
+#[salsa::tracked(returns(ref), persist)]
 fn file_module(db: &dyn salsa::Database, file: SourceFile) -> Option<String> {
     let package = package_input(db, file.package(db))?;
     let tree = module_tree(db, package);
@@ -217,7 +217,7 @@ fn file_module(db: &dyn salsa::Database, file: SourceFile) -> Option<String> {
 }
 
 /// Where module `path` of `package` is: its file and inline path there.
-#[salsa::tracked(returns(ref))]
+#[salsa::tracked(returns(ref), persist)]
 fn module_location<'db>(
     db: &'db dyn salsa::Database,
     package: PackageInput,
@@ -233,7 +233,7 @@ fn module_location<'db>(
 
 /// The file's `mod name;` declarations whose file does not exist: (index among
 /// `summary.mods`, message).
-#[salsa::tracked(returns(ref))]
+#[salsa::tracked(returns(ref), persist)]
 fn missing_mods(db: &dyn salsa::Database, file: SourceFile) -> Vec<(u32, String)> {
     let Some(package) = package_input(db, file.package(db)) else { return Vec::new() };
     let id = file.id(db);
@@ -250,7 +250,7 @@ fn missing_mods(db: &dyn salsa::Database, file: SourceFile) -> Vec<(u32, String)
 // ---------------------------------------------------------------------------------
 
 /// Crate name → the smallest index of a package with that name.
-#[salsa::tracked(returns(ref))]
+#[salsa::tracked(returns(ref), persist)]
 fn crate_map(db: &dyn salsa::Database, workspace: Workspace) -> HashMap<String, u32> {
     let mut map = HashMap::new();
     for (index, package) in workspace.packages(db).iter().enumerate() {
@@ -264,7 +264,7 @@ fn crate_map(db: &dyn salsa::Database, workspace: Workspace) -> HashMap<String, 
 // ---------------------------------------------------------------------------------
 
 /// What a file's paths resolve to.
-#[derive(Clone, PartialEq, Eq, Debug, Default)]
+#[derive(Clone, PartialEq, Eq, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Resolved {
     /// One per `use` path, in source order.
     uses: Vec<Resolution>,
@@ -322,7 +322,7 @@ impl Scopes for QueryScopes<'_> {
 }
 
 /// Resolves every `use` path and type path of a file (nothing for an orphan file).
-#[salsa::tracked(returns(ref))]
+#[salsa::tracked(returns(ref), persist)]
 fn resolve(db: &dyn salsa::Database, file: SourceFile) -> Resolved {
     let Some(module) = file_module(db, file) else { return Resolved::default() };
     let (package, id) = (file.package(db), file.id(db));
@@ -340,7 +340,7 @@ fn resolve(db: &dyn salsa::Database, file: SourceFile) -> Resolved {
 }
 
 /// A file's diagnostics, sorted by position.
-#[salsa::tracked(returns(ref))]
+#[salsa::tracked(returns(ref), persist)]
 fn diagnostics(db: &dyn salsa::Database, file: SourceFile) -> Vec<Diagnostic> {
     let summary = parse(db, file);
     let resolved = resolve(db, file);
@@ -405,8 +405,56 @@ impl SalsaIndex {
     }
 }
 
-impl Pipeline for SalsaIndex {
-    fn load(sample: &Sample) -> Self {
+impl SalsaIndex {
+    /// salsa's persistence (its `persistence` feature, as its tests use it): the whole
+    /// database serialized with serde, as JSON.
+    pub fn save(&mut self) -> Vec<u8> {
+        serde_json::to_vec(&<dyn salsa::Database>::as_serialize(&mut self.db))
+            .expect("the database serializes")
+    }
+
+    /// A restart from [`save`](Self::save)'s bytes: deserializes the whole database,
+    /// finds the host's handles through the workspace input, then re-submits
+    /// `sample`: texts that differ are set, new files added, missing ones removed.
+    pub fn restore(bytes: &[u8], sample: &Sample) -> Result<Self, String> {
+        let mut index = Self::empty();
+        <dyn salsa::Database>::deserialize(&mut index.db, &mut serde_json::Deserializer::from_slice(bytes))
+            .map_err(|error| error.to_string())?;
+        let workspace = Workspace::try_get(&index.db).ok_or("the saved database has no workspace")?;
+        let packages: Vec<PackageInput> = workspace.packages(&index.db).to_vec();
+        for input in packages {
+            let files: BTreeMap<String, SourceFile> =
+                input.files(&index.db).iter().map(|file| (file.path(&index.db).to_owned(), *file)).collect();
+            index.next_id =
+                index.next_id.max(files.values().map(|file| file.id(&index.db) + 1).max().unwrap_or(0));
+            index.packages.push(HostPackage { name: input.name(&index.db).to_owned(), input, files });
+        }
+        if index.packages.len() != sample.packages.len() {
+            return Err("the saved workspace has other packages".into());
+        }
+        for (number, package) in sample.packages.iter().enumerate() {
+            for (path, text) in &package.files {
+                let same =
+                    index.packages[number].files.get(path).is_some_and(|file| file.text(&index.db) == text);
+                if !same {
+                    index.set_text(number, path, text);
+                }
+            }
+            let gone: Vec<String> = index.packages[number]
+                .files
+                .keys()
+                .filter(|path| !package.files.iter().any(|(p, _)| p == *path))
+                .cloned()
+                .collect();
+            for path in gone {
+                index.remove_file(number, &path);
+            }
+        }
+        Ok(index)
+    }
+
+    /// A database with no inputs yet, counting executions when asked.
+    fn empty() -> Self {
         let counting = Arc::new(AtomicBool::new(false));
         let executions = Arc::new(AtomicUsize::new(0));
         let callback = {
@@ -420,7 +468,13 @@ impl Pipeline for SalsaIndex {
             }
         };
         let db = IndexDatabase { storage: salsa::Storage::new(Some(Box::new(callback))) };
-        let mut index = SalsaIndex { db, packages: Vec::new(), next_id: 0, counting, executions };
+        SalsaIndex { db, packages: Vec::new(), next_id: 0, counting, executions }
+    }
+}
+
+impl Pipeline for SalsaIndex {
+    fn load(sample: &Sample) -> Self {
+        let mut index = Self::empty();
         for (number, package) in sample.packages.iter().enumerate() {
             let mut files = BTreeMap::new();
             for (path, text) in &package.files {

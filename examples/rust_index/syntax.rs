@@ -18,7 +18,9 @@ use syn::spanned::Spanned;
 use syn::visit::Visit;
 
 /// A region of a file: 1-based lines, 0-based columns (in characters).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, Debug, Default, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Span {
     /// Line of the first character.
     pub line: u32,
@@ -48,7 +50,7 @@ impl Span {
 }
 
 /// What an item is.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[repr(u8)]
 pub enum Kind {
     Module = 0,
@@ -134,7 +136,7 @@ impl Kind {
 }
 
 /// An item the file defines.
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Def {
     /// The inline module it sits in, relative to the file (`""` at the file's top,
     /// `"a::b"` inside `mod a { mod b { … } }`).
@@ -154,7 +156,7 @@ pub struct Def {
 }
 
 /// One path a `use` item imports (a `use a::{b, c::*}` gives two).
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Use {
     /// The inline module it sits in.
     pub module: String,
@@ -169,7 +171,7 @@ pub struct Use {
 }
 
 /// A `mod name;` or `mod name { … }` declaration.
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ModDecl {
     /// The inline module it sits in.
     pub module: String,
@@ -186,7 +188,7 @@ pub struct ModDecl {
 /// A type path in signatures (parameters, return types, fields, impl headers): one
 /// per distinct (module, path) of a file, since each resolves the same wherever it
 /// is written, with every place it is written.
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug, serde::Serialize, serde::Deserialize)]
 pub struct TypeRef {
     /// The inline module it sits in.
     pub module: String,
@@ -197,7 +199,7 @@ pub struct TypeRef {
 }
 
 /// A file that does not parse.
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SyntaxError {
     /// The parser's message.
     pub message: String,
@@ -206,7 +208,7 @@ pub struct SyntaxError {
 }
 
 /// Everything the index keeps about one file.
-#[derive(Clone, PartialEq, Eq, Hash, Debug, Default)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
     /// Items, in source order (module-level ones and associated ones).
     pub defs: Vec<Def>,

@@ -186,8 +186,18 @@ pub fn contents(db: &Database<Toy>) -> Vec<String> {
 /// file that the next cycle writes back, then drives the pipeline to a fixed point
 /// with garbage collection on its default policy. `sample(cycle, db)` is called
 /// after every cycle.
-pub fn soak(files: usize, cycles: usize, mut sample: impl FnMut(usize, &Database<Toy>)) {
-    let db = Database::<Toy>::new();
+pub fn soak(files: usize, cycles: usize, sample: impl FnMut(usize, &Database<Toy>)) {
+    soak_in(&Database::<Toy>::new(), files, cycles, sample);
+}
+
+/// [`soak`] on a database of the caller's (a persisted one, say).
+pub fn soak_in(
+    db: &Database<Toy>,
+    files: usize,
+    cycles: usize,
+    mut sample: impl FnMut(usize, &Database<Toy>),
+) {
+    let db = db.clone();
     let name = |file: usize| format!("m{file}");
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move |bound: usize| {

@@ -5,7 +5,9 @@
 //! function panics exactly when the property fails.
 
 mod key;
+mod loader;
 mod schema;
 
 pub use key::check_key;
+pub use loader::{check_directory, encode as encode_directory, files_of, seed as directory_seed};
 pub use schema::{SchemaSpec, check_schema, check_text};

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use arbitrary::{Arbitrary, Unstructured};
-use chunkdb_fuzz_checks::{SchemaSpec, check_key, check_schema, check_text};
+use chunkdb_fuzz_checks::{SchemaSpec, check_directory, check_key, check_schema, check_text, directory_seed};
 
 fn corpus(target: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus").join(target);
@@ -60,6 +60,23 @@ fn macro_schema_corpus() {
 #[test]
 fn decode_key_corpus() {
     replay("decode_key", check_key);
+}
+
+#[test]
+fn loader_corpus() {
+    replay("loader", check_directory);
+}
+
+/// The seed the loader's corpus grew from is a real directory, and it opens: the
+/// check is not vacuous (a mutation that breaks nothing opens too).
+#[test]
+fn loader_seed_is_a_directory_that_opens() {
+    let seed = directory_seed();
+    assert!(chunkdb_fuzz_checks::files_of(&seed).len() >= 2, "a manifest and a segment");
+    check_directory(&seed);
+    if let Some(dir) = std::env::var_os("CHUNKDB_WRITE_LOADER_SEED") {
+        std::fs::write(Path::new(&dir).join("seed"), &seed).expect("the seed is written");
+    }
 }
 
 /// Found by `decode_key`: a prefix ending in a lone `0x00` inside a string (the first
