@@ -58,6 +58,9 @@ pub(crate) struct Compaction {
     pub(crate) live_share_below: f64,
     /// Past this many segments, the smallest are folded into the next one written.
     pub(crate) max_segments: usize,
+    /// The share of the directory's bytes that may belong to no current version;
+    /// past it, the emptiest segments are compacted.
+    pub(crate) max_garbage_share: f64,
 }
 
 /// What one sync did.
@@ -335,6 +338,37 @@ impl Directory {
             })
             .map(|(&segment, _)| segment)
             .collect();
+        // Bound the directory as a whole: while more than `max_garbage_share` of its
+        // bytes are dead, the segment with the smallest live share goes too (the
+        // cheapest to rewrite for the bytes it frees).
+        // (Segments with nothing live are deleted by this sync anyway.)
+        let kept = |segment: &u64| live.get(segment).is_some_and(|live| *live > 0);
+        let total: u64 =
+            self.segments.iter().filter(|(segment, _)| kept(segment)).map(|(_, size)| size).sum();
+        let dead = |compact: &BTreeSet<u64>| -> u64 {
+            self.segments
+                .iter()
+                .filter(|(segment, _)| kept(segment) && !compact.contains(*segment))
+                .map(|(segment, size)| size - live.get(segment).copied().unwrap_or(0).min(*size))
+                .sum()
+        };
+        let mut by_share: Vec<(u64, u64)> = self
+            .segments
+            .iter()
+            .filter(|(segment, _)| kept(segment) && !compact.contains(*segment))
+            .map(|(&segment, &size)| {
+                let live = live.get(&segment).copied().unwrap_or(0);
+                // Live share in parts per million, lowest first.
+                (live.saturating_mul(1_000_000) / size.max(1), segment)
+            })
+            .collect();
+        by_share.sort_unstable();
+        for (_, segment) in by_share {
+            if (dead(&compact) as f64) <= self.compaction.max_garbage_share * total as f64 {
+                break;
+            }
+            compact.insert(segment);
+        }
         let kept = self.segments.len() - compact.len();
         if kept > self.compaction.max_segments {
             let mut by_size: Vec<(u64, u64)> = self

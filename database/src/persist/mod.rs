@@ -84,14 +84,19 @@ impl Default for OpenOptions {
         OpenOptions {
             discard_damaged: false,
             write_delay: Duration::from_millis(20),
-            compaction: directory::Compaction { live_share_below: 0.5, max_segments: 64 },
+            compaction: directory::Compaction {
+                live_share_below: 0.5,
+                max_segments: 64,
+                max_garbage_share: 0.1,
+            },
         }
     }
 }
 
 impl OpenOptions {
     /// The defaults: refuse damaged directories, batch writes for 20 ms, compact
-    /// segments under half live, at most 64 segments.
+    /// segments under half live, keep at most 10 % of the directory dead, at most 64
+    /// segments.
     #[must_use]
     pub fn new() -> Self {
         Self::default()
@@ -123,6 +128,16 @@ impl OpenOptions {
     #[must_use]
     pub fn compact_below(mut self, share: f64) -> Self {
         self.compaction.live_share_below = share.clamp(0.0, 1.0);
+        self
+    }
+
+    /// Keeps at most `share` (0 to 1) of the directory's bytes dead (superseded or
+    /// collected versions): past it, the segments with the smallest live share are
+    /// compacted. The directory stays within `1 / (1 - share)` of its live bytes,
+    /// for a write amplification of about `1 / share`.
+    #[must_use]
+    pub fn max_garbage(mut self, share: f64) -> Self {
+        self.compaction.max_garbage_share = share.clamp(0.0, 1.0);
         self
     }
 
