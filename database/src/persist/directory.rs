@@ -435,7 +435,8 @@ impl std::ops::Deref for SegmentBytes {
 }
 
 /// Maps a segment file. Reading the whole file instead costs a copy of every byte
-/// (and zeroing the buffer first): a third of a warm restart on a large workspace.
+/// (and zeroing the buffer first): opening the cargo registry's index (230 MiB of
+/// segments) took 1.94 s mapped against 2.44 s read (medians of three, alternated).
 fn map_segment(path: &Path) -> std::io::Result<SegmentBytes> {
     let file = File::open(path)?;
     if file.metadata()?.len() < HEADER_LEN as u64 {
