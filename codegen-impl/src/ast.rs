@@ -278,7 +278,81 @@ impl Parse for IndexTarget {
     }
 }
 
+/// How deep a declaration may nest groups and generic arguments. Parsing (syn's and
+/// ours) recurses once per level, and a proc macro that overflows its stack takes the
+/// whole compiler down with it: past this, the input is refused before it is parsed.
+/// Real declarations nest a few levels (`Option<Vec<(Ident, String)>>` is four).
+pub const MAX_NESTING: usize = 64;
+
 /// Parses the macro input.
 pub fn parse(input: TokenStream) -> syn::Result<Schema> {
+    check_nesting(input.clone())?;
     syn::parse2(input)
+}
+
+/// Refuses input nested deeper than [`MAX_NESTING`] levels of groups (`()`, `[]`,
+/// `{}`) and generic arguments (`<…>`), spanned on the token where the limit is
+/// passed. Iterative, so it cannot overflow the stack itself.
+fn check_nesting(input: TokenStream) -> syn::Result<()> {
+    use proc_macro2::TokenTree;
+    // Each group being read: its remaining tokens, the depth it starts at, and the
+    // generic arguments (`<` not yet closed) open inside it so far.
+    let mut stack: Vec<(proc_macro2::token_stream::IntoIter, usize, usize)> = vec![(input.into_iter(), 0, 0)];
+    while let Some((tokens, base, angles)) = stack.last_mut() {
+        let Some(token) = tokens.next() else {
+            stack.pop();
+            continue;
+        };
+        let depth = *base + *angles;
+        match token {
+            TokenTree::Group(group) => {
+                if depth + 1 > MAX_NESTING {
+                    return Err(too_deep(group.span_open()));
+                }
+                stack.push((group.stream().into_iter(), depth + 1, 0));
+            }
+            TokenTree::Punct(punct) if punct.as_char() == '<' => {
+                if depth + 1 > MAX_NESTING {
+                    return Err(too_deep(punct.span()));
+                }
+                *angles += 1;
+            }
+            TokenTree::Punct(punct) if punct.as_char() == '>' => *angles = angles.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn too_deep(span: proc_macro2::Span) -> syn::Error {
+    syn::Error::new(
+        span,
+        format!(
+            "this declaration nests more than {MAX_NESTING} levels of brackets and generic arguments here; \
+             chunkdb's declarations nest a few: declare deep structures as records of their own"
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nested(depth: usize) -> TokenStream {
+        let text = format!(
+            "pub schema S {{ records {{ R {{ f: {}u8{} }} }} }}",
+            "Vec<".repeat(depth),
+            ">".repeat(depth)
+        );
+        text.parse().expect("valid tokens")
+    }
+
+    #[test]
+    fn nesting_is_refused_past_the_limit_and_only_there() {
+        // The field's type sits three groups deep (`{ records { R {`).
+        assert!(check_nesting(nested(MAX_NESTING - 3)).is_ok());
+        let error = check_nesting(nested(MAX_NESTING - 2)).expect_err("one level too deep");
+        assert!(error.to_string().contains("more than 64 levels"), "{error}");
+        assert!(check_nesting(nested(10_000)).is_err(), "refused without recursing");
+    }
 }

@@ -100,3 +100,36 @@ fn crash_macro_schema_empty_records_section() {
 fn crash_macro_schema_duplicate_raw_record() {
     schema_of(&[0xff, 0x17, 0x24, 0x17, 0x2b]);
 }
+
+/// Found by `macro_text` (a SIGSEGV without an artifact: the stack overflowed):
+/// generic arguments or brackets nested a thousand levels deep recursed through
+/// syn's parser until the stack ran out. The macro now refuses declarations nested
+/// deeper than 64 levels before parsing them, with an error on the token where the
+/// limit is passed.
+#[test]
+fn crash_macro_text_deep_nesting() {
+    let shapes: [(&str, &str); 5] =
+        [("Vec<", ">"), ("(", ",)"), ("[", "; 1]"), ("Option<(", ",)>"), ("{", "}")];
+    for (open, close) in shapes {
+        for depth in [63, 64, 65, 2000] {
+            let text = format!(
+                "pub schema S {{ records {{ R {{ f: {}u8{} }} }} }}",
+                open.repeat(depth),
+                close.repeat(depth)
+            );
+            replay_one(text.as_bytes(), check_text);
+        }
+    }
+}
+
+/// Runs `check` on `data` on the stack a proc macro gets.
+fn replay_one(data: &[u8], check: impl Fn(&[u8]) + Sync) {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .stack_size(MACRO_STACK)
+            .spawn_scoped(scope, || check(data))
+            .expect("a replay thread")
+            .join()
+            .expect("the check passes");
+    });
+}
