@@ -47,13 +47,14 @@ pub fn encode(files: &[(String, Vec<u8>)]) -> Vec<u8> {
     out
 }
 
-/// A fresh, empty directory for one check (one per process, reused).
+/// A fresh, empty directory for one check, its own even when checks run on several
+/// threads (each check removes it when done).
 fn scratch() -> PathBuf {
     static RUNS: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "chunkdb-fuzz-loader-{}-{}",
         std::process::id(),
-        RUNS.fetch_add(1, Ordering::Relaxed) % 2
+        RUNS.fetch_add(1, Ordering::Relaxed)
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("a scratch directory");
