@@ -112,7 +112,7 @@ pub fn seed_directory(dir: &Path) {
     db.flush().expect("flushed");
 }
 
-/// [`seed_directory`]'s files, as an input.
+/// The files of a directory written as `seed_directory` writes it, as an input.
 pub fn seed() -> Vec<u8> {
     let dir = scratch();
     seed_directory(&dir);
