@@ -232,23 +232,9 @@ fn restarts(quick: bool, wanted: &dyn Fn(&str) -> bool) {
     println!("warm restart: the rust_index pipeline persisted, {files} files");
     COUNTING.store(false, Ordering::Relaxed);
     let rss = |mode: &str, dir: &std::path::Path| {
-        let exe = std::env::current_exe().ok()?;
-        let output = std::process::Command::new(exe)
-            .args(["--rss", mode, &dir.display().to_string(), &files.to_string()])
-            .output()
-            .ok()?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        stdout.lines().find_map(|line| line.strip_prefix("rss_kib ")?.parse().ok())
+        child_reading(&["--rss", mode, &dir.display().to_string(), &files.to_string()], "rss_kib ")
     };
-    for (name, value, op, bound, detail) in rust_index::bench::restart_figures(sizes, rss) {
-        if !wanted(name) {
-            continue;
-        }
-        match value {
-            Ok(value) => figure(name, value, op, bound, &detail),
-            Err(reason) => println!("figure {name} n/a target {op} {bound} ({reason})"),
-        }
-    }
+    print_figures(rust_index::bench::restart_figures(sizes, rss), wanted);
     COUNTING.store(true, Ordering::Relaxed);
 }
 
@@ -262,14 +248,24 @@ fn real_source(quick: bool, wanted: &dyn Fn(&str) -> bool) {
     };
     println!("real-source pipeline: chunkdb vs salsa (examples/rust_index)");
     COUNTING.store(false, Ordering::Relaxed);
-    let peak = |system: &str, files: usize| {
-        let exe = std::env::current_exe().ok()?;
-        let output =
-            std::process::Command::new(exe).args(["--peak", system, &files.to_string()]).output().ok()?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        stdout.lines().find_map(|line| line.strip_prefix("peak_kib ")?.parse().ok())
-    };
-    for (name, value, op, bound, detail) in rust_index::bench::figures(sizes, peak) {
+    let peak =
+        |system: &str, files: usize| child_reading(&["--peak", system, &files.to_string()], "peak_kib ");
+    print_figures(rust_index::bench::figures(sizes, peak), wanted);
+    COUNTING.store(true, Ordering::Relaxed);
+}
+
+/// Runs this binary again with `args` (a measurement in a process of its own) and
+/// returns the number it prints after `prefix`.
+fn child_reading(args: &[&str], prefix: &str) -> Option<u64> {
+    let exe = std::env::current_exe().ok()?;
+    let output = std::process::Command::new(exe).args(args).output().ok()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout.lines().find_map(|line| line.strip_prefix(prefix)?.parse().ok())
+}
+
+/// Prints the figures `wanted` selects, or why one could not be measured.
+fn print_figures(figures: Vec<rust_index::bench::Figure>, wanted: &dyn Fn(&str) -> bool) {
+    for (name, value, op, bound, detail) in figures {
         if !wanted(name) {
             continue;
         }
@@ -278,7 +274,6 @@ fn real_source(quick: bool, wanted: &dyn Fn(&str) -> bool) {
             Err(reason) => println!("figure {name} n/a target {op} {bound} ({reason})"),
         }
     }
-    COUNTING.store(true, Ordering::Relaxed);
 }
 
 fn figure(name: &str, value: f64, op: &str, bound: f64, detail: &str) {
