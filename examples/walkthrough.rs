@@ -122,7 +122,9 @@ fn check(db: &Database<MiniLang>, path: &str) -> Result<CommitReceipt> {
     let mut wanted: Vec<Ident> = own
         .records()
         .filter_map(|record| match record {
-            MiniLangRecordRef::Function(f) => Some(f.params.iter().copied().chain(f.return_type)),
+            MiniLangRecordRef::Function(f) => Some(
+                f.params.iter().map(|param| param.get()).chain(f.return_type.as_ref().map(|ty| ty.get())),
+            ),
             _ => None,
         })
         .flatten()

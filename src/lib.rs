@@ -38,7 +38,7 @@
 //! let snapshot = db.snapshot();
 //! let in_file = snapshot.partition(Toy::SYMBOLS).begins_with(SymbolsKey::prefix().file(file)).execute()?;
 //! assert_eq!(in_file.len(), 1);
-//! assert_eq!(snapshot.index(Toy::BY_NAME).get(&Ident::new("main")).len(), 1);
+//! assert_eq!(snapshot.index(Toy::BY_NAME).get(&Ident::new("main"))?.len(), 1);
 //! # Ok::<(), chunkdb::Error>(())
 //! ```
 //!
@@ -59,11 +59,6 @@ extern crate self as chunkdb;
 #[doc(hidden)]
 pub mod __private {
     pub use chunkdb_database::*;
-
-    /// Heap bytes of a vector's buffer (used by generated storage accounting).
-    pub fn vec_heap_bytes<T>(vector: &Vec<T>) -> usize {
-        vector.capacity() * core::mem::size_of::<T>()
-    }
 }
 
 pub mod example;
@@ -92,23 +87,31 @@ pub mod example;
 ///
 /// Field types: `u8`…`u64`, `i8`…`i64`, `bool`, `char`, `Ident`, `String`, `TaskId`,
 /// `ChunkId`, other records, `Vec<T>`, `Option<T>`, `Box<[T]>`, `Box<T>`, tuples, and
-/// your own types that implement [`StableHash`]. Sort-key components: the integers,
+/// your own types that derive rkyv's `Archive`, `Serialize` and `Deserialize` (through
+/// [`rkyv`], with `#[rkyv(crate = chunkdb::rkyv, derive(Debug, PartialEq, Eq))]`) and
+/// implement [`StableHash`] on both the type and its archived form, feeding the same
+/// bytes. Sort-key components: the integers,
 /// `bool`, `Ident` and `String`. Indexed fields: those, or an `Option`, `Vec` or
 /// `Box<[T]>` of one (each element is indexed).
 ///
 /// For a schema `Name` it generates (see [`example`] for a rendered instance):
 /// - `enum Name {}`, implementing [`Schema`], documented with an overview of records,
 ///   partitions, key layouts and indexes;
-/// - a struct per record kind (with [`StableHash`] over its fields, in order), the
-///   record enum `NameRecord` and the borrowed `NameRecordRef<'a>` (with `as_kind()`
-///   accessors);
-/// - columnar storage `NameStorage` (one vector per kind) and `NameStorageBuilder`;
+/// - a struct per record kind (with [`StableHash`] over its fields, in order) and its
+///   archived form `ArchivedKind` (rkyv's: strings are `ArchivedString`, numbers
+///   little-endian with `to_native()`, vectors slices; `to_owned()` gives the struct),
+///   the record enum `NameRecord` and the borrowed `NameRecordRef<'a>`, one variant
+///   per kind holding `&'a ArchivedKind` (with `as_kind()` accessors and `to_owned()`):
+///   queries read records in place, in memory or in the mapped file of a persisted
+///   database, through this one view type;
+/// - columnar storage `NameStorage` (one vector per kind), its archive
+///   `ArchivedNameStorage` (what a chunk keeps) and `NameStorageBuilder`;
 /// - per partition `p`: a marker `PPartition` ([`TypedPartition`], [`Holds`] for each
 ///   kind it holds), a key struct `PKey` with `new`, `decode` and `prefix()`, prefix
 ///   builder stages `PKeyPrefixN` (and `PKeyPartialPrefix` for `field_starts_with`),
 ///   and the handle `Name::P`;
 /// - per index `i`: the handle `Name::I`, an [`IndexHandle`] for
-///   `snapshot.index(Name::I).get(&value)`;
+///   `snapshot.index(Name::I).get(&value)?`;
 /// - a fingerprint of the declaration ([`Schema::fingerprint`]).
 ///
 /// Generated code reaches the runtime only through `::chunkdb::__private` (or the

@@ -27,7 +27,7 @@ impl ModelLang for ModelText {
 
     fn value(record: ModelTextRecordRef<'_>) -> String {
         match record {
-            ModelTextRecordRef::Text(text) => text.value.clone(),
+            ModelTextRecordRef::Text(text) => text.value.to_string(),
         }
     }
 }

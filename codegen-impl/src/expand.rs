@@ -8,7 +8,7 @@ use syn::spanned::Spanned;
 use syn::{GenericArgument, Ident, PathArguments, Type};
 
 use crate::names::Names;
-use crate::types::{FieldType, IndexShape, Scalar};
+use crate::types::{IndexShape, Scalar};
 use crate::valid::{Checked, IndexInfo, PartitionInfo, RecordInfo};
 
 /// Expands a checked declaration.
@@ -102,39 +102,6 @@ fn scalar_type(scalar: Scalar, rt: &TokenStream) -> TokenStream {
         other => {
             let name = Ident::new(other.name(), Span::call_site());
             quote!(#name)
-        }
-    }
-}
-
-/// An expression for the heap bytes owned by the value `value` refers to (a reference
-/// to a value of type `ty`). Other types (records, user types) count as owning nothing
-/// beyond their own size: the figure is an estimate for stats.
-fn heap_bytes(ty: &FieldType, value: TokenStream, rt: &TokenStream) -> TokenStream {
-    match ty {
-        FieldType::Scalar(Scalar::String) => quote!(#value.capacity()),
-        FieldType::Scalar(_) | FieldType::Other => quote!(0usize),
-        FieldType::Vec(inner) => {
-            let each = heap_bytes(inner, quote!(item), rt);
-            quote!(#rt::vec_heap_bytes(#value) + #value.iter().map(|item| #each).sum::<usize>())
-        }
-        FieldType::BoxSlice(inner) => {
-            let each = heap_bytes(inner, quote!(item), rt);
-            quote!(::core::mem::size_of_val(&#value[..]) + #value.iter().map(|item| #each).sum::<usize>())
-        }
-        FieldType::Option(inner) => {
-            let each = heap_bytes(inner, quote!(item), rt);
-            quote!(#value.as_ref().map_or(0usize, |item| #each))
-        }
-        FieldType::Box(inner) => {
-            let each = heap_bytes(inner, quote!((&**#value)), rt);
-            quote!(::core::mem::size_of_val(&**#value) + #each)
-        }
-        FieldType::Tuple(elems) => {
-            let parts = elems.iter().enumerate().map(|(at, elem)| {
-                let at = syn::Index::from(at);
-                heap_bytes(elem, quote!((&#value.#at)), rt)
-            });
-            quote!(0usize #(+ #parts)*)
         }
     }
 }
@@ -288,25 +255,49 @@ impl Context<'_, '_> {
                 quote!(#doc pub #fname: #ty)
             });
             // Spanned on the field's type, so a type without `StableHash` is reported there.
-            let hashes = record.fields.iter().map(|(field, _)| {
-                let fname = &field.name;
-                // Located at the type (so a type without `StableHash` is reported there),
-                // resolved at the call site like the rest of the generated code.
-                let span = Span::call_site().located_at(field.ty.span());
-                quote_spanned!(span=> #rt::StableHash::stable_hash(&self.#fname, hasher);)
-            });
+            let hashes: Vec<TokenStream> = record
+                .fields
+                .iter()
+                .map(|(field, _)| {
+                    let fname = &field.name;
+                    // Located at the type (so a type without `StableHash` is reported
+                    // there), resolved at the call site like the rest of the generated code.
+                    let span = Span::call_site().located_at(field.ty.span());
+                    quote_spanned!(span=> #rt::StableHash::stable_hash(&self.#fname, hasher);)
+                })
+                .collect();
             let hasher = if record.fields.is_empty() { quote!(_hasher) } else { quote!(hasher) };
+            let archived = Names::archived(name);
+            let archived_doc = format!(
+                "A [`{name}`] as queries read it: in place in its chunk's archive, in memory or in a mapped file. Strings are `ArchivedString` (`as_str()`), numbers rkyv's little-endian types (`to_native()`), vectors slices; `to_owned` on the record view gives the owned record."
+            );
             out.extend(quote! {
                 #doc
                 #[derive(Clone, Debug, PartialEq, Eq)]
                 #[derive(#rt::rkyv::Archive, #rt::rkyv::Serialize, #rt::rkyv::Deserialize)]
-                #[rkyv(crate = #rt::rkyv)]
+                #[rkyv(crate = #rt::rkyv, archived = #archived, derive(Debug, PartialEq, Eq))]
+                #[rkyv(attr(doc = #archived_doc))]
                 #[allow(dead_code)]
                 #vis struct #name { #(#fields,)* }
 
                 impl #rt::StableHash for #name {
                     fn stable_hash(&self, #hasher: &mut #rt::StableHasher) {
                         #(#hashes)*
+                    }
+                }
+
+                impl #rt::StableHash for #archived {
+                    /// The same bytes as the owned record's.
+                    fn stable_hash(&self, #hasher: &mut #rt::StableHasher) {
+                        #(#hashes)*
+                    }
+                }
+
+                #[allow(dead_code)]
+                impl #archived {
+                    /// An owned copy of the record.
+                    pub fn to_owned(&self) -> #name {
+                        #rt::owned_record::<#name>(self)
                     }
                 }
 
@@ -321,12 +312,13 @@ impl Context<'_, '_> {
         let names: Vec<&Ident> = self.checked.records.iter().map(|r| r.name).collect();
         let kinds: Vec<u16> = (0..names.len() as u16).collect();
         let variant_docs: Vec<String> = names.iter().map(|n| format!("A [`{n}`] record.")).collect();
-        let accessors = names.iter().map(|name| {
+        let archived: Vec<Ident> = names.iter().map(|name| Names::archived(name)).collect();
+        let accessors = names.iter().zip(&archived).map(|(name, archived)| {
             let method = Names::accessor(name);
             let doc = format!("The record, if it is a [`{name}`].");
             quote! {
                 #[doc = #doc]
-                pub fn #method(self) -> ::core::option::Option<&'a #name> {
+                pub fn #method(self) -> ::core::option::Option<&'a #archived> {
                     match self {
                         #record_ref::#name(record) => ::core::option::Option::Some(record),
                         #[allow(unreachable_patterns)]
@@ -338,7 +330,9 @@ impl Context<'_, '_> {
         let enum_doc = format!(
             "A record of [`{schema}`]: one variant per record kind. Every record kind converts into it with `From`."
         );
-        let ref_doc = format!("A borrowed record of [`{schema}`], as queries return it: no copy is made.");
+        let ref_doc = format!(
+            "A borrowed record of [`{schema}`], as queries return it: the archived record, read in place in its chunk (in memory, or in the mapped file of a persisted database); no copy is made."
+        );
         out.extend(quote! {
             #[doc = #enum_doc]
             #[derive(Clone, Debug, PartialEq, Eq)]
@@ -348,7 +342,7 @@ impl Context<'_, '_> {
             #[doc = #ref_doc]
             #[derive(Clone, Copy, Debug, PartialEq, Eq)]
             #[allow(dead_code)]
-            #vis enum #record_ref<'a> { #(#[doc = #variant_docs] #names(&'a #names),)* }
+            #vis enum #record_ref<'a> { #(#[doc = #variant_docs] #names(&'a #archived),)* }
 
             impl #rt::StableHash for #record_enum {
                 /// The kind, then the record's fields: the same bytes the storage hashes.
@@ -364,11 +358,6 @@ impl Context<'_, '_> {
                 pub fn kind(&self) -> #rt::RecordKind {
                     match self { #(#record_enum::#names(_) => #rt::RecordKind(#kinds),)* }
                 }
-
-                /// A borrowed view of the record.
-                pub fn borrowed(&self) -> #record_ref<'_> {
-                    match self { #(#record_enum::#names(record) => #record_ref::#names(record),)* }
-                }
             }
 
             #[allow(dead_code)]
@@ -380,7 +369,7 @@ impl Context<'_, '_> {
 
                 /// An owned copy of the record.
                 pub fn to_owned(self) -> #record_enum {
-                    match self { #(#record_ref::#names(record) => #record_enum::#names(::core::clone::Clone::clone(record)),)* }
+                    match self { #(#record_ref::#names(record) => #record_enum::#names(#rt::owned_record::<#names>(record)),)* }
                 }
 
                 #(#accessors)*
@@ -389,13 +378,14 @@ impl Context<'_, '_> {
         out
     }
 
-    /// Columnar storage (one vector per record kind) and its builder.
+    /// Columnar storage (one vector per record kind), its archived form and its builder.
     fn storage(&self) -> TokenStream {
         let rt = &self.rt;
         let schema = &self.checked.schema.name;
         let vis = &self.checked.schema.vis;
         let (record_enum, record_ref) = (self.names.record_enum(), self.names.record_ref());
         let (storage, builder) = (self.names.storage(), self.names.builder());
+        let archived_storage = self.names.archived_storage();
         let names: Vec<&Ident> = self.checked.records.iter().map(|r| r.name).collect();
         let columns: Vec<Ident> = names.iter().map(|name| Names::column(name)).collect();
         let kinds: Vec<u16> = (0..names.len() as u16).collect();
@@ -403,64 +393,54 @@ impl Context<'_, '_> {
         let (last_column, last_name) = (columns.last(), names.last());
         let (init_columns, init_names, init_kinds) =
             (&columns[..columns.len() - 1], &names[..names.len() - 1], &kinds[..kinds.len() - 1]);
-        let record_heap = self.checked.records.iter().zip(&columns).map(|(record, column)| {
-            let parts = record.fields.iter().map(|(field, ty)| {
-                let fname = &field.name;
-                heap_bytes(ty, quote!((&record.#fname)), rt)
-            });
-            let binding = if record.fields.is_empty() { quote!(_record) } else { quote!(record) };
-            quote! {
-                ::core::mem::size_of_val(&*self.#column)
-                    + self.#column.iter().map(|#binding| 0usize #(+ #parts)*).sum::<usize>()
-            }
-        });
         let storage_doc = format!(
-            "Columnar storage of one chunk's [`{schema}`] records: one exactly sized column per record kind."
+            "Columnar storage of one chunk's [`{schema}`] records: one column per record kind. A chunk keeps it archived ([`{archived_storage}`])."
+        );
+        let archived_doc = format!(
+            "The archived [`{storage}`]: what a chunk keeps, built at commit or mapped from a persisted directory, and what record views point into."
         );
         let builder_doc = format!("Collects the records of one chunk of [`{schema}`] while a task writes.");
         quote! {
             #[doc = #storage_doc]
             #[derive(Debug, Default)]
-            #[derive(#rt::rkyv::Archive, #rt::rkyv::Serialize, #rt::rkyv::Deserialize)]
-            #[rkyv(crate = #rt::rkyv)]
+            #[derive(#rt::rkyv::Archive, #rt::rkyv::Serialize)]
+            #[rkyv(crate = #rt::rkyv, archived = #archived_storage)]
+            #[rkyv(attr(doc = #archived_doc))]
             #[allow(dead_code)]
-            #vis struct #storage { #(#[doc = #column_docs] #columns: ::std::boxed::Box<[#names]>,)* }
+            #vis struct #storage { #(#[doc = #column_docs] #columns: ::std::vec::Vec<#names>,)* }
 
             #[doc = #builder_doc]
             #[derive(Debug, Default)]
             #[allow(dead_code)]
-            #vis struct #builder { #(#[doc = #column_docs] #columns: ::std::vec::Vec<#names>,)* }
+            #vis struct #builder(#storage);
 
             impl #rt::RecordStorage for #storage {
                 type Schema = #schema;
                 type Builder = #builder;
+                type Archived = #archived_storage;
 
-                fn get(&self, handle: #rt::RecordHandle) -> #record_ref<'_> {
+                fn get(archived: &#archived_storage, handle: #rt::RecordHandle) -> #record_ref<'_> {
                     let at = handle.index as usize;
                     match handle.kind.0 {
-                        #(#init_kinds => #record_ref::#init_names(&self.#init_columns[at]),)*
-                        _ => #record_ref::#last_name(&self.#last_column[at]),
+                        #(#init_kinds => #record_ref::#init_names(&archived.#init_columns[at]),)*
+                        _ => #record_ref::#last_name(&archived.#last_column[at]),
                     }
                 }
 
-                fn hash_record(&self, handle: #rt::RecordHandle, hasher: &mut #rt::StableHasher) {
+                fn hash_record(archived: &#archived_storage, handle: #rt::RecordHandle, hasher: &mut #rt::StableHasher) {
                     hasher.write_u16(handle.kind.0);
-                    match self.get(handle) {
+                    match Self::get(archived, handle) {
                         #(#record_ref::#names(record) => #rt::StableHash::stable_hash(record, hasher),)*
                     }
                 }
 
-                fn heap_bytes(&self) -> usize {
-                    0usize #(+ #record_heap)*
+                fn len(archived: &#archived_storage) -> usize {
+                    0usize #(+ archived.#columns.len())*
                 }
 
-                fn len(&self) -> usize {
-                    0usize #(+ self.#columns.len())*
-                }
-
-                fn contains(&self, handle: #rt::RecordHandle) -> bool {
+                fn contains(archived: &#archived_storage, handle: #rt::RecordHandle) -> bool {
                     let column = match handle.kind.0 {
-                        #(#kinds => self.#columns.len(),)*
+                        #(#kinds => archived.#columns.len(),)*
                         _ => 0,
                     };
                     (handle.index as usize) < column
@@ -468,11 +448,6 @@ impl Context<'_, '_> {
 
                 fn to_archive(&self) -> ::core::result::Result<#rt::ArchiveBytes, ::std::string::String> {
                     #rt::rkyv::to_bytes::<#rt::rkyv::rancor::Error>(self)
-                        .map_err(|error| ::std::string::ToString::to_string(&error))
-                }
-
-                fn from_archive(bytes: &[u8]) -> ::core::result::Result<Self, ::std::string::String> {
-                    #rt::rkyv::from_bytes::<Self, #rt::rkyv::rancor::Error>(bytes)
                         .map_err(|error| ::std::string::ToString::to_string(&error))
                 }
             }
@@ -484,14 +459,14 @@ impl Context<'_, '_> {
                     // A chunk holds at most u32::MAX records; the writer checks that.
                     match record {
                         #(#record_enum::#names(record) => {
-                            self.#columns.push(record);
-                            #rt::RecordHandle { kind: #rt::RecordKind(#kinds), index: (self.#columns.len() - 1) as u32 }
+                            self.0.#columns.push(record);
+                            #rt::RecordHandle { kind: #rt::RecordKind(#kinds), index: (self.0.#columns.len() - 1) as u32 }
                         })*
                     }
                 }
 
                 fn finish(self) -> #storage {
-                    #storage { #(#columns: self.#columns.into_boxed_slice(),)* }
+                    self.0
                 }
             }
         }
@@ -578,7 +553,7 @@ impl Context<'_, '_> {
                         move |(_, field, shape)| match shape {
                             IndexShape::One => quote!(emit(#rt::Ident::new(#id), &record.#field);),
                             IndexShape::Optional => quote! {
-                                if let ::core::option::Option::Some(value) = &record.#field {
+                                if let ::core::option::Option::Some(value) = record.#field.as_ref() {
                                     emit(#rt::Ident::new(#id), value);
                                 }
                             },

@@ -73,6 +73,17 @@ impl Names {
         ident(&format!("{}Storage", self.schema), self.span)
     }
 
+    /// The archived storage, which record views borrow from: `ArchivedMiniLangStorage`.
+    pub fn archived_storage(&self) -> Ident {
+        ident(&format!("Archived{}Storage", self.schema), self.span)
+    }
+
+    /// The archived form of a record kind, the view queries return: `ArchivedFunction`
+    /// (rkyv's convention, named here so it is checked for collisions).
+    pub fn archived(record: &Ident) -> Ident {
+        ident(&format!("Archived{}", unraw(record)), record.span())
+    }
+
     /// Its builder: `MiniLangStorageBuilder`.
     pub fn builder(&self) -> Ident {
         ident(&format!("{}StorageBuilder", self.schema), self.span)
@@ -124,14 +135,25 @@ impl Names {
     }
 
     /// Every type name the macro generates for this schema (for collision checks).
-    pub fn generated_types(&self, partitions: &[(Ident, usize)]) -> Vec<(String, String)> {
+    pub fn generated_types(
+        &self,
+        records: &[&Ident],
+        partitions: &[(Ident, usize)],
+    ) -> Vec<(String, String)> {
         let mut names = vec![
             (self.schema.clone(), "the schema type".to_string()),
             (self.record_enum().to_string(), "the record enum".to_string()),
             (self.record_ref().to_string(), "the borrowed record enum".to_string()),
             (self.storage().to_string(), "the columnar storage".to_string()),
+            (self.archived_storage().to_string(), "the archived storage".to_string()),
             (self.builder().to_string(), "the storage builder".to_string()),
         ];
+        for record in records {
+            names.push((
+                Self::archived(record).to_string(),
+                format!("the archived form of record `{record}`"),
+            ));
+        }
         for (partition, key_len) in partitions {
             let owner = format!("partition `{partition}`");
             names.push((Self::partition_type(partition).to_string(), format!("the marker type of {owner}")));

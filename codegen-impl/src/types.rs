@@ -91,8 +91,8 @@ pub enum FieldType {
     Vec(Box<FieldType>),
     BoxSlice(Box<FieldType>),
     Option(Box<FieldType>),
-    Box(Box<FieldType>),
-    Tuple(Vec<FieldType>),
+    /// A box or a tuple: hashable when what it holds is (checked when classified).
+    Composite,
     /// Another type (another record, or a user type implementing `StableHash`).
     Other,
 }
@@ -164,7 +164,12 @@ pub fn classify(ty: &Type) -> Result<FieldType, syn::Error> {
         Type::Tuple(tuple) if tuple.elems.is_empty() => {
             error("`()` holds no data: remove the field".into())
         }
-        Type::Tuple(tuple) => Ok(FieldType::Tuple(tuple.elems.iter().map(classify).collect::<Result<_, _>>()?)),
+        Type::Tuple(tuple) => {
+            for elem in &tuple.elems {
+                classify(elem)?;
+            }
+            Ok(FieldType::Composite)
+        }
         Type::Reference(_) => error(
             "a record cannot borrow: records are stored in the database and outlive the task that made them; use an owned type (`String` for `&str`, `Vec<T>` or `Box<[T]>` for `&[T]`)".into(),
         ),
@@ -196,7 +201,7 @@ pub fn classify(ty: &Type) -> Result<FieldType, syn::Error> {
                 ("Vec", [inner]) => Ok(FieldType::Vec(Box::new(classify(inner)?))),
                 ("Option", [inner]) => Ok(FieldType::Option(Box::new(classify(inner)?))),
                 ("Box", [Type::Slice(slice)]) => Ok(FieldType::BoxSlice(Box::new(classify(&slice.elem)?))),
-                ("Box", [inner]) => Ok(FieldType::Box(Box::new(classify(inner)?))),
+                ("Box", [inner]) => classify(inner).map(|_| FieldType::Composite),
                 _ => Ok(FieldType::Other),
             }
         }

@@ -316,6 +316,7 @@ pub fn check(schema: &Schema) -> syn::Result<Checked<'_>> {
 
     // Names the macro generates must not collide with each other or with the user's.
     let generated = names.generated_types(
+        &schema.records.iter().map(|r| &r.name).collect::<Vec<_>>(),
         &schema.partitions.iter().map(|p| (p.name.clone(), p.key_fields.len())).collect::<Vec<_>>(),
     );
     let mut first_owner: HashMap<&str, &str> = HashMap::new();

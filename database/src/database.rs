@@ -315,7 +315,8 @@ impl<S: Schema> Database<S> {
         )?;
         let persister = Persister::new(directory, options.write_delay);
         let db = Self::with_persister(Some(Arc::clone(&persister)));
-        let restored = crate::persist::restore::load::<S>(&contents, db.live_chunk_counter());
+        let restored =
+            crate::persist::restore::load::<S>(&contents, db.live_chunk_counter(), options.check_at_open);
         if !restored.damaged.is_empty() && !options.discard_damaged {
             return Err(Error::Corrupt { path: dir.to_path_buf(), damaged: restored.damaged });
         }

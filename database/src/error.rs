@@ -208,9 +208,38 @@ pub enum Error {
         /// Every damaged chunk, with its task and what is wrong.
         damaged: Vec<DamagedChunk>,
     },
+
+    /// A chunk restored from disk whose records failed their check at first use
+    /// (checksum, archive validation or rows): nothing of it was read.
+    #[error(
+        "the records of chunk {} of task {} are damaged on disk ({}); reopen the directory \
+         with `OpenOptions::check_at_open(true)` and `discard_damaged(true)` to drop every \
+         damaged chunk and recompute its task",
+        damaged.chunk,
+        damaged.task,
+        damaged.reason
+    )]
+    DamagedRecords {
+        /// The chunk, its task and what is wrong.
+        damaged: DamagedChunk,
+    },
+
+    /// A record could not be archived at commit (a field type's own `Serialize`
+    /// failed).
+    #[error(
+        "task {task} wrote a record that cannot be archived: {reason}; check the rkyv \
+         `Serialize` implementation of the record's field types"
+    )]
+    Unarchivable {
+        /// The writing task.
+        task: TaskId,
+        /// The serializer's message.
+        reason: String,
+    },
 }
 
-/// A persisted chunk that failed its checks when its directory was opened.
+/// A persisted chunk that failed its checks, when its directory was opened or when
+/// its records were first read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DamagedChunk {
     /// The task whose current version it was.

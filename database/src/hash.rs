@@ -66,6 +66,7 @@ impl fmt::Debug for ContentHash {
     rkyv::Serialize,
     rkyv::Deserialize,
 )]
+#[rkyv(derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash), compare(PartialEq))]
 pub struct ChunkId(u128);
 
 impl ChunkId {
@@ -359,6 +360,101 @@ macro_rules! stable_hash_tuple {
 }
 
 stable_hash_tuple!((A), (A, B), (A, B, C), (A, B, C, D), (A, B, C, D, E), (A, B, C, D, E, F));
+
+// The archived forms of the same types hash to the same bytes as the owned ones: a
+// chunk's records are read (and hashed) in their archived form, wherever they came from.
+
+macro_rules! stable_hash_archived_int {
+    ($($ty:ty => $method:ident),* $(,)?) => {$(
+        impl StableHash for $ty {
+            #[inline]
+            fn stable_hash(&self, hasher: &mut StableHasher) {
+                hasher.$method(self.to_native());
+            }
+        }
+    )*};
+}
+
+stable_hash_archived_int!(
+    rkyv::rend::u16_le => write_u16, rkyv::rend::u32_le => write_u32, rkyv::rend::u64_le => write_u64,
+    rkyv::rend::u128_le => write_u128, rkyv::rend::i16_le => write_i16, rkyv::rend::i32_le => write_i32,
+    rkyv::rend::i64_le => write_i64, rkyv::rend::i128_le => write_i128,
+);
+
+impl StableHash for rkyv::rend::char_le {
+    fn stable_hash(&self, hasher: &mut StableHasher) {
+        hasher.write_u32(u32::from(self.to_native()));
+    }
+}
+
+impl StableHash for crate::ident::ArchivedIdent {
+    fn stable_hash(&self, hasher: &mut StableHasher) {
+        hasher.write_u64(self.get().raw());
+    }
+}
+
+impl StableHash for crate::ident::ArchivedTaskId {
+    fn stable_hash(&self, hasher: &mut StableHasher) {
+        hasher.write_u64(self.get().ident().raw());
+    }
+}
+
+impl StableHash for ArchivedChunkId {
+    fn stable_hash(&self, hasher: &mut StableHasher) {
+        hasher.write_u128(self.get().raw());
+    }
+}
+
+impl StableHash for rkyv::string::ArchivedString {
+    fn stable_hash(&self, hasher: &mut StableHasher) {
+        hasher.write_str(self.as_str());
+    }
+}
+
+impl<T: StableHash> StableHash for rkyv::vec::ArchivedVec<T> {
+    fn stable_hash(&self, hasher: &mut StableHasher) {
+        self.as_slice().stable_hash(hasher);
+    }
+}
+
+impl<T: StableHash + rkyv::traits::ArchivePointee + ?Sized> StableHash for rkyv::boxed::ArchivedBox<T> {
+    fn stable_hash(&self, hasher: &mut StableHasher) {
+        self.get().stable_hash(hasher);
+    }
+}
+
+impl<T: StableHash> StableHash for rkyv::option::ArchivedOption<T> {
+    fn stable_hash(&self, hasher: &mut StableHasher) {
+        self.as_ref().stable_hash(hasher);
+    }
+}
+
+macro_rules! stable_hash_archived_tuple {
+    ($($tuple:ident ($($name:ident $at:tt),+)),* $(,)?) => {$(
+        impl<$($name: StableHash),+> StableHash for rkyv::tuple::$tuple<$($name),+> {
+            fn stable_hash(&self, hasher: &mut StableHasher) {
+                $(self.$at.stable_hash(hasher);)+
+            }
+        }
+    )*};
+}
+
+stable_hash_archived_tuple!(
+    ArchivedTuple1(A 0),
+    ArchivedTuple2(A 0, B 1),
+    ArchivedTuple3(A 0, B 1, C 2),
+    ArchivedTuple4(A 0, B 1, C 2, D 3),
+    ArchivedTuple5(A 0, B 1, C 2, D 3, E 4),
+    ArchivedTuple6(A 0, B 1, C 2, D 3, E 4, F 5),
+);
+
+impl ArchivedChunkId {
+    /// The chunk id this archived one stands for.
+    #[must_use]
+    pub fn get(&self) -> ChunkId {
+        ChunkId(self.0.to_native())
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -39,6 +39,7 @@ use xxhash_rust::const_xxh3::xxh3_64 as const_xxh3_64;
     rkyv::Serialize,
     rkyv::Deserialize,
 )]
+#[rkyv(derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash), compare(PartialEq))]
 pub struct Ident(u64);
 
 impl Ident {
@@ -138,6 +139,7 @@ fn remember(raw: u64, name: &str) {
     rkyv::Serialize,
     rkyv::Deserialize,
 )]
+#[rkyv(derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash), compare(PartialEq))]
 pub struct TaskId(Ident);
 
 impl TaskId {
@@ -192,6 +194,34 @@ impl fmt::Debug for TaskId {
 impl fmt::Display for TaskId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl ArchivedIdent {
+    /// The identifier this archived one stands for.
+    #[must_use]
+    pub fn get(&self) -> Ident {
+        Ident(self.0.to_native())
+    }
+}
+
+impl ArchivedTaskId {
+    /// The task id this archived one stands for.
+    #[must_use]
+    pub fn get(&self) -> TaskId {
+        TaskId(self.0.get())
+    }
+}
+
+impl fmt::Display for ArchivedIdent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.get(), f)
+    }
+}
+
+impl fmt::Display for ArchivedTaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.get(), f)
     }
 }
 

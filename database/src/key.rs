@@ -342,6 +342,39 @@ impl KeyPart for String {
     }
 }
 
+/// The archived forms of the scalars encode as the values they stand for, so a
+/// record read in place (an archived field) is indexed like the owned one.
+macro_rules! key_part_archived {
+    ($($ty:ty => $native:ty),* $(,)?) => {$(
+        impl KeyPart for $ty {
+            const KIND: KeyPartKind = <$native as KeyPart>::KIND;
+            #[inline]
+            fn encode_key(&self, out: &mut Vec<u8>) {
+                self.to_native().encode_key(out);
+            }
+        }
+    )*};
+}
+
+key_part_archived!(
+    rkyv::rend::u16_le => u16, rkyv::rend::u32_le => u32, rkyv::rend::u64_le => u64,
+    rkyv::rend::i16_le => i16, rkyv::rend::i32_le => i32, rkyv::rend::i64_le => i64,
+);
+
+impl KeyPart for rkyv::string::ArchivedString {
+    const KIND: KeyPartKind = KeyPartKind::Str;
+    fn encode_key(&self, out: &mut Vec<u8>) {
+        self.as_str().encode_key(out);
+    }
+}
+
+impl KeyPart for crate::ident::ArchivedIdent {
+    const KIND: KeyPartKind = KeyPartKind::Ident;
+    fn encode_key(&self, out: &mut Vec<u8>) {
+        self.get().encode_key(out);
+    }
+}
+
 impl<T: KeyPart + ?Sized> KeyPart for &T {
     const KIND: KeyPartKind = T::KIND;
     fn encode_key(&self, out: &mut Vec<u8>) {

@@ -58,7 +58,7 @@ pub use read::typed::{Holds, IndexHandle, PrefixOf, TypedPartition, TypedQuery};
 pub use rkyv;
 pub use schema::{
     ArchiveBytes, IndexDef, PartitionDef, RecordHandle, RecordKind, RecordOf, RecordRefOf, RecordStorage,
-    Schema, StorageBuilder,
+    Schema, StorageBuilder, owned_record,
 };
 pub use stats::{PartitionStats, Stats};
 pub use store::chunk::{Chunk, PartitionSlice};

@@ -5,13 +5,12 @@
 //! records are plain strings, accepted in any partition. Tests, benchmarks and the
 //! docs use them; they also show how to implement the storage traits by hand.
 
-use std::mem::size_of;
-
 use crate::hash::{StableHash, StableHasher};
 use crate::ident::Ident;
 use crate::key::{KeyField, KeyPartKind};
 use crate::schema::{
     ArchiveBytes, PartitionDef, RecordHandle, RecordKind, RecordStorage, Schema, StorageBuilder,
+    owned_record as owned,
 };
 
 /// The `symbols` partition: modules, functions and structs under `(file: Ident, path: String)`.
@@ -21,6 +20,7 @@ pub const DIAGNOSTICS: Ident = Ident::new("diagnostics");
 
 /// A module and the names it exports.
 #[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[rkyv(derive(Debug, PartialEq, Eq), compare(PartialEq))]
 pub struct Module {
     /// The module's name.
     pub name: Ident,
@@ -30,6 +30,7 @@ pub struct Module {
 
 /// A function signature.
 #[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[rkyv(derive(Debug, PartialEq, Eq), compare(PartialEq))]
 pub struct Function {
     /// The function's name.
     pub name: Ident,
@@ -41,6 +42,7 @@ pub struct Function {
 
 /// A struct and its fields.
 #[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[rkyv(derive(Debug, PartialEq, Eq), compare(PartialEq))]
 pub struct Struct {
     /// The struct's name.
     pub name: Ident,
@@ -50,6 +52,7 @@ pub struct Struct {
 
 /// A diagnostic message.
 #[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[rkyv(derive(Debug, PartialEq, Eq), compare(PartialEq))]
 pub struct Diagnostic {
     /// The message.
     pub message: String,
@@ -111,17 +114,17 @@ pub enum RefRecord {
     Diagnostic(Diagnostic),
 }
 
-/// A borrowed record of [`RefLang`].
+/// A borrowed record of [`RefLang`]: the archived record, read in place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RefRecordRef<'a> {
     /// A module.
-    Module(&'a Module),
+    Module(&'a ArchivedModule),
     /// A function.
-    Function(&'a Function),
+    Function(&'a ArchivedFunction),
     /// A struct.
-    Struct(&'a Struct),
+    Struct(&'a ArchivedStruct),
     /// A diagnostic.
-    Diagnostic(&'a Diagnostic),
+    Diagnostic(&'a ArchivedDiagnostic),
 }
 
 impl RefRecordRef<'_> {
@@ -129,10 +132,10 @@ impl RefRecordRef<'_> {
     #[must_use]
     pub fn to_owned(self) -> RefRecord {
         match self {
-            RefRecordRef::Module(r) => RefRecord::Module(r.clone()),
-            RefRecordRef::Function(r) => RefRecord::Function(r.clone()),
-            RefRecordRef::Struct(r) => RefRecord::Struct(r.clone()),
-            RefRecordRef::Diagnostic(r) => RefRecord::Diagnostic(r.clone()),
+            RefRecordRef::Module(r) => RefRecord::Module(owned(r)),
+            RefRecordRef::Function(r) => RefRecord::Function(owned(r)),
+            RefRecordRef::Struct(r) => RefRecord::Struct(owned(r)),
+            RefRecordRef::Diagnostic(r) => RefRecord::Diagnostic(owned(r)),
         }
     }
 }
@@ -154,35 +157,29 @@ const FUNCTION: RecordKind = RecordKind(1);
 const STRUCT: RecordKind = RecordKind(2);
 const DIAGNOSTIC: RecordKind = RecordKind(3);
 
-impl StableHash for Module {
-    fn stable_hash(&self, hasher: &mut StableHasher) {
-        self.name.stable_hash(hasher);
-        self.exports.stable_hash(hasher);
-    }
+/// The same canonical encoding for a record kind and its archived form.
+macro_rules! stable_hash_fields {
+    ($($owned:ident / $archived:ident { $($field:ident),* }),* $(,)?) => {$(
+        impl StableHash for $owned {
+            fn stable_hash(&self, hasher: &mut StableHasher) {
+                $(self.$field.stable_hash(hasher);)*
+            }
+        }
+
+        impl StableHash for $archived {
+            fn stable_hash(&self, hasher: &mut StableHasher) {
+                $(self.$field.stable_hash(hasher);)*
+            }
+        }
+    )*};
 }
 
-impl StableHash for Function {
-    fn stable_hash(&self, hasher: &mut StableHasher) {
-        self.name.stable_hash(hasher);
-        self.params.stable_hash(hasher);
-        self.return_type.stable_hash(hasher);
-    }
-}
-
-impl StableHash for Struct {
-    fn stable_hash(&self, hasher: &mut StableHasher) {
-        self.name.stable_hash(hasher);
-        self.fields.stable_hash(hasher);
-    }
-}
-
-impl StableHash for Diagnostic {
-    fn stable_hash(&self, hasher: &mut StableHasher) {
-        self.message.stable_hash(hasher);
-        self.severity.stable_hash(hasher);
-        self.line.stable_hash(hasher);
-    }
-}
+stable_hash_fields!(
+    Module / ArchivedModule { name, exports },
+    Function / ArchivedFunction { name, params, return_type },
+    Struct / ArchivedStruct { name, fields },
+    Diagnostic / ArchivedDiagnostic { message, severity, line },
+);
 
 impl StableHash for RefRecord {
     fn stable_hash(&self, hasher: &mut StableHasher) {
@@ -264,27 +261,24 @@ pub struct RefStorage {
 #[derive(Debug, Default)]
 pub struct RefStorageBuilder(RefStorage);
 
-fn column_bytes<T>(column: &Vec<T>, owned: impl Fn(&T) -> usize) -> usize {
-    column.capacity() * size_of::<T>() + column.iter().map(owned).sum::<usize>()
-}
-
 impl RecordStorage for RefStorage {
     type Schema = RefLang;
     type Builder = RefStorageBuilder;
+    type Archived = ArchivedRefStorage;
 
-    fn get(&self, handle: RecordHandle) -> RefRecordRef<'_> {
+    fn get(archived: &ArchivedRefStorage, handle: RecordHandle) -> RefRecordRef<'_> {
         let at = handle.index as usize;
         match handle.kind {
-            MODULE => RefRecordRef::Module(&self.modules[at]),
-            FUNCTION => RefRecordRef::Function(&self.functions[at]),
-            STRUCT => RefRecordRef::Struct(&self.structs[at]),
-            _ => RefRecordRef::Diagnostic(&self.diagnostics[at]),
+            MODULE => RefRecordRef::Module(&archived.modules[at]),
+            FUNCTION => RefRecordRef::Function(&archived.functions[at]),
+            STRUCT => RefRecordRef::Struct(&archived.structs[at]),
+            _ => RefRecordRef::Diagnostic(&archived.diagnostics[at]),
         }
     }
 
-    fn hash_record(&self, handle: RecordHandle, hasher: &mut StableHasher) {
+    fn hash_record(archived: &ArchivedRefStorage, handle: RecordHandle, hasher: &mut StableHasher) {
         hasher.write_u16(handle.kind.0);
-        match self.get(handle) {
+        match Self::get(archived, handle) {
             RefRecordRef::Module(r) => r.stable_hash(hasher),
             RefRecordRef::Function(r) => r.stable_hash(hasher),
             RefRecordRef::Struct(r) => r.stable_hash(hasher),
@@ -292,23 +286,19 @@ impl RecordStorage for RefStorage {
         }
     }
 
-    fn heap_bytes(&self) -> usize {
-        column_bytes(&self.modules, |m| m.exports.capacity() * size_of::<Ident>())
-            + column_bytes(&self.functions, |f| f.params.capacity() * size_of::<Ident>())
-            + column_bytes(&self.structs, |s| s.fields.capacity() * size_of::<(Ident, Ident)>())
-            + column_bytes(&self.diagnostics, |d| d.message.capacity())
+    fn len(archived: &ArchivedRefStorage) -> usize {
+        archived.modules.len()
+            + archived.functions.len()
+            + archived.structs.len()
+            + archived.diagnostics.len()
     }
 
-    fn len(&self) -> usize {
-        self.modules.len() + self.functions.len() + self.structs.len() + self.diagnostics.len()
-    }
-
-    fn contains(&self, handle: RecordHandle) -> bool {
+    fn contains(archived: &ArchivedRefStorage, handle: RecordHandle) -> bool {
         let column = match handle.kind {
-            MODULE => self.modules.len(),
-            FUNCTION => self.functions.len(),
-            STRUCT => self.structs.len(),
-            DIAGNOSTIC => self.diagnostics.len(),
+            MODULE => archived.modules.len(),
+            FUNCTION => archived.functions.len(),
+            STRUCT => archived.structs.len(),
+            DIAGNOSTIC => archived.diagnostics.len(),
             _ => 0,
         };
         (handle.index as usize) < column
@@ -316,10 +306,6 @@ impl RecordStorage for RefStorage {
 
     fn to_archive(&self) -> Result<ArchiveBytes, String> {
         rkyv::to_bytes::<rkyv::rancor::Error>(self).map_err(|error| error.to_string())
-    }
-
-    fn from_archive(bytes: &[u8]) -> Result<Self, String> {
-        rkyv::from_bytes::<Self, rkyv::rancor::Error>(bytes).map_err(|error| error.to_string())
     }
 }
 
@@ -343,12 +329,7 @@ impl StorageBuilder for RefStorageBuilder {
     }
 
     fn finish(self) -> RefStorage {
-        let mut storage = self.0;
-        storage.modules.shrink_to_fit();
-        storage.functions.shrink_to_fit();
-        storage.structs.shrink_to_fit();
-        storage.diagnostics.shrink_to_fit();
-        storage
+        self.0
     }
 }
 
@@ -389,33 +370,26 @@ impl Schema for TextLang {
 impl RecordStorage for TextStorage {
     type Schema = TextLang;
     type Builder = TextStorageBuilder;
+    type Archived = ArchivedTextStorage;
 
-    fn get(&self, handle: RecordHandle) -> &str {
-        &self.0[handle.index as usize]
+    fn get(archived: &ArchivedTextStorage, handle: RecordHandle) -> &str {
+        archived.0[handle.index as usize].as_str()
     }
 
-    fn hash_record(&self, handle: RecordHandle, hasher: &mut StableHasher) {
-        hasher.write_str(self.get(handle));
+    fn hash_record(archived: &ArchivedTextStorage, handle: RecordHandle, hasher: &mut StableHasher) {
+        hasher.write_str(Self::get(archived, handle));
     }
 
-    fn heap_bytes(&self) -> usize {
-        column_bytes(&self.0, String::capacity)
+    fn len(archived: &ArchivedTextStorage) -> usize {
+        archived.0.len()
     }
 
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    fn contains(&self, handle: RecordHandle) -> bool {
-        handle.kind == TEXT && (handle.index as usize) < self.0.len()
+    fn contains(archived: &ArchivedTextStorage, handle: RecordHandle) -> bool {
+        handle.kind == TEXT && (handle.index as usize) < archived.0.len()
     }
 
     fn to_archive(&self) -> Result<ArchiveBytes, String> {
         rkyv::to_bytes::<rkyv::rancor::Error>(self).map_err(|error| error.to_string())
-    }
-
-    fn from_archive(bytes: &[u8]) -> Result<Self, String> {
-        rkyv::from_bytes::<Self, rkyv::rancor::Error>(bytes).map_err(|error| error.to_string())
     }
 }
 
@@ -426,8 +400,7 @@ impl StorageBuilder for TextStorageBuilder {
         push_to(&mut self.0, TEXT, record)
     }
 
-    fn finish(mut self) -> TextStorage {
-        self.0.shrink_to_fit();
+    fn finish(self) -> TextStorage {
         TextStorage(self.0)
     }
 }

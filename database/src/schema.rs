@@ -99,49 +99,45 @@ pub trait Schema: Sized + Send + Sync + 'static {
     }
 }
 
-/// The storage of one chunk's records, one column per record kind.
+/// The records of one chunk, one column per record kind, as a task's writer collects
+/// them. A chunk keeps them as one rkyv archive of this type, built at commit or
+/// mapped from a persisted directory; record views point into the archive, so a
+/// chunk read from disk answers queries in place, exactly like one built in memory.
 pub trait RecordStorage: Send + Sync + Sized + 'static {
     /// The schema whose records this stores.
     type Schema: Schema<Storage = Self>;
     /// The builder that fills this storage while a task writes.
     type Builder: StorageBuilder<Storage = Self>;
+    /// The archived storage, which record views borrow from.
+    type Archived: rkyv::Portable
+        + for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rkyv::rancor::Error>>
+        + Send
+        + Sync
+        + 'static;
 
-    /// A borrowed view of a record. `handle` always comes from this storage's builder;
-    /// implementations may panic on a foreign handle, which the runtime never passes.
-    fn get(&self, handle: RecordHandle) -> <Self::Schema as Schema>::RecordRef<'_>;
+    /// A borrowed view of a record. `handle` always comes from this storage's builder
+    /// (or was checked with [`contains`](Self::contains)); implementations may panic
+    /// on a foreign handle, which the runtime never passes.
+    fn get(archived: &Self::Archived, handle: RecordHandle) -> <Self::Schema as Schema>::RecordRef<'_>;
 
     /// Feeds the record's canonical encoding (kind tag first, then every field in
-    /// declaration order) to `hasher`. Two records hash alike exactly when they are
-    /// equal, whatever the platform, process or memory layout.
-    fn hash_record(&self, handle: RecordHandle, hasher: &mut StableHasher);
+    /// declaration order) to `hasher`: the bytes the owned record's
+    /// [`StableHash`](crate::StableHash) feeds. Two records hash alike exactly when
+    /// they are equal, whatever the platform, process or memory layout.
+    fn hash_record(archived: &Self::Archived, handle: RecordHandle, hasher: &mut StableHasher);
 
-    /// Heap bytes held by the storage (its columns and what their records own).
-    fn heap_bytes(&self) -> usize;
-
-    /// Whether `handle` names a record of this storage. A persisted chunk's rows are
+    /// Whether `handle` names a record of the archive. A persisted chunk's rows are
     /// checked with it before any of them is used.
-    fn contains(&self, handle: RecordHandle) -> bool;
+    fn contains(archived: &Self::Archived, handle: RecordHandle) -> bool;
 
-    /// The records as one rkyv archive: what a persisted chunk stores.
+    /// Number of records in the archive.
+    fn len(archived: &Self::Archived) -> usize;
+
+    /// The records as one rkyv archive: what a chunk keeps, in memory and on disk.
     ///
     /// # Errors
     /// The serializer's message, when a record cannot be archived.
     fn to_archive(&self) -> Result<ArchiveBytes, String>;
-
-    /// The records back from an archive written by [`to_archive`](Self::to_archive):
-    /// the bytes are validated (rkyv's checks) before anything is read from them.
-    ///
-    /// # Errors
-    /// What is wrong with the bytes: they are not a valid archive of this storage.
-    fn from_archive(bytes: &[u8]) -> Result<Self, String>;
-
-    /// Number of records stored.
-    fn len(&self) -> usize;
-
-    /// Whether no record is stored.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// Collects the records of one chunk while a task writes, then freezes them.
@@ -154,6 +150,22 @@ pub trait StorageBuilder: Default + Send + Sized {
 
     /// Freezes the collected records, releasing spare capacity.
     fn finish(self) -> Self::Storage;
+}
+
+/// An owned copy of an archived record (what `to_owned` on a record view returns).
+///
+/// Deserialising the types records hold (numbers, strings, vectors, options, boxes,
+/// tuples, identifiers) cannot fail; a field type of the user's whose rkyv
+/// `Deserialize` reports an error panics here with that error.
+#[must_use]
+pub fn owned_record<T: rkyv::Archive>(archived: &T::Archived) -> T
+where
+    T::Archived: rkyv::Deserialize<T, rkyv::rancor::Strategy<rkyv::de::Pool, rkyv::rancor::Panic>>,
+{
+    match rkyv::deserialize::<T, rkyv::rancor::Panic>(archived) {
+        Ok(value) => value,
+        Err(never) => match never {},
+    }
 }
 
 /// Archive bytes, aligned as rkyv needs them.

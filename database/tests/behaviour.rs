@@ -19,7 +19,7 @@ fn names(results: &chunkdb_database::QueryResults<'_, RefLang>) -> Vec<String> {
             RefRecordRef::Module(m) => m.name.to_string(),
             RefRecordRef::Function(f) => f.name.to_string(),
             RefRecordRef::Struct(s) => s.name.to_string(),
-            RefRecordRef::Diagnostic(d) => d.message.clone(),
+            RefRecordRef::Diagnostic(d) => d.message.to_string(),
         })
         .collect()
 }
@@ -355,7 +355,7 @@ fn records_round_trip_through_typed_views() -> Result<()> {
     let hit = snap.query(SYMBOLS).execute()?.first().expect("one record");
     assert_eq!(hit.record().to_owned(), record);
     let chunk = hit.chunk();
-    assert_eq!(chunk.records().count(), 1);
+    assert_eq!(chunk.records()?.count(), 1);
     Ok(())
 }
 

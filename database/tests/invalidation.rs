@@ -249,38 +249,31 @@ mod named {
         }
     }
 
+    type Archived = chunkdb_database::rkyv::Archived<Vec<String>>;
+
     impl RecordStorage for Store {
         type Schema = Named;
         type Builder = Builder;
+        type Archived = Archived;
 
-        fn get(&self, handle: RecordHandle) -> &str {
-            &self.0[handle.index as usize]
+        fn get(archived: &Archived, handle: RecordHandle) -> &str {
+            archived[handle.index as usize].as_str()
         }
 
-        fn hash_record(&self, handle: RecordHandle, hasher: &mut StableHasher) {
-            hasher.write_str(self.get(handle));
+        fn hash_record(archived: &Archived, handle: RecordHandle, hasher: &mut StableHasher) {
+            hasher.write_str(Self::get(archived, handle));
         }
 
-        fn heap_bytes(&self) -> usize {
-            self.0.iter().map(String::capacity).sum()
+        fn len(archived: &Archived) -> usize {
+            archived.len()
         }
 
-        fn len(&self) -> usize {
-            self.0.len()
-        }
-
-        fn contains(&self, handle: RecordHandle) -> bool {
-            handle.kind == TEXT && (handle.index as usize) < self.0.len()
+        fn contains(archived: &Archived, handle: RecordHandle) -> bool {
+            handle.kind == TEXT && (handle.index as usize) < archived.len()
         }
 
         fn to_archive(&self) -> Result<chunkdb_database::ArchiveBytes, String> {
             chunkdb_database::rkyv::to_bytes::<chunkdb_database::rkyv::rancor::Error>(&self.0)
-                .map_err(|error| error.to_string())
-        }
-
-        fn from_archive(bytes: &[u8]) -> Result<Self, String> {
-            chunkdb_database::rkyv::from_bytes::<Vec<String>, chunkdb_database::rkyv::rancor::Error>(bytes)
-                .map(Store)
                 .map_err(|error| error.to_string())
         }
     }
@@ -313,7 +306,7 @@ fn secondary_index_reads_are_invalidated_when_the_indexed_records_change() -> Re
     };
     let use_foo = || -> Result<usize> {
         let ctx = db.task("use:foo");
-        let found: Vec<String> = ctx.index(BY_NAME).get("foo").records().map(str::to_owned).collect();
+        let found: Vec<String> = ctx.index(BY_NAME).get("foo")?.records().map(str::to_owned).collect();
         // Indexed under "uses" (the text before the first ':'), not under "foo".
         ctx.insert(Ident::named("uses"), "foo", format!("uses={}", found.join(",")))?;
         ctx.commit()?;
@@ -403,7 +396,9 @@ fn run_link(db: &Database<RefLang>, i: usize, input: &str) -> Result<CommitRecei
     }
     let ctx = db.task(CHAIN[i]);
     let returns = match ctx.get(SYMBOLS, key(i - 1))?.first().map(|hit| hit.record()) {
-        Some(RefRecordRef::Function(f)) => f.return_type.map_or_else(String::new, |t| t.to_string()),
+        Some(RefRecordRef::Function(f)) => {
+            f.return_type.as_ref().map_or_else(String::new, |t| t.get().to_string())
+        }
         _ => "missing".to_owned(),
     };
     ctx.insert(SYMBOLS, key(i), Function::new("link", &[], Some(&returns)))?;
@@ -524,7 +519,7 @@ fn tasks_that_keep_changing_each_others_input_do_not_converge() -> Result<()> {
     let run = |ctx: &TaskContext<RefLang>| -> Result<()> {
         let (me, other) = if ctx.task() == task("ping") { ("ping", "pong") } else { ("pong", "ping") };
         let seen = match ctx.get(DIAGNOSTICS, key(other))?.first().map(|hit| hit.record()) {
-            Some(RefRecordRef::Diagnostic(d)) => d.line,
+            Some(RefRecordRef::Diagnostic(d)) => d.line.to_native(),
             _ => 0,
         };
         ctx.insert(DIAGNOSTICS, key(me), Diagnostic::new("count", 0, seen + 1))

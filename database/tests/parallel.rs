@@ -96,6 +96,7 @@ fn parallel_equals_sequential() {
                         .filter(move |hit| hit.record().len() % modulus != 0)
                         .iter()
                         .expect("valid")
+                        .map(|hit| hit.expect("built in memory"))
                         .map(|hit| (hit.sort_key().to_sort_key(), hit.task(), hit.record().to_string()))
                         .collect();
                     prop_assert_eq!(&sequential, &parallel);

@@ -43,7 +43,7 @@ fn names_in(db: &Database<RefLang>) -> Vec<u64> {
     let mut names: Vec<u64> = hits
         .records()
         .filter_map(|record| match record {
-            RefRecordRef::Function(function) => Some(function.name.raw()),
+            RefRecordRef::Function(function) => Some(function.name.get().raw()),
             _ => None,
         })
         .collect();

@@ -113,10 +113,10 @@ macro_rules! record_span {
     ($record:expr) => {{
         let record = $record;
         super::syntax::Span {
-            line: record.line,
-            column: record.column,
-            end_line: record.end_line,
-            end_column: record.end_column,
+            line: record.line.to_native(),
+            column: record.column.to_native(),
+            end_line: record.end_line.to_native(),
+            end_column: record.end_column.to_native(),
         }
     }};
 }
@@ -248,7 +248,7 @@ impl ChunkIndex {
                     return None;
                 };
                 let file = SymbolsKey::decode(hit.sort_key())?.file;
-                Some((rank, symbol.name.len(), file, symbol.clone()))
+                Some((rank, symbol.name.len(), file, symbol.to_owned()))
             })
             .unwrap_or_default();
         let mut found = found;
@@ -299,7 +299,7 @@ impl ChunkIndex {
                         .exact(ModulesKey::new(package, &path))
                         .execute()
                         .ok()?;
-                    let module = module.records().next()?.as_module()?.clone();
+                    let module = module.records().next()?.as_module()?.to_owned();
                     if module.inline.is_empty() {
                         return Some((module.file, Span { line: 1, column: 0, end_line: 1, end_column: 0 }));
                     }
@@ -489,8 +489,12 @@ impl Pipeline for ChunkIndex {
     }
 }
 
-fn diagnostic_of(problem: &Problem) -> Diagnostic {
-    Diagnostic { span: record_span!(problem), code: problem.code.clone(), message: problem.message.clone() }
+fn diagnostic_of(problem: &ArchivedProblem) -> Diagnostic {
+    Diagnostic {
+        span: record_span!(problem),
+        code: problem.code.to_string(),
+        message: problem.message.to_string(),
+    }
 }
 
 /// Summaries of file pieces by the hash of their text (see
@@ -619,12 +623,12 @@ pub fn run_task(ctx: &TaskContext<RustIndex>, pieces: &PieceMemo) -> Result<(), 
 }
 
 /// The spans an [`Occurrences`] record lists.
-pub fn spans_of(occurrences: &Occurrences) -> impl Iterator<Item = Span> + '_ {
+pub fn spans_of(occurrences: &ArchivedOccurrences) -> impl Iterator<Item = Span> + '_ {
     occurrences.spans.chunks_exact(4).map(|at| Span {
-        line: at[0],
-        column: at[1],
-        end_line: at[2],
-        end_column: at[3],
+        line: at[0].to_native(),
+        column: at[1].to_native(),
+        end_line: at[2].to_native(),
+        end_column: at[3].to_native(),
     })
 }
 
@@ -634,7 +638,8 @@ fn position(span: Span) -> Position {
 
 fn parse(ctx: &TaskContext<RustIndex>, file: u32, pieces: &PieceMemo) -> Result<(), TaskError> {
     let source = ctx.partition(RustIndex::SOURCES).exact(SourcesKey::new(file)).execute()?;
-    let Some(text) = source.records().find_map(|record| record.as_source().map(|s| s.text.clone())) else {
+    let Some(text) = source.records().find_map(|record| record.as_source().map(|s| s.text.to_string()))
+    else {
         return Ok(());
     };
     drop(source);
@@ -733,7 +738,7 @@ fn modules(ctx: &TaskContext<RustIndex>, package: u32) -> Result<(), TaskError> 
     let files: Vec<(String, u32)> = listed
         .iter()
         .filter_map(|hit| {
-            Some((FilesKey::decode(hit.sort_key())?.path, hit.record().as_package_file()?.file))
+            Some((FilesKey::decode(hit.sort_key())?.path, hit.record().as_package_file()?.file.to_native()))
         })
         .collect();
     drop(listed);
@@ -778,10 +783,10 @@ fn mods_of(ctx: &TaskContext<RustIndex>, file: u32) -> Result<Vec<ModDecl>, Task
         .records()
         .filter_map(|record| record.as_module_decl())
         .map(|decl| ModDecl {
-            module: decl.module.clone(),
-            name: decl.name.clone(),
+            module: decl.module.to_string(),
+            name: decl.name.to_string(),
             inline: decl.inline,
-            path_attr: decl.path_attr.clone(),
+            path_attr: decl.path_attr.as_ref().map(ToString::to_string),
             span: Span::default(),
         })
         .collect())
@@ -815,7 +820,9 @@ impl Scopes for ContextScopes<'_> {
         let ctx = self.ctx;
         let found = self.note((|| {
             let found = ctx.partition(RustIndex::MODULES).exact(ModulesKey::new(package, path)).execute()?;
-            Ok(found.records().find_map(|r| r.as_module().map(|m| (m.file, m.inline.clone()))))
+            Ok(found
+                .records()
+                .find_map(|r| r.as_module().map(|m| (m.file.to_native(), m.inline.to_string()))))
         })());
         self.modules.insert((package, path.to_owned()), found.clone());
         found
@@ -856,7 +863,7 @@ impl Scopes for ContextScopes<'_> {
         let ctx = self.ctx;
         let found = self.note((|| {
             let found = ctx.partition(RustIndex::CRATES).exact(CratesKey::new(name)).execute()?;
-            Ok(found.records().filter_map(|r| r.as_crate_name().map(|c| c.package)).min())
+            Ok(found.records().filter_map(|r| r.as_crate_name().map(|c| c.package.to_native())).min())
         })());
         self.crates.insert(name.to_owned(), found);
         found
@@ -884,7 +891,8 @@ fn encode_resolution(resolution: &Resolution) -> Resolved {
     Resolved { status, file, module, name, segment }
 }
 
-fn decode_resolution(resolved: &Resolved) -> Resolution {
+fn decode_resolution(resolved: &ArchivedResolved) -> Resolution {
+    let resolved = resolved.to_owned();
     match resolved.status {
         0 => Resolution::Def {
             file: resolved.file,
@@ -906,7 +914,9 @@ fn decode_resolution(resolved: &Resolved) -> Resolution {
 fn resolve(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError> {
     ctx.spawn(format!("diagnostics:{file}"));
     let home = ctx.partition(RustIndex::FILE_MODULES).exact(FileModulesKey::new(file)).execute()?;
-    let Some(home) = home.records().find_map(|r| r.as_file_module().cloned()) else { return Ok(()) };
+    let Some(home) = home.records().find_map(|r| r.as_file_module().map(|home| home.to_owned())) else {
+        return Ok(());
+    };
     let imports: Vec<(u32, String, Vec<String>)> = ctx
         .partition(RustIndex::IMPORTS)
         .begins_with(ImportsKey::prefix().file(file))
@@ -914,7 +924,11 @@ fn resolve(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError> {
         .iter()
         .filter_map(|hit| {
             let import = hit.record().as_import()?;
-            Some((ImportsKey::decode(hit.sort_key())?.seq, import.module.clone(), import.path.clone()))
+            Some((
+                ImportsKey::decode(hit.sort_key())?.seq,
+                import.module.to_string(),
+                import.path.iter().map(ToString::to_string).collect(),
+            ))
         })
         .collect();
     let type_uses: Vec<(u32, String, Vec<String>)> = ctx
@@ -924,7 +938,11 @@ fn resolve(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError> {
         .iter()
         .filter_map(|hit| {
             let used = hit.record().as_type_use()?;
-            Some((TypeUsesKey::decode(hit.sort_key())?.seq, used.module.clone(), used.path.clone()))
+            Some((
+                TypeUsesKey::decode(hit.sort_key())?.seq,
+                used.module.to_string(),
+                used.path.iter().map(ToString::to_string).collect(),
+            ))
         })
         .collect();
     let mut scopes = ContextScopes {
@@ -938,7 +956,7 @@ fn resolve(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError> {
     for (what, list) in [(IMPORT, &imports), (TYPE_USE, &type_uses)] {
         for (seq, inline, path) in list {
             let module =
-                if inline.is_empty() { home.path.clone() } else { format!("{}::{inline}", home.path) };
+                if inline.is_empty() { home.path.to_string() } else { format!("{}::{inline}", home.path) };
             let site = Site { package: home.package, module: &module, file, inline };
             let resolution = analysis::resolve(&mut scopes, site, path);
             if let Some(error) = scopes.failed.take() {
@@ -965,7 +983,7 @@ fn diagnostics(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError>
     let error = error
         .records()
         .find_map(|r| r.as_parse_error())
-        .map(|e| SyntaxError { message: e.message.clone(), span: record_span!(e) });
+        .map(|e| SyntaxError { message: e.message.to_string(), span: record_span!(e) });
     let defs: Vec<Def> = ctx
         .partition(RustIndex::SYMBOLS)
         .begins_with(SymbolsKey::prefix().file(file))
@@ -973,10 +991,10 @@ fn diagnostics(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError>
         .records()
         .filter_map(|r| r.as_symbol())
         .map(|s| Def {
-            module: s.module.clone(),
-            name: s.name.clone(),
+            module: s.module.to_string(),
+            name: s.name.to_string(),
             kind: Kind::from_code(s.kind),
-            container: s.container.clone(),
+            container: s.container.as_ref().map(ToString::to_string),
             public: s.public,
             cfg: s.cfg,
             span: record_span!(s),
@@ -1016,8 +1034,8 @@ fn diagnostics(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError>
         };
         let Some(resolution) = by_seq.get(&key.seq) else { continue };
         uses.push(Use {
-            module: import.module.clone(),
-            path: import.path.clone(),
+            module: import.module.to_string(),
+            path: import.path.iter().map(ToString::to_string).collect(),
             binding: None,
             glob: import.glob,
             span: spans.get(&(IMPORT, key.seq)).copied().unwrap_or_default(),
@@ -1033,7 +1051,7 @@ fn diagnostics(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError>
             let seq = MissingKey::decode(hit.sort_key())?.seq;
             Some((
                 spans.get(&(MOD, seq)).copied().unwrap_or_default(),
-                hit.record().as_missing_module()?.message.clone(),
+                hit.record().as_missing_module()?.message.to_string(),
             ))
         })
         .collect();

@@ -418,9 +418,11 @@ fn definition_probe(index: &ChunkIndex) -> Option<(String, String)> {
     for hit in positions.iter() {
         let key = chunk_index::PositionsKey::decode(hit.sort_key())?;
         let (0, Some(position)) = (key.what, hit.record().as_position()) else { continue };
-        if let Some((file, span)) =
-            index.goto_definition(key.file, position.end_line, position.end_column.saturating_sub(1))
-            && file != key.file
+        if let Some((file, span)) = index.goto_definition(
+            key.file,
+            position.end_line.to_native(),
+            position.end_column.to_native().saturating_sub(1),
+        ) && file != key.file
         {
             let from = format!("{}:{}:{}", index.file_name(key.file)?, position.line, position.column + 1);
             let to = format!("{}:{}:{}", index.file_name(file)?, span.line, span.column + 1);

@@ -282,9 +282,13 @@ impl Session {
             else {
                 continue;
             };
-            if key.what == 0 && resolved.status == 0 && resolved.file != key.file {
+            if key.what == 0 && resolved.status == 0 && resolved.file.to_native() != key.file {
                 importers
-                    .entry((resolved.file, resolved.module.clone(), resolved.name.clone()))
+                    .entry((
+                        resolved.file.to_native(),
+                        resolved.module.to_string(),
+                        resolved.name.to_string(),
+                    ))
                     .or_default()
                     .insert(key.file);
             }

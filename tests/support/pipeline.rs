@@ -79,7 +79,8 @@ pub fn run_task(ctx: &TaskContext<Toy>) -> Result<(), TaskError> {
 
 fn parse(ctx: &TaskContext<Toy>, file: &str) -> Result<(), TaskError> {
     let source = ctx.partition(Toy::SOURCES).exact(SourcesKey::new(file)).execute()?;
-    let Some(text) = source.records().find_map(|record| record.as_source().map(|s| s.text.clone())) else {
+    let Some(text) = source.records().find_map(|record| record.as_source().map(|s| s.text.to_string()))
+    else {
         return Ok(());
     };
     for (line, content) in text.lines().enumerate() {
@@ -123,7 +124,11 @@ fn defined_before(text: &str, line: u32, name: &str) -> bool {
 fn symbols(ctx: &TaskContext<Toy>, file: &str) -> Result<(), TaskError> {
     let items = ctx.partition(Toy::ITEMS).begins_with(ItemsKey::prefix().file(file)).execute()?;
     for item in items.records().filter_map(|record| record.as_item()) {
-        ctx.put(Toy::SYMBOLS, SymbolsKey::new(&item.name, file), Symbol { line: item.line })?;
+        ctx.put(
+            Toy::SYMBOLS,
+            SymbolsKey::new(item.name.as_str(), file),
+            Symbol { line: item.line.to_native() },
+        )?;
     }
     Ok(())
 }
@@ -133,13 +138,16 @@ fn resolve(ctx: &TaskContext<Toy>, file: &str) -> Result<(), TaskError> {
     for hit in imports.iter() {
         let Some(import) = hit.record().as_import() else { continue };
         let line = ImportsKey::decode(hit.sort_key()).expect("keys of this partition decode").line;
+        let found = ctx
+            .partition(Toy::SYMBOLS)
+            .exact(SymbolsKey::new(import.name.as_str(), import.target.as_str()))
+            .execute()?;
         let found =
-            ctx.partition(Toy::SYMBOLS).exact(SymbolsKey::new(&import.name, &import.target)).execute()?;
-        let found = found.records().find_map(|record| record.as_symbol().map(|symbol| symbol.line));
+            found.records().find_map(|record| record.as_symbol().map(|symbol| symbol.line.to_native()));
         ctx.put(
             Toy::RESOLVED,
             ResolvedKey::new(file, line),
-            Resolved { target: import.target.clone(), name: import.name.clone(), found },
+            Resolved { target: import.target.to_string(), name: import.name.to_string(), found },
         )?;
     }
     ctx.spawn(format!("diagnostics:{file}"));
@@ -158,11 +166,17 @@ fn diagnostics(ctx: &TaskContext<Toy>, file: &str) -> Result<(), TaskError> {
     }
     let items = ctx.partition(Toy::ITEMS).begins_with(ItemsKey::prefix().file(file)).execute()?;
     for item in items.records().filter_map(|record| record.as_item()) {
-        let definitions =
-            ctx.partition(Toy::SYMBOLS).begins_with(SymbolsKey::prefix().name(&item.name)).execute()?;
+        let definitions = ctx
+            .partition(Toy::SYMBOLS)
+            .begins_with(SymbolsKey::prefix().name(item.name.as_str()))
+            .execute()?;
         if definitions.len() > 1 {
             let message = format!("`{}` is defined in {} files", item.name, definitions.len());
-            ctx.put(Toy::DIAGNOSTICS, DiagnosticsKey::new(file, item.line, 2), Diagnostic { message })?;
+            ctx.put(
+                Toy::DIAGNOSTICS,
+                DiagnosticsKey::new(file, item.line.to_native(), 2),
+                Diagnostic { message },
+            )?;
         }
     }
     Ok(())

@@ -1,32 +1,46 @@
 //! A chunk to its blob and back.
 //!
-//! Reading back checks everything a query, a commit or the invalidation tracker
-//! relies on before the chunk is used: the row layout (keys in bounds and strictly
-//! ordered inside each partition, partitions ordered, every record handle inside the
-//! storage), then recomputes the partition hashes, the output hash and the chunk id
-//! exactly as a commit does. A blob that passes is the chunk that was written; one
-//! that does not is reported as damaged, never half used.
+//! Reading back restores the chunk from its layout alone, after checking everything
+//! a query, a commit or the invalidation tracker relies on before the chunk is used:
+//! the layout's checksum and archive, the row layout (keys in bounds and strictly
+//! ordered inside each partition, partitions ordered), and the secondary-index
+//! entries (ordered, naming rows of their partition). The records stay where they
+//! are, in the mapped segment, and are checked (checksum, archive, every row's
+//! handle) when first read. A blob that fails is reported as damaged, never half used.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 use rkyv::rancor;
 
-use crate::hash::ChunkId;
+use crate::hash::{ChunkId, ContentHash};
 use crate::ident::{Ident, TaskId};
 use crate::incremental::read_set::{ReadEntry, Recheck};
 use crate::key::KeyRange;
 use crate::persist::format::{self, StoredChunk, StoredRead, StoredRow};
-use crate::schema::{ArchiveBytes, RecordHandle, RecordKind, RecordStorage, Schema};
-use crate::store::chunk::{Chunk, LiveCount, Row};
-use crate::store::writer::hash_partitions;
+use crate::schema::{ArchiveBytes, RecordHandle, RecordKind, Schema};
+use crate::store::chunk::{Chunk, IndexEntries, IndexEntry, LiveCount, PartitionSlice, Row};
+use crate::store::records::{Records, SharedBytes};
 
 /// The chunk's blob: its layout and its records, archived, behind a checksummed header.
 pub(crate) fn encode<S: Schema>(chunk: &Chunk<S>) -> Result<Vec<u8>, String> {
-    let mut partitions = Vec::with_capacity(chunk.partitions.len());
-    for slice in chunk.partitions.iter() {
-        partitions.push((slice.partition.raw(), slice.rows.1));
-    }
+    let partitions = chunk
+        .partitions
+        .iter()
+        .map(|slice| (slice.partition.raw(), slice.rows.1, slice.hash.raw()))
+        .collect();
+    let (index_entries, index_keys) = match &chunk.indexed {
+        Some(indexed) => (
+            indexed
+                .entries
+                .iter()
+                .map(|entry| (entry.index.raw(), entry.key_end, entry.row, entry.partition.raw()))
+                .collect(),
+            indexed.keys.to_vec(),
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
     let stored = StoredChunk {
         task: chunk.task.ident().raw(),
         parent: chunk.parent.map(|parent| parent.ident().raw()),
@@ -38,11 +52,14 @@ pub(crate) fn encode<S: Schema>(chunk: &Chunk<S>) -> Result<Vec<u8>, String> {
             .map(|row| StoredRow { key_end: row.key_end, index: row.handle.index, kind: row.handle.kind.0 })
             .collect(),
         partitions,
+        output_hash: chunk.output_hash.raw(),
         reads: chunk.reads.iter().map(stored_read).collect(),
+        records_checksum: chunk.records.checksum(),
+        index_entries,
+        index_keys,
     };
     let layout = rkyv::to_bytes::<rancor::Error>(&stored).map_err(|error| error.to_string())?;
-    let records = chunk.storage.to_archive()?;
-    Ok(format::blob(chunk.id, &layout, &records))
+    Ok(format::blob(chunk.id, &layout, chunk.records.bytes()))
 }
 
 fn stored_read(read: &ReadEntry) -> StoredRead {
@@ -57,53 +74,43 @@ fn stored_read(read: &ReadEntry) -> StoredRead {
     }
 }
 
-/// The chunk `id` back from its blob, checked (see the module's docs).
+/// The chunk `id` back from its blob, the `blob` bytes of `segment`, checked (see the
+/// module's docs); its records stay in `segment`.
 pub(crate) fn decode<S: Schema>(
-    blob: &[u8],
+    segment: &SharedBytes,
+    blob: Range<usize>,
     id: ChunkId,
     live: &Arc<AtomicUsize>,
 ) -> Result<Chunk<S>, String> {
-    let (layout, records) = format::open_blob(blob, id)?;
+    let bytes = AsRef::<[u8]>::as_ref(&**segment).get(blob.clone()).ok_or_else(|| {
+        format!("the blob at {}..{} lies past the end of its segment", blob.start, blob.end)
+    })?;
+    let (layout, records) = format::open_blob(bytes, id)?;
     let stored = rkyv::from_bytes::<StoredChunk, rancor::Error>(&aligned(layout))
         .map_err(|error| format!("layout archive: {error}"))?;
-    let storage =
-        S::Storage::from_archive(&aligned(records)).map_err(|error| format!("records archive: {error}"))?;
     let task = TaskId::from_ident(Ident::from_raw(stored.task));
     let parent = stored.parent.map(|raw| TaskId::from_ident(Ident::from_raw(raw)));
-    let rows = check_rows(&stored, &storage)?;
-    let keys: Box<[u8]> = stored.keys.into();
-    let mut partition_of = Vec::with_capacity(rows.len());
-    for (partition, end) in &stored.partitions {
-        partition_of.resize(*end as usize, Ident::from_raw(*partition));
-    }
-    let key = |row: &usize| crate::store::chunk::row_key(&keys, &rows, *row);
-    let numbered: Vec<usize> = (0..rows.len()).collect();
-    let (partitions, output_hash) =
-        hash_partitions(&numbered, |row| partition_of[*row], key, |row| rows[*row].handle, &storage);
+    let rows = check_rows(&stored)?;
+    let partitions = partition_slices(&stored.partitions);
+    let indexed = index_entries(&stored, &partitions)?;
+    let records = Records::mapped(
+        Arc::clone(segment),
+        blob.start + records.start,
+        records.end - records.start,
+        stored.records_checksum,
+    );
     let dependencies: Box<[ChunkId]> = stored.dependencies.iter().copied().map(ChunkId::from_raw).collect();
     let reads = stored.reads.into_iter().map(read_entry).collect::<Result<Box<[ReadEntry]>, String>>()?;
-    let recomputed = ChunkId::compute(task, output_hash, ChunkId::inputs_hash(parent, &dependencies, &reads));
-    if recomputed != id {
-        return Err(format!(
-            "its records and reads hash to chunk {recomputed}, not to the chunk it was stored as"
-        ));
-    }
-    let indexed = if S::indexes().is_empty() {
-        None
-    } else {
-        crate::store::secondary::entries_of::<S>(task, &partitions, &keys, &rows, &storage)
-            .map_err(|error| error.to_string())?
-    };
     let mut chunk = Chunk {
         id,
         task,
         parent,
-        output_hash,
+        output_hash: ContentHash::from_raw(stored.output_hash),
         dependencies,
-        keys,
+        keys: stored.keys.into(),
         rows,
-        partitions: partitions.into(),
-        storage,
+        partitions,
+        records,
         reads,
         indexed,
         heap_bytes: 0,
@@ -111,6 +118,66 @@ pub(crate) fn decode<S: Schema>(
     };
     chunk.heap_bytes = chunk.estimate_heap_bytes();
     Ok(chunk)
+}
+
+/// The slices of partitions checked by [`check_rows`].
+fn partition_slices(stored: &[(u64, u32, u128)]) -> Box<[PartitionSlice]> {
+    let mut start = 0;
+    stored
+        .iter()
+        .map(|&(partition, end, hash)| {
+            let slice = PartitionSlice {
+                partition: Ident::from_raw(partition),
+                hash: ContentHash::from_raw(hash),
+                rows: (start, end),
+            };
+            start = end;
+            slice
+        })
+        .collect()
+}
+
+/// The secondary-index entries, after checking that they are ordered by (index, key),
+/// their keys in bounds, and each names a row of its partition.
+fn index_entries(
+    stored: &StoredChunk,
+    partitions: &[PartitionSlice],
+) -> Result<Option<Box<IndexEntries>>, String> {
+    if stored.index_entries.is_empty() {
+        return if stored.index_keys.is_empty() {
+            Ok(None)
+        } else {
+            Err("index keys without entries".into())
+        };
+    }
+    if u32::try_from(stored.index_keys.len()).is_err() {
+        return Err("more index key bytes than a chunk holds".into());
+    }
+    let keys = &stored.index_keys;
+    let mut start = 0usize;
+    let mut previous: Option<(u64, &[u8])> = None;
+    let mut entries = Vec::with_capacity(stored.index_entries.len());
+    for (at, &(index, key_end, row, partition)) in stored.index_entries.iter().enumerate() {
+        let end = key_end as usize;
+        let key = keys
+            .get(start..end)
+            .ok_or_else(|| format!("index entry {at}'s key lies outside the index keys"))?;
+        if previous.is_some_and(|previous| previous >= (index, key)) {
+            return Err(format!("index entries {} and {at} are not in strict order", at.saturating_sub(1)));
+        }
+        let slice = partitions
+            .binary_search_by_key(&partition, |slice| slice.partition.raw())
+            .ok()
+            .map(|found| &partitions[found])
+            .filter(|slice| slice.range().contains(&(row as usize)))
+            .ok_or_else(|| format!("index entry {at} names row {row}, which is not in its partition"))?;
+        entries.push(IndexEntry { index: Ident::from_raw(index), key_end, row, partition: slice.partition });
+        (start, previous) = (end, Some((index, key)));
+    }
+    if start != keys.len() {
+        return Err("index key bytes past the last entry".into());
+    }
+    Ok(Some(Box::new(IndexEntries { entries: entries.into(), keys: keys.clone().into() })))
 }
 
 /// `bytes` at an address rkyv can read archives from: mapped blobs already are; other
@@ -141,8 +208,9 @@ pub(crate) fn aligned(bytes: &[u8]) -> Aligned<'_> {
     }
 }
 
-/// The rows, after checking that they describe a chunk a commit could have built.
-fn check_rows<T: RecordStorage>(stored: &StoredChunk, storage: &T) -> Result<Box<[Row]>, String> {
+/// The rows, after checking that they describe a chunk a commit could have built
+/// (their handles are checked against the records when those are first read).
+fn check_rows(stored: &StoredChunk) -> Result<Box<[Row]>, String> {
     let keys = stored.keys.len();
     if u32::try_from(keys).is_err() || u32::try_from(stored.rows.len()).is_err() {
         return Err("more rows or key bytes than a chunk holds".into());
@@ -161,17 +229,11 @@ fn check_rows<T: RecordStorage>(stored: &StoredChunk, storage: &T) -> Result<Box
         if end < start || end > keys {
             return Err(format!("row {at}'s key ends at {end}, outside the {keys} key bytes"));
         }
-        if !storage.contains(row.handle) {
-            return Err(format!("row {at} names record {:?}, which the records do not hold", row.handle));
-        }
         start = end;
-    }
-    if storage.len() != rows.len() {
-        return Err(format!("{} rows for {} records", rows.len(), storage.len()));
     }
     let mut row = 0;
     let mut previous: Option<u64> = None;
-    for &(partition, end) in &stored.partitions {
+    for &(partition, end, _) in &stored.partitions {
         let end = end as usize;
         if previous.is_some_and(|previous| previous >= partition) || end <= row || end > rows.len() {
             return Err("partitions out of order, empty, or past the rows".into());
@@ -189,11 +251,6 @@ fn check_rows<T: RecordStorage>(stored: &StoredChunk, storage: &T) -> Result<Box
     }
     if row != rows.len() {
         return Err("rows outside every partition".into());
-    }
-    let mut handles: Vec<RecordHandle> = rows.iter().map(|row| row.handle).collect();
-    handles.sort_unstable();
-    if handles.windows(2).any(|pair| pair[0] == pair[1]) {
-        return Err("two rows name the same record".into());
     }
     Ok(rows)
 }
@@ -217,6 +274,12 @@ mod tests {
     use crate::Database;
     use crate::reference::{DIAGNOSTICS, Diagnostic, Function, RefLang, SYMBOLS};
 
+    fn shared(bytes: Vec<u8>) -> SharedBytes {
+        let mut aligned = ArchiveBytes::with_capacity(bytes.len());
+        aligned.extend_from_slice(&bytes);
+        Arc::new(aligned)
+    }
+
     #[test]
     fn a_chunk_reads_back_identical_and_a_forged_one_is_refused() {
         let db = Database::<RefLang>::new();
@@ -230,14 +293,42 @@ mod tests {
         writer.commit().expect("valid commit");
         let snapshot = db.snapshot();
         let chunk = snapshot.task_chunk(TaskId::new("parse:codec.rs")).expect("committed");
-        let blob = encode(chunk).expect("archivable");
-        let back = decode::<RefLang>(&blob, chunk.id, db.live_chunk_counter()).expect("intact");
+        let blob = shared(encode(chunk).expect("archivable"));
+        let whole = 0..AsRef::<[u8]>::as_ref(&*blob).len();
+        let back =
+            decode::<RefLang>(&blob, whole.clone(), chunk.id, db.live_chunk_counter()).expect("intact");
         assert_eq!(back.id, chunk.id);
         assert_eq!(back.output_hash, chunk.output_hash);
         assert_eq!(back.partitions(), chunk.partitions());
-        let records: Vec<_> = back.records().map(|(p, k, r)| (p, k.to_owned(), r.to_owned())).collect();
-        let expected: Vec<_> = chunk.records().map(|(p, k, r)| (p, k.to_owned(), r.to_owned())).collect();
+        assert!(!back.is_checked(), "records are checked at first use, not when restored");
+        let records: Vec<_> =
+            back.records().expect("intact").map(|(p, k, r)| (p, k.to_owned(), r.to_owned())).collect();
+        let expected: Vec<_> =
+            chunk.records().expect("built").map(|(p, k, r)| (p, k.to_owned(), r.to_owned())).collect();
         assert_eq!(records, expected);
-        assert!(decode::<RefLang>(&blob, ChunkId::from_raw(1), db.live_chunk_counter()).is_err());
+        assert!(decode::<RefLang>(&blob, whole, ChunkId::from_raw(1), db.live_chunk_counter()).is_err());
+    }
+
+    #[test]
+    fn damaged_records_are_found_at_first_use_and_never_read() {
+        let db = Database::<RefLang>::new();
+        let mut writer = db.writer("parse:damaged.rs");
+        writer
+            .insert(DIAGNOSTICS, (Ident::named("damaged.rs"), 2u8, 0u32), Diagnostic::new("x", 2, 3))
+            .expect("valid");
+        writer.commit().expect("valid commit");
+        let snapshot = db.snapshot();
+        let chunk = snapshot.task_chunk(TaskId::new("parse:damaged.rs")).expect("committed");
+        let mut bytes = encode(chunk).expect("archivable");
+        let (_, records) = format::open_blob(&bytes, chunk.id).expect("intact");
+        bytes[records.start] ^= 0x40;
+        let blob = shared(bytes);
+        let whole = 0..AsRef::<[u8]>::as_ref(&*blob).len();
+        let back =
+            decode::<RefLang>(&blob, whole, chunk.id, db.live_chunk_counter()).expect("the layout is intact");
+        let error = back.check().expect_err("the records changed");
+        assert!(matches!(error, crate::Error::DamagedRecords { .. }), "{error}");
+        assert!(back.records().is_err());
+        assert_ne!(back.record_hash(0), chunk.record_hash(0), "a damaged record never compares equal");
     }
 }

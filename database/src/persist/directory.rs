@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, TryLockError};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
 
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
@@ -26,6 +27,7 @@ use crate::hash::ChunkId;
 use crate::ident::TaskId;
 use crate::persist::format::{self, FORMAT_VERSION, HEADER_LEN, StoredManifest, StoredStale, StoredVersion};
 use crate::schema::{ArchiveBytes, Schema};
+use crate::store::records::SharedBytes;
 use crate::store::state::State;
 
 pub(crate) const LOCK_FILE: &str = "LOCK";
@@ -86,13 +88,18 @@ pub(crate) struct Directory {
     next_segment: u64,
     /// The clock and stale set the manifest was last written with.
     written: Option<(u64, Vec<StoredStale>)>,
+    /// The segments mapped when the directory was opened: restored chunks read their
+    /// records there, so a segment is deleted only once no chunk maps it.
+    mapped: FxHashMap<u64, Weak<dyn AsRef<[u8]> + Send + Sync>>,
+    /// Segments no manifest names that are still mapped, to delete once they are not.
+    retired: Vec<u64>,
 }
 
 /// A manifest read back and the bytes of the segments it names, by id.
 pub(crate) struct Contents {
     pub(crate) manifest: StoredManifest,
     /// Each live segment's bytes, or what is wrong with the file.
-    pub(crate) segments: BTreeMap<u64, std::result::Result<SegmentBytes, String>>,
+    pub(crate) segments: BTreeMap<u64, std::result::Result<SharedBytes, String>>,
 }
 
 impl Directory {
@@ -130,9 +137,12 @@ impl Directory {
             Err(e) => return Err(Error::io("read manifest", &manifest_path, &e)),
         };
         let live: BTreeSet<u64> = manifest.segments.iter().copied().collect();
-        let segments: BTreeMap<u64, std::result::Result<SegmentBytes, String>> = live
+        let segments: BTreeMap<u64, std::result::Result<SharedBytes, String>> = live
             .iter()
-            .map(|&segment| (segment, read_segment(&path.join(segment_name(segment)), segment, fingerprint)))
+            .map(|&segment| {
+                let bytes = read_segment(&path.join(segment_name(segment)), segment, fingerprint);
+                (segment, bytes.map(|bytes| Arc::new(bytes) as SharedBytes))
+            })
             .collect();
         let mut directory = Directory {
             path: path.to_path_buf(),
@@ -142,8 +152,15 @@ impl Directory {
             locations: FxHashMap::default(),
             segments: segments
                 .iter()
-                .map(|(&segment, bytes)| (segment, bytes.as_ref().map_or(0, |bytes| bytes.len() as u64)))
+                .map(|(&segment, bytes)| {
+                    (segment, bytes.as_ref().map_or(0, |bytes| AsRef::<[u8]>::as_ref(&**bytes).len() as u64))
+                })
                 .collect(),
+            mapped: segments
+                .iter()
+                .filter_map(|(&segment, bytes)| Some((segment, Arc::downgrade(bytes.as_ref().ok()?))))
+                .collect(),
+            retired: Vec::new(),
             next_segment: 0,
             written: None,
         };
@@ -302,6 +319,17 @@ impl Directory {
             self.segments.keys().copied().filter(|segment| !live.contains(segment)).collect();
         for segment in dead {
             self.segments.remove(&segment);
+            self.retired.push(segment);
+        }
+        // A segment is deleted once nothing maps it: a chunk restored from it and still
+        // current (or held by a snapshot) reads its records there.
+        let mut still_mapped = Vec::new();
+        for segment in std::mem::take(&mut self.retired) {
+            if self.mapped.get(&segment).is_some_and(|map| map.strong_count() > 0) {
+                still_mapped.push(segment);
+                continue;
+            }
+            self.mapped.remove(&segment);
             let file = self.path.join(segment_name(segment));
             match fs::remove_file(&file) {
                 Ok(()) => report.segments_deleted += 1,
@@ -309,6 +337,7 @@ impl Directory {
                 Err(e) => return Err(Error::io("delete segment", &file, &e)),
             }
         }
+        self.retired = still_mapped;
         self.locations = manifest
             .versions
             .iter()
@@ -423,10 +452,8 @@ pub(crate) enum SegmentBytes {
     Read(ArchiveBytes),
 }
 
-impl std::ops::Deref for SegmentBytes {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
+impl AsRef<[u8]> for SegmentBytes {
+    fn as_ref(&self) -> &[u8] {
         match self {
             SegmentBytes::Mapped(map) => map,
             SegmentBytes::Read(bytes) => bytes,
@@ -447,7 +474,8 @@ fn map_segment(path: &Path) -> std::io::Result<SegmentBytes> {
     // no manifest points into it, which leaves an existing map valid. The directory's
     // lock keeps other chunkdb processes from touching it. (Another program truncating
     // it while mapped would fault; that is outside what a database directory allows.)
-    // The map is read-only and lives only while the directory is being opened.
+    // The map is read-only; it lives as long as a restored chunk reads its records
+    // there, and the file is deleted only after that (see `Directory::retired`).
     let map = unsafe { memmap2::Mmap::map(&file)? };
     Ok(SegmentBytes::Mapped(map))
 }
@@ -455,8 +483,8 @@ fn map_segment(path: &Path) -> std::io::Result<SegmentBytes> {
 /// A segment's bytes after its header was checked, or what is wrong with it.
 fn read_segment(path: &Path, segment: u64, fingerprint: u64) -> std::result::Result<SegmentBytes, String> {
     let bytes = map_segment(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let header =
-        format::open_segment_header(&bytes, segment).map_err(|e| format!("{}: {e}", path.display()))?;
+    let header = format::open_segment_header(bytes.as_ref(), segment)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     if header.format != FORMAT_VERSION || header.fingerprint != fingerprint {
         return Err(format!(
             "{} is in format {} with schema fingerprint {:016x}, unlike its manifest",

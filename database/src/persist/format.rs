@@ -2,17 +2,21 @@
 //!
 //! A *segment* file is a 64-byte header followed by chunk blobs, each at a 16-byte
 //! aligned offset (rkyv reads archives in place only when they are aligned). A blob is
-//! a 64-byte header (magic, chunk id, the two lengths, an xxh3-128 checksum of what
-//! follows) and two archives: the chunk's layout ([`StoredChunk`]) and its records
-//! (the schema's storage, archived by the code `chunk_schema!` generates).
+//! a 64-byte header (magic, chunk id, the two lengths, an xxh3-128 checksum of the
+//! layout) and two archives: the chunk's layout ([`StoredChunk`], which holds the
+//! records' checksum) and its records (the schema's storage, archived by the code
+//! `chunk_schema!` generates). Queries read the records in place, in the mapped file.
 //!
 //! The *manifest* is a 64-byte header (magic, format, schema fingerprint, length,
 //! checksum) and one archive ([`StoredManifest`]): the clock, the live segments, every
 //! task's current version and where it lies, the stale set and the task names.
 //!
 //! Nothing read from disk is trusted: every length is bounds-checked, every archive is
-//! validated by rkyv before it is read, and a chunk is rebuilt through the same
-//! hashing a commit does, so its recomputed id must equal the one it was stored under.
+//! checksummed and validated by rkyv before it is read (a layout when the directory is
+//! opened, records at their first use), and a layout's rows, partitions and index
+//! entries are checked to be ones a commit could have built.
+
+use std::ops::Range;
 
 use xxhash_rust::xxh3::Xxh3;
 
@@ -20,7 +24,7 @@ use crate::hash::ChunkId;
 
 /// The on-disk format this build reads and writes. Bump it with any change to a
 /// header or a stored type.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
 pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"CHKDBSEG";
 pub(crate) const MANIFEST_MAGIC: &[u8; 8] = b"CHKDBMAN";
@@ -123,14 +127,15 @@ pub(crate) fn segment_header(fingerprint: u64, segment: u64) -> [u8; HEADER_LEN]
     HeaderWriter::new(SEGMENT_MAGIC).u32(FORMAT_VERSION).u32(0).u64(fingerprint).u64(segment).finish()
 }
 
-/// A chunk blob: its header, then its layout and records archives, each padded to 16
-/// bytes. Returns the blob's bytes (its length is a multiple of 16).
+/// A chunk blob: its header (with the layout's checksum; the records' is in the
+/// layout), then its layout and records archives, each padded to 16 bytes. Returns
+/// the blob's bytes (its length is a multiple of 16).
 pub(crate) fn blob(id: ChunkId, layout: &[u8], records: &[u8]) -> Vec<u8> {
     let header = HeaderWriter::new(BLOB_MAGIC)
         .u128(id.raw())
         .u64(layout.len() as u64)
         .u64(records.len() as u64)
-        .u128(checksum(&[layout, records]))
+        .u128(checksum(&[layout]))
         .finish();
     let mut out = Vec::with_capacity(HEADER_LEN + align16(layout.len()) + align16(records.len()));
     out.extend_from_slice(&header);
@@ -141,8 +146,10 @@ pub(crate) fn blob(id: ChunkId, layout: &[u8], records: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A blob's two archives, after its header and checksum were checked against `id`.
-pub(crate) fn open_blob(bytes: &[u8], id: ChunkId) -> Result<(&[u8], &[u8]), String> {
+/// A blob's layout archive, after its header and the layout's checksum were checked
+/// against `id`, and where its records archive lies in `bytes` (checked when first
+/// read, against the checksum the layout records).
+pub(crate) fn open_blob(bytes: &[u8], id: ChunkId) -> Result<(&[u8], Range<usize>), String> {
     let mut header = HeaderReader::new(bytes, BLOB_MAGIC)?;
     let stored_id = header.u128();
     let layout_len = usize::try_from(header.u64()).map_err(|_| "layout length overflows".to_string())?;
@@ -157,18 +164,17 @@ pub(crate) fn open_blob(bytes: &[u8], id: ChunkId) -> Result<(&[u8], &[u8]), Str
     if records_end > bytes.len() || layout_end > bytes.len() {
         return Err(format!("truncated: the blob needs {records_end} bytes and has {}", bytes.len()));
     }
-    let (layout, records) = (&bytes[HEADER_LEN..layout_end], &bytes[records_start..records_end]);
-    if checksum(&[layout, records]) != sum {
-        return Err("checksum mismatch: the bytes changed after they were written".into());
+    let layout = &bytes[HEADER_LEN..layout_end];
+    if checksum(&[layout]) != sum {
+        return Err("layout checksum mismatch: the bytes changed after they were written".into());
     }
-    Ok((layout, records))
+    Ok((layout, records_start..records_end))
 }
 
 /// A chunk's layout, as persisted: everything but its records, which are archived by
-/// the schema's storage beside it. Partition hashes, the output hash and
-/// secondary-index entries are not stored: they are recomputed from the records when
-/// the chunk is read back, which also proves the records are the ones the chunk's id
-/// was computed from.
+/// the schema's storage beside it, with their checksum. The hashes and index entries
+/// computed from the records at commit are stored too, so a chunk is restored
+/// without reading its records: they are read (and checked) only when first used.
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug)]
 pub(crate) struct StoredChunk {
     pub(crate) task: u64,
@@ -177,9 +183,15 @@ pub(crate) struct StoredChunk {
     /// Every row's sort key, concatenated in row order.
     pub(crate) keys: Vec<u8>,
     pub(crate) rows: Vec<StoredRow>,
-    /// Each partition's rows: its key and where its rows end.
-    pub(crate) partitions: Vec<(u64, u32)>,
+    /// Each partition's rows: its key, where its rows end, and their hash.
+    pub(crate) partitions: Vec<(u64, u32, u128)>,
+    pub(crate) output_hash: u128,
     pub(crate) reads: Vec<StoredRead>,
+    /// The xxh3-128 checksum of the records archive.
+    pub(crate) records_checksum: u128,
+    /// Secondary-index entries: index, end of its key in `index_keys`, row, partition.
+    pub(crate) index_entries: Vec<(u64, u32, u32, u64)>,
+    pub(crate) index_keys: Vec<u8>,
 }
 
 /// One row: where its key ends in the keys, and its record's kind and column index.
@@ -304,15 +316,19 @@ mod tests {
         let id = ChunkId::from_raw(7);
         let bytes = blob(id, b"layout", b"records!");
         assert_eq!(bytes.len() % 16, 0);
-        assert_eq!(open_blob(&bytes, id), Ok((&b"layout"[..], &b"records!"[..])));
+        let records = HEADER_LEN + 16..HEADER_LEN + 16 + 8;
+        assert_eq!(open_blob(&bytes, id), Ok((&b"layout"[..], records.clone())));
+        assert_eq!(&bytes[records.clone()], b"records!");
         assert!(open_blob(&bytes, ChunkId::from_raw(8)).is_err(), "another chunk's blob");
         for at in 0..bytes.len() {
             let mut flipped = bytes.clone();
             flipped[at] ^= 0x20;
-            // Padding is not covered, and changes nothing that is read.
+            // Padding is not covered, and changes nothing that is read; the records are
+            // checked against their own checksum when first read.
             let padding = (HEADER_LEN + 6..HEADER_LEN + 16).contains(&at) || at >= HEADER_LEN + 16 + 8;
             let reserved = (56..64).contains(&at);
-            assert_eq!(open_blob(&flipped, id).is_ok(), padding || reserved, "byte {at}");
+            let later = records.contains(&at);
+            assert_eq!(open_blob(&flipped, id).is_ok(), padding || reserved || later, "byte {at}");
         }
         for len in 0..bytes.len() - 8 {
             assert!(open_blob(&bytes[..len], id).is_err(), "truncated to {len}");

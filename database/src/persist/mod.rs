@@ -4,7 +4,11 @@
 //! [`OpenOptions::open`] (or [`Database::open`](crate::Database::open)) opens a
 //! directory and restores what it holds: every task's current version, the
 //! partition and secondary indexes, the read-sets and reverse dependencies, and the
-//! stale set. Commits never wait for the disk: a background writer notices each
+//! stale set. Records are not read: the segments are mapped, and queries read a
+//! restored chunk's records in place there, through the same record views as a
+//! chunk built in memory. Each restored chunk's records are checked (checksum, rkyv
+//! validation, rows) once, when first read; a failed check is
+//! [`Error::DamagedRecords`](crate::Error::DamagedRecords) from the query that met it. Commits never wait for the disk: a background writer notices each
 //! publication, waits [`OpenOptions::write_delay`] to batch what follows, and syncs
 //! the directory to the state current then. [`Database::flush`](crate::Database::flush)
 //! returns once everything committed before it is durable.
@@ -75,6 +79,7 @@ use crate::schema::Schema;
 #[derive(Clone, Debug)]
 pub struct OpenOptions {
     pub(crate) discard_damaged: bool,
+    pub(crate) check_at_open: bool,
     pub(crate) write_delay: Duration,
     pub(crate) compaction: directory::Compaction,
 }
@@ -83,6 +88,7 @@ impl Default for OpenOptions {
     fn default() -> Self {
         OpenOptions {
             discard_damaged: false,
+            check_at_open: false,
             write_delay: Duration::from_millis(20),
             compaction: directory::Compaction {
                 live_share_below: 0.5,
@@ -112,6 +118,17 @@ impl OpenOptions {
     #[must_use]
     pub fn discard_damaged(mut self, discard: bool) -> Self {
         self.discard_damaged = discard;
+        self
+    }
+
+    /// Whether to check every chunk's records when the directory is opened, rather
+    /// than each chunk's at its first use (the default, which keeps a restart's cost
+    /// to what the first queries read). With [`discard_damaged`](Self::discard_damaged),
+    /// this finds and drops every damaged chunk up front: the way to recover after a
+    /// query reported [`Error::DamagedRecords`](crate::Error::DamagedRecords).
+    #[must_use]
+    pub fn check_at_open(mut self, check: bool) -> Self {
+        self.check_at_open = check;
         self
     }
 

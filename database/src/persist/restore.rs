@@ -1,5 +1,6 @@
 //! Reading a directory's contents back into chunks: every version the manifest lists,
-//! decoded and checked in parallel, or reported as damaged.
+//! restored from their layouts and checked in parallel, or reported as damaged; their
+//! records stay in the mapped segments until first read.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
@@ -26,7 +27,13 @@ pub(crate) struct Restored<S: Schema> {
 }
 
 /// Decodes every version `contents` lists (in parallel), and registers task names.
-pub(crate) fn load<S: Schema>(contents: &Contents, live: &Arc<AtomicUsize>) -> Restored<S> {
+/// With `check_records`, every chunk's records are checked too (see
+/// [`OpenOptions::check_at_open`](crate::OpenOptions::check_at_open)).
+pub(crate) fn load<S: Schema>(
+    contents: &Contents,
+    live: &Arc<AtomicUsize>,
+    check_records: bool,
+) -> Restored<S> {
     let manifest = &contents.manifest;
     for (raw, name) in &manifest.names {
         // Only a name that hashes to its id is remembered (the manifest may be forged).
@@ -37,7 +44,7 @@ pub(crate) fn load<S: Schema>(contents: &Contents, live: &Arc<AtomicUsize>) -> R
     let decoded: Vec<(StoredVersion, Result<Chunk<S>, String>)> = manifest
         .versions
         .par_iter()
-        .map(|version| (*version, decode_version::<S>(contents, version, live)))
+        .map(|version| (*version, decode_version::<S>(contents, version, live, check_records)))
         .collect();
     let mut versions = Vec::with_capacity(decoded.len());
     let mut damaged = Vec::new();
@@ -65,30 +72,33 @@ fn decode_version<S: Schema>(
     contents: &Contents,
     version: &StoredVersion,
     live: &Arc<AtomicUsize>,
+    check_records: bool,
 ) -> Result<Chunk<S>, String> {
     let segment = match contents.segments.get(&version.segment) {
         Some(Ok(bytes)) => bytes,
         Some(Err(reason)) => return Err(reason.clone()),
         None => return Err(format!("its segment {} is not among the manifest's segments", version.segment)),
     };
+    let size = AsRef::<[u8]>::as_ref(&**segment).len();
     let blob = usize::try_from(version.offset)
         .ok()
         .zip(usize::try_from(version.len).ok())
-        .and_then(|(offset, len)| segment.get(offset..offset.checked_add(len)?))
+        .and_then(|(offset, len)| Some(offset..offset.checked_add(len)?))
+        .filter(|blob| blob.end <= size && blob.start.is_multiple_of(16))
         .ok_or_else(|| {
             format!(
-                "segment {} holds {} bytes, the chunk is listed at {}..+{}",
-                version.segment,
-                segment.len(),
-                version.offset,
-                version.len
+                "segment {} holds {size} bytes, the chunk is listed at {}..+{}",
+                version.segment, version.offset, version.len
             )
         })?;
     let id = ChunkId::from_raw(version.chunk);
-    let chunk = codec::decode::<S>(blob, id, live)?;
+    let chunk = codec::decode::<S>(segment, blob, id, live)?;
     let task = TaskId::from_ident(Ident::from_raw(version.task));
     if chunk.task != task || chunk.parent.map(|p| p.ident().raw()) != version.parent {
         return Err(format!("the chunk belongs to task {}, not to the task it is listed under", chunk.task));
+    }
+    if check_records {
+        chunk.records.archive(&chunk.rows)?;
     }
     Ok(chunk)
 }

@@ -218,9 +218,9 @@ impl<'s, S: Schema> Query<'s, S> {
     pub fn execute(self) -> Result<QueryResults<'s, S>> {
         self.validate()?;
         if let (Condition::Exact(key, _), None) = (&self.condition, &self.filter) {
-            return Ok(exact(self.snapshot, self.log, self.partition, key.as_bytes()));
+            return exact(self.snapshot, self.log, self.partition, key.as_bytes());
         }
-        let mut lists = self.scan(&|hit| Some(hit), self.recheck());
+        let mut lists = self.scan(&|hit| Some(hit), self.recheck())?;
         let found =
             if lists.len() > 1 { Found::parts(lists) } else { Found::List(lists.pop().unwrap_or_default()) };
         Ok(QueryResults { partition: self.partition, found })
@@ -236,7 +236,7 @@ impl<'s, S: Schema> Query<'s, S> {
     /// As [`execute`](Self::execute).
     pub fn filter_map<T: Send>(self, f: impl Fn(&Hit<'s, S>) -> Option<T> + Send + Sync) -> Result<Vec<T>> {
         self.validate()?;
-        let lists = self.scan(&|hit| f(&hit), Recheck::Never);
+        let lists = self.scan(&|hit| f(&hit), Recheck::Never)?;
         let mut values = Vec::with_capacity(lists.iter().map(Vec::len).sum());
         for list in lists {
             values.extend(list);
@@ -249,19 +249,24 @@ impl<'s, S: Schema> Query<'s, S> {
     /// The scan starts on this thread; past [`SEQUENTIAL_BELOW`] keys the rest is
     /// planned by the executor and may run in parallel. A tracked read is recorded
     /// with `recheck`.
+    ///
+    /// # Errors
+    /// [`Error::DamagedRecords`](crate::Error::DamagedRecords) when a chunk restored
+    /// from disk that the scan reached fails its first-use check.
     fn scan<T: Send>(
         &self,
         emit: &(impl Fn(Hit<'s, S>) -> Option<T> + Sync),
         recheck: Recheck,
-    ) -> Vec<Vec<T>> {
+    ) -> Result<Vec<Vec<T>>> {
         let partition = self.partition;
         let range = self.condition.range();
         let Some(index) = self.snapshot.state.partitions.get(&partition) else {
             if let Some(log) = self.log {
                 log.record(ReadEntry::new(partition, range.to_owned(), Tally::new(&recheck), recheck));
             }
-            return Vec::new();
+            return Ok(Vec::new());
         };
+        let damage = Damage::default();
         let admits = |key: &[u8]| range.admits_end(key);
         let kind = if self.filter.is_some() { QueryKind::FilteredScan } else { QueryKind::Scan };
         let executor = &self.snapshot.counters.executor;
@@ -284,7 +289,7 @@ impl<'s, S: Schema> Query<'s, S> {
                     exhausted = true;
                     break;
                 };
-                collect_postings(partition, postings, filter, emit, &mut head, tally.as_mut());
+                collect_postings(partition, postings, filter, emit, &mut head, tally.as_mut(), &damage);
                 examined += 1;
                 if examined == SEQUENTIAL_BELOW {
                     after = Some([key, &[0]].concat());
@@ -303,7 +308,14 @@ impl<'s, S: Schema> Query<'s, S> {
             let template = tally.as_ref().map(Tally::like);
             let lists = if plan.parallel {
                 let visit = |stretches: &[&'s [Postings<S>]]| {
-                    scan_stretches(partition, stretches, filter, emit, template.as_ref().map(Tally::like))
+                    scan_stretches(
+                        partition,
+                        stretches,
+                        filter,
+                        emit,
+                        template.as_ref().map(Tally::like),
+                        &damage,
+                    )
                 };
                 let parts: Vec<(Vec<T>, Option<Tally>)> = index.par_visit(rest, &admits, &visit);
                 let mut lists = Vec::with_capacity(parts.len() + 1);
@@ -322,7 +334,7 @@ impl<'s, S: Schema> Query<'s, S> {
             } else {
                 let mut scan = scan.unwrap_or_else(|| index.scan_from(range.start));
                 while let Some((_, postings)) = scan.next().filter(|(key, _)| admits(key)) {
-                    collect_postings(partition, postings, filter, emit, &mut head, tally.as_mut());
+                    collect_postings(partition, postings, filter, emit, &mut head, tally.as_mut(), &damage);
                 }
                 vec![head]
             };
@@ -332,10 +344,13 @@ impl<'s, S: Schema> Query<'s, S> {
             }
             lists
         };
+        if let Some(error) = damage.into_inner() {
+            return Err(error);
+        }
         if let (Some(log), Some(tally)) = (self.log, tally) {
             log.record(ReadEntry::new(partition, range.to_owned(), tally, recheck));
         }
-        lists
+        Ok(lists)
     }
 
     /// Runs the query lazily: records are visited in key order as the iterator is
@@ -361,6 +376,7 @@ impl<'s, S: Schema> Query<'s, S> {
             condition: self.condition,
             filter: self.filter,
             tracking,
+            damaged: false,
         })
     }
 
@@ -380,17 +396,24 @@ fn exact<'s, S: Schema>(
     log: Option<&ReadLog>,
     partition: Ident,
     key: &[u8],
-) -> QueryResults<'s, S> {
+) -> Result<QueryResults<'s, S>> {
     let found = snapshot.state.partitions.get(&partition).and_then(|index| index.get(key));
     let found = match found {
-        Some(postings) => Found::Key { postings: postings.as_slice() },
+        Some(postings) => {
+            for posting in postings.as_slice() {
+                if !posting.chunk.is_checked() {
+                    posting.chunk.check()?;
+                }
+            }
+            Found::Key { postings: postings.as_slice() }
+        }
         None => Found::List(Vec::new()),
     };
     let results = QueryResults { partition, found };
     if let Some(log) = log {
         log.record(ReadEntry::new(partition, KeyRange::exact(key), results.tally(), Recheck::Unfiltered));
     }
-    results
+    Ok(results)
 }
 
 /// Looks up exactly `key` in `partition`, encoding a typed key into a scratch buffer
@@ -406,7 +429,7 @@ pub(crate) fn get<'s, S: Schema>(
         if let Some(def) = schema::partition_def::<S>(partition)? {
             schema::check_key_shape(def, bytes, shape, false)?;
         }
-        Ok(exact(snapshot, log, partition, bytes))
+        exact(snapshot, log, partition, bytes)
     })
 }
 
@@ -470,10 +493,14 @@ fn collect_postings<'s, S: Schema, T>(
     emit: &impl Fn(Hit<'s, S>) -> Option<T>,
     out: &mut Vec<T>,
     mut tally: Option<&mut Tally>,
+    damage: &Damage,
 ) {
     for posting in postings.as_slice() {
         if let Some(tally) = tally.as_deref_mut() {
             tally.examined(posting.chunk.id);
+        }
+        if !checked(posting, damage) {
+            continue;
         }
         let hit = Hit { partition, posting };
         if filter.is_none_or(|keep| keep(&hit))
@@ -495,12 +522,32 @@ fn scan_stretches<'s, S: Schema, T>(
     filter: Option<&Keep<'s, S>>,
     emit: &impl Fn(Hit<'s, S>) -> Option<T>,
     mut tally: Option<Tally>,
+    damage: &Damage,
 ) -> (Vec<T>, Option<Tally>) {
     let mut values = Vec::with_capacity(stretches.iter().map(|stretch| stretch.len()).sum());
     for postings in stretches.iter().flat_map(|stretch| stretch.iter()) {
-        collect_postings(partition, postings, filter, emit, &mut values, tally.as_mut());
+        collect_postings(partition, postings, filter, emit, &mut values, tally.as_mut(), damage);
     }
     (values, tally)
+}
+
+/// The first damaged chunk a query met (a parallel scan's parts share it).
+type Damage = std::sync::OnceLock<crate::Error>;
+
+/// Whether `posting`'s chunk may be read: built here, or restored and past its
+/// first-use check. A failed check is kept in `damage` for the query to return.
+#[inline]
+fn checked<S: Schema>(posting: &Posting<S>, damage: &Damage) -> bool {
+    if posting.chunk.is_checked() {
+        return true;
+    }
+    match posting.chunk.check() {
+        Ok(()) => true,
+        Err(error) => {
+            let _ = damage.set(error);
+            false
+        }
+    }
 }
 
 /// Whether `read` would return what it returned when it ran. First, cheaply:
@@ -560,6 +607,11 @@ pub(crate) fn rerun_read<S: Schema>(state: &State<S>, read: &ReadEntry) -> Optio
         let mut scan = index.scan_from(Start::At(range.start()));
         while let Some((_, postings)) = scan.next().filter(|(key, _)| range.contains(key)) {
             for posting in postings.as_slice() {
+                // A filter reads records: a damaged chunk makes the read one that
+                // cannot be evaluated again, so its reader re-runs (and meets it).
+                if filter.is_some() && posting.chunk.check().is_err() {
+                    return None;
+                }
                 if filter.is_none_or(|keep| (keep.0)(&Hit { partition, posting })) {
                     tally.kept(|| posting.result_hash(partition));
                 }
@@ -568,6 +620,9 @@ pub(crate) fn rerun_read<S: Schema>(state: &State<S>, read: &ReadEntry) -> Optio
     } else if let Some(index) = state.indexes.get(&partition) {
         let mut scan = index.scan_from(range.start());
         while let Some((_, hit)) = scan.next().filter(|(key, _)| range.contains(key)) {
+            if filter.is_some() && hit.posting.chunk.check().is_err() {
+                return None;
+            }
             if filter.is_none_or(|keep| (keep.0)(&Hit { partition: hit.partition, posting: &hit.posting })) {
                 tally.kept(|| hit.posting.result_hash(hit.partition));
             }
@@ -634,18 +689,31 @@ pub struct Hits<'s, S: Schema> {
     condition: Condition,
     filter: Option<Filter<'s, S>>,
     tracking: Option<Tracking<'s>>,
+    /// Whether a damaged chunk ended the iteration (the read did not run to its end).
+    damaged: bool,
 }
 
 impl<'s, S: Schema> Iterator for Hits<'s, S> {
-    type Item = Hit<'s, S>;
+    /// A hit, or the damage of a chunk restored from disk that failed its first-use
+    /// check (after which the iterator ends).
+    type Item = Result<Hit<'s, S>>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if self.damaged {
+            return None;
+        }
         loop {
             if let Some(postings) = &mut self.current
                 && let Some(posting) = postings.next()
             {
                 if let Some(tracking) = &mut self.tracking {
                     tracking.tally.examined(posting.chunk.id);
+                }
+                if !posting.chunk.is_checked()
+                    && let Err(error) = posting.chunk.check()
+                {
+                    (self.current, self.inner, self.damaged) = (None, None, true);
+                    return Some(Err(error));
                 }
                 let hit = Hit { partition: self.partition, posting };
                 if self.filter.as_ref().is_some_and(|keep| !keep(&hit)) {
@@ -654,7 +722,7 @@ impl<'s, S: Schema> Iterator for Hits<'s, S> {
                 if let Some(tracking) = &mut self.tracking {
                     tracking.tally.kept(|| posting.result_hash(self.partition));
                 }
-                return Some(hit);
+                return Some(Ok(hit));
             }
             let next = self.inner.as_mut().and_then(|scan| scan.next());
             let Some((_, postings)) = next.filter(|(key, _)| self.condition.range().admits_end(key)) else {
@@ -932,7 +1000,11 @@ impl<'s, S: Schema, V: ?Sized> IndexQuery<'s, S, V> {
 
     /// The records whose indexed field equals `value`, in (partition, task, sort key)
     /// order. A tracked lookup records the read under the index's id.
-    pub fn get<Q>(&self, value: &Q) -> QueryResults<'s, S>
+    ///
+    /// # Errors
+    /// [`Error::DamagedRecords`](crate::Error::DamagedRecords) when a chunk restored
+    /// from disk that holds a match fails its first-use check.
+    pub fn get<Q>(&self, value: &Q) -> Result<QueryResults<'s, S>>
     where
         Q: KeyPart + ?Sized,
         V: Borrow<Q>,
@@ -948,9 +1020,11 @@ impl<'s, S: Schema, V: ?Sized> IndexQuery<'s, S, V> {
         let executor = &self.snapshot.counters.executor;
         let plan = executor.plan(id, QueryKind::IndexLookup, entries, Execution::Auto);
         let started = plan.timed.then(Instant::now);
+        let damage = Damage::default();
         let collect = |runs: &[&'s [IndexHit<S>]]| -> Vec<Hit<'s, S>> {
             runs.iter()
                 .flat_map(|run| run.iter())
+                .filter(|hit| checked(&hit.posting, &damage))
                 .map(|hit| Hit { partition: hit.partition, posting: &hit.posting })
                 .collect()
         };
@@ -963,11 +1037,14 @@ impl<'s, S: Schema, V: ?Sized> IndexQuery<'s, S, V> {
         if let Some(started) = started {
             executor.report(plan, entries, started.elapsed());
         }
+        if let Some(error) = damage.into_inner() {
+            return Err(error);
+        }
         let results = QueryResults { partition: id, found: Found::List(hits) };
         if let Some(log) = self.log {
             log.record(ReadEntry::new(id, KeyRange::prefix(&bytes), results.tally(), Recheck::Unfiltered));
         }
-        results
+        Ok(results)
     }
 }
 

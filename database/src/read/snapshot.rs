@@ -13,7 +13,6 @@ use crate::key::IntoSortKey;
 use crate::key::Start;
 use crate::read::query::{IndexQuery, Query, QueryResults};
 use crate::read::typed::{IndexHandle, TypedPartition, TypedQuery};
-use crate::schema::RecordStorage;
 use crate::schema::Schema;
 use crate::store::chunk::Chunk;
 use crate::store::index::Posting;
@@ -122,7 +121,7 @@ impl<S: Schema> Snapshot<S> {
         let mut add = |key: &[u8], posting: &Posting<S>| {
             hasher.write_bytes(key);
             hasher.write_u64(posting.task().ident().raw());
-            posting.chunk.storage.hash_record(posting.chunk.rows[posting.row as usize].handle, &mut hasher);
+            posting.chunk.hash_record(posting.row as usize, &mut hasher);
         };
         if let Some(index) = self.state.partitions.get(&read.partition()) {
             let mut scan = index.scan_from(Start::At(range.start()));

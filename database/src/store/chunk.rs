@@ -6,11 +6,13 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::error::{DamagedChunk, Error, Result};
 use crate::hash::{ChunkId, ContentHash, StableHasher};
 use crate::ident::{Ident, TaskId};
 use crate::incremental::read_set::ReadEntry;
 use crate::key::SortKeyRef;
 use crate::schema::{RecordHandle, RecordRefOf, RecordStorage, Schema};
+use crate::store::records::Records;
 
 /// One record's place in a chunk: where its sort key ends in the chunk's key bytes
 /// (it starts where the previous row's ends) and its handle in the storage. The
@@ -92,7 +94,8 @@ pub struct Chunk<S: Schema> {
     /// Sorted by (partition, key); unique.
     pub(crate) rows: Box<[Row]>,
     pub(crate) partitions: Box<[PartitionSlice]>,
-    pub(crate) storage: S::Storage,
+    /// The records, archived: built by the commit, or mapped from a segment.
+    pub(crate) records: Records<S::Storage>,
     pub(crate) reads: Box<[ReadEntry]>,
     /// The chunk's secondary-index entries, when it has any (boxed: most chunks have
     /// none, and then they cost a word).
@@ -171,13 +174,38 @@ impl<S: Schema> Chunk<S> {
         self.heap_bytes
     }
 
+    /// Checks the chunk's records, once: a chunk restored from disk is checked
+    /// (checksum, archive validation, rows) the first time anything reads it; a
+    /// chunk built by a commit always passes.
+    ///
+    /// # Errors
+    /// [`Error::DamagedRecords`] naming the chunk and what is wrong with it.
+    pub fn check(&self) -> Result<()> {
+        self.records.archive(&self.rows).map(|_| ()).map_err(|reason| self.damaged(reason))
+    }
+
     /// Every record with its partition and sort key, in (partition, key) order.
-    pub fn records(&self) -> impl Iterator<Item = (Ident, SortKeyRef<'_>, RecordRefOf<'_, S>)> + '_ {
-        self.partitions.iter().flat_map(move |slice| {
+    ///
+    /// # Errors
+    /// As [`check`](Self::check): the records are checked before any is read.
+    pub fn records(&self) -> Result<impl Iterator<Item = (Ident, SortKeyRef<'_>, RecordRefOf<'_, S>)> + '_> {
+        self.check()?;
+        Ok(self.partitions.iter().flat_map(move |slice| {
             slice
                 .range()
                 .map(move |row| (slice.partition, SortKeyRef::from_encoded(self.key(row)), self.record(row)))
-        })
+        }))
+    }
+
+    /// The error that reports this chunk's records as damaged.
+    pub(crate) fn damaged(&self, reason: String) -> Error {
+        Error::DamagedRecords { damaged: DamagedChunk { task: self.task, chunk: self.id, reason } }
+    }
+
+    /// Whether the records may be read without a check (built here, or checked).
+    #[inline]
+    pub(crate) fn is_checked(&self) -> bool {
+        self.records.is_checked()
     }
 
     /// The sort key of a row.
@@ -186,10 +214,10 @@ impl<S: Schema> Chunk<S> {
         row_key(&self.keys, &self.rows, row)
     }
 
-    /// The record of a row.
+    /// The record of a row, of a chunk already checked (every hit is made from one).
     #[inline]
     pub(crate) fn record(&self, row: usize) -> RecordRefOf<'_, S> {
-        self.storage.get(self.rows[row].handle)
+        S::Storage::get(self.records.checked_archive(&self.rows), self.rows[row].handle)
     }
 
     /// The chunk's secondary-index entries.
@@ -206,16 +234,26 @@ impl<S: Schema> Chunk<S> {
     }
 
     /// The hash of one row's record's canonical encoding: equal exactly when the
-    /// records are equal.
+    /// records are equal. A damaged chunk's records hash to a value no record has
+    /// (see [`hash_record`](Self::hash_record)).
     pub(crate) fn record_hash(&self, row: usize) -> ContentHash {
         let mut hasher = StableHasher::new();
         self.hash_record(row, &mut hasher);
         hasher.finish()
     }
 
-    /// Feeds one row's record's canonical encoding to `hasher`.
+    /// Feeds one row's record's canonical encoding to `hasher`. A record of a chunk
+    /// whose records fail their check is fed as a tag no record encoding starts
+    /// with, followed by the chunk id: whatever compares it sees a change, so the
+    /// readers re-run and meet the damage as an error where they query.
     pub(crate) fn hash_record(&self, row: usize, hasher: &mut StableHasher) {
-        self.storage.hash_record(self.rows[row].handle, hasher);
+        match self.records.archive(&self.rows) {
+            Ok(archived) => S::Storage::hash_record(archived, self.rows[row].handle, hasher),
+            Err(_) => {
+                hasher.write_u16(u16::MAX);
+                hasher.write_u128(self.id.raw());
+            }
+        }
     }
 
     pub(crate) fn slice(&self, partition: Ident) -> Option<&PartitionSlice> {
@@ -227,7 +265,7 @@ impl<S: Schema> Chunk<S> {
 
     pub(crate) fn estimate_heap_bytes(&self) -> usize {
         let reads: usize = self.reads.iter().map(ReadEntry::heap_bytes).sum();
-        self.storage.heap_bytes()
+        self.records.heap_bytes()
             + self.keys.len()
             + reads
             + self.indexed.as_ref().map_or(0, |indexed| {

@@ -93,13 +93,13 @@ pub(crate) fn entries_of<S: Schema>(
     partitions: &[PartitionSlice],
     keys: &[u8],
     rows: &[Row],
-    storage: &S::Storage,
+    archived: &<S::Storage as RecordStorage>::Archived,
 ) -> Result<Option<Box<IndexEntries>>> {
     use rayon::prelude::*;
     let task_bytes = task.ident().raw().to_be_bytes();
     let row_entries = |slice: &PartitionSlice, row: usize| {
         let mut entries = Vec::new();
-        entries_of_row::<S>(&task_bytes, slice.partition, keys, rows, row, storage, &mut entries);
+        entries_of_row::<S>(&task_bytes, slice.partition, keys, rows, row, archived, &mut entries);
         entries
     };
     let positions = || partitions.iter().flat_map(|slice| slice.range().map(move |row| (slice, row)));
@@ -147,11 +147,11 @@ fn entries_of_row<S: Schema>(
     keys: &[u8],
     rows: &[Row],
     row: usize,
-    storage: &S::Storage,
+    archived: &<S::Storage as RecordStorage>::Archived,
     out: &mut Vec<Unsorted>,
 ) {
     let key = crate::store::chunk::row_key(keys, rows, row);
-    S::index_values(storage.get(rows[row].handle), &mut |index, value| {
+    S::index_values(S::Storage::get(archived, rows[row].handle), &mut |index, value| {
         let mut bytes = Vec::with_capacity(32 + key.len());
         value.encode_index_value(&mut bytes);
         bytes.extend_from_slice(&partition.raw().to_be_bytes());

@@ -14,6 +14,7 @@ use crate::key::{IntoSortKey, SortKey};
 use crate::read::typed::{Holds, TypedPartition};
 use crate::schema::{self, RecordHandle, RecordStorage, Schema, StorageBuilder};
 use crate::store::chunk::{Chunk, LiveCount, PartitionSlice, Row};
+use crate::store::records::Records;
 
 /// Chunks with at least this many records sort them in parallel.
 const PARALLEL_SORT_FROM: usize = 1 << 16;
@@ -197,9 +198,12 @@ impl<S: Schema> ChunkWriter<S> {
         if u32::try_from(rows.len()).is_err() || u32::try_from(keys.len()).is_err() {
             return Err(Error::TooManyRecords { task, records: rows.len() });
         }
-        let storage = builder.finish();
+        let archive = builder.finish().to_archive().map_err(|reason| Error::Unarchivable { task, reason })?;
+        let records = Records::<S::Storage>::built(archive);
+        // Built records are valid by construction: this never fails.
+        let archived = records.archive(&[]).map_err(|reason| Error::Unarchivable { task, reason })?;
         let (partitions, output_hash) =
-            hash_partitions(&rows, |row| row.partition, key, |row| row.handle, &storage);
+            hash_partitions::<_, S::Storage>(&rows, |row| row.partition, key, |row| row.handle, archived);
         // The keys in row order, in one allocation.
         let mut sorted_keys = Vec::with_capacity(keys.len());
         let rows: Box<[Row]> = rows
@@ -225,7 +229,7 @@ impl<S: Schema> ChunkWriter<S> {
         let indexed = if S::indexes().is_empty() {
             None
         } else {
-            crate::store::secondary::entries_of::<S>(task, &partitions, &keys, &rows, &storage)?
+            crate::store::secondary::entries_of::<S>(task, &partitions, &keys, &rows, archived)?
         };
         let mut chunk = Chunk {
             id,
@@ -236,7 +240,7 @@ impl<S: Schema> ChunkWriter<S> {
             keys,
             rows,
             partitions: partitions.into(),
-            storage,
+            records,
             reads: reads.into(),
             indexed,
             heap_bytes: 0,
@@ -248,14 +252,13 @@ impl<S: Schema> ChunkWriter<S> {
 }
 
 /// Splits sorted rows into per-partition slices, each with the hash of its keys and
-/// records, and hashes the slices into the chunk's output hash. Rows are the writer's
-/// pending ones at commit, or a persisted chunk's when it is read back.
+/// records, and hashes the slices into the chunk's output hash.
 pub(crate) fn hash_partitions<'k, R, T: RecordStorage>(
     rows: &[R],
     partition_of: impl Fn(&R) -> Ident,
     key: impl Fn(&R) -> &'k [u8],
     handle_of: impl Fn(&R) -> RecordHandle,
-    storage: &T,
+    archived: &T::Archived,
 ) -> (Vec<PartitionSlice>, ContentHash) {
     let mut slices = Vec::new();
     let mut output = StableHasher::new();
@@ -267,7 +270,7 @@ pub(crate) fn hash_partitions<'k, R, T: RecordStorage>(
         hasher.write_len(end - start);
         for row in &rows[start..end] {
             hasher.write_bytes(key(row));
-            storage.hash_record(handle_of(row), &mut hasher);
+            T::hash_record(archived, handle_of(row), &mut hasher);
         }
         let hash = hasher.finish();
         output.write_u64(partition.raw());

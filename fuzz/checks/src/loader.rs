@@ -68,7 +68,10 @@ pub fn check_directory(data: &[u8]) {
     for (name, bytes) in files_of(data) {
         std::fs::write(dir.join(name), bytes).expect("a scratch file");
     }
-    for options in [OpenOptions::new(), OpenOptions::new().discard_damaged(true)] {
+    let checked = || OpenOptions::new().check_at_open(true);
+    for options in
+        [OpenOptions::new(), OpenOptions::new().discard_damaged(true), checked().discard_damaged(true)]
+    {
         // Every error is a typed one; opening must not panic.
         if let Ok(db) = options.open::<RefLang>(&dir) {
             answer_everything(&db);
@@ -81,7 +84,12 @@ pub fn check_directory(data: &[u8]) {
 fn answer_everything(db: &Database<RefLang>) {
     let snapshot = db.snapshot();
     for partition in [SYMBOLS, DIAGNOSTICS] {
-        let hits = snapshot.query(partition).execute().expect("a declared partition answers");
+        let hits = match snapshot.query(partition).execute() {
+            Ok(hits) => hits,
+            // Records are checked when first read: damage there is this typed error.
+            Err(chunkdb_database::Error::DamagedRecords { .. }) => continue,
+            Err(other) => panic!("a declared partition answers, or reports damaged records: {other}"),
+        };
         for hit in hits.iter() {
             std::hint::black_box(format!("{:?} {:?}", hit.sort_key(), hit.record()));
         }

@@ -5,10 +5,12 @@
 use chunkdb::{Database, Ident};
 
 /// A user type with its own stable hash, used as a field: archivable (through
-/// chunkdb's re-export of rkyv) so chunks holding it can be persisted.
+/// chunkdb's re-export of rkyv), since chunks keep their records archived, with
+/// `Debug`, `PartialEq` and `Eq` on the archived form too (record views derive them),
+/// and the same stable hash for both forms.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[derive(chunkdb::rkyv::Archive, chunkdb::rkyv::Serialize, chunkdb::rkyv::Deserialize)]
-#[rkyv(crate = chunkdb::rkyv)]
+#[rkyv(crate = chunkdb::rkyv, derive(Debug, PartialEq, Eq))]
 pub struct Span {
     start: u32,
     end: u32,
@@ -18,6 +20,13 @@ impl chunkdb::StableHash for Span {
     fn stable_hash(&self, hasher: &mut chunkdb::StableHasher) {
         hasher.write_u32(self.start);
         hasher.write_u32(self.end);
+    }
+}
+
+impl chunkdb::StableHash for ArchivedSpan {
+    fn stable_hash(&self, hasher: &mut chunkdb::StableHasher) {
+        hasher.write_u32(self.start.to_native());
+        hasher.write_u32(self.end.to_native());
     }
 }
 
@@ -89,8 +98,8 @@ fn main() {
     writer.commit().unwrap();
 
     let snapshot = db.snapshot();
-    assert_eq!(snapshot.index(Everything::BY_TEXT).get("t").len(), 2);
-    assert_eq!(snapshot.index(Everything::BY_BOXED).get(&9u32).len(), 1);
+    assert_eq!(snapshot.index(Everything::BY_TEXT).get("t").unwrap().len(), 2);
+    assert_eq!(snapshot.index(Everything::BY_BOXED).get(&9u32).unwrap().len(), 1);
     assert_eq!(snapshot.partition(Everything::SCALARS).exact(key).count().unwrap(), 1);
     let prefix = ScalarsKey::prefix().a(1).h(-4).flag(true).name(Ident::new("n")).text_starts_with("");
     assert_eq!(snapshot.partition(Everything::SCALARS).begins_with(prefix).count().unwrap(), 1);

@@ -24,7 +24,7 @@ mod private {
         writer.commit().unwrap();
         let snapshot = db.snapshot();
         let by_prefix = snapshot.partition(Hidden::ITEMS).begins_with(ItemsKey::prefix().type_starts_with("f")).count();
-        by_prefix.unwrap() + snapshot.index(Hidden::BY_TYPE).get("fn").len()
+        by_prefix.unwrap() + snapshot.index(Hidden::BY_TYPE).get("fn").unwrap().len()
     }
 }
 
