@@ -264,11 +264,13 @@ fn records_are_read_in_place_and_damage_to_them_is_reported_by_the_query_that_me
     let segment = files_of(dir.path()).into_keys().find(|name| name.starts_with("seg-")).expect("a segment");
     let path = dir.path().join(&segment);
     let mut bytes = std::fs::read(&path).unwrap();
-    let at = bytes.windows(7).position(|window| window == b"2 items").expect("the message is stored as written");
+    let at =
+        bytes.windows(7).position(|window| window == b"2 items").expect("the message is stored as written");
     bytes[at] = b'3';
     std::fs::write(&path, bytes).unwrap();
 
-    let db = Database::<RefLang>::open(dir.path()).expect("layouts are intact: the open does not read records");
+    let db =
+        Database::<RefLang>::open(dir.path()).expect("layouts are intact: the open does not read records");
     let symbols = db.snapshot().query(SYMBOLS).execute().unwrap().len();
     assert_eq!(symbols, 3, "chunks whose records are intact answer");
     match db.snapshot().query(DIAGNOSTICS).execute().map(|hits| hits.len()) {
@@ -283,7 +285,8 @@ fn records_are_read_in_place_and_damage_to_them_is_reported_by_the_query_that_me
     // Checking every chunk at open finds it up front; discarding recomputes the task.
     let checked = OpenOptions::new().check_at_open(true).open::<RefLang>(dir.path());
     assert!(matches!(&checked, Err(Error::Corrupt { damaged, .. }) if damaged.len() == 1), "{checked:?}");
-    let db = OpenOptions::new().check_at_open(true).discard_damaged(true).open::<RefLang>(dir.path()).unwrap();
+    let db =
+        OpenOptions::new().check_at_open(true).discard_damaged(true).open::<RefLang>(dir.path()).unwrap();
     assert!(db.snapshot().query(DIAGNOSTICS).execute().unwrap().is_empty());
     assert!(db.stale().iter().any(|task| *task == TaskId::new("check:a.rs")), "{:?}", db.stale());
     populate(&db);
