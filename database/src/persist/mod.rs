@@ -27,15 +27,16 @@
 //!
 //! - `LOCK`: an OS file lock, held while a database has the directory open.
 //! - `seg-NNNNNNNNNN.chunks`: immutable segment files of checksummed chunk blobs (rkyv
-//!   archives), each written whole and fsynced once, deleted once nothing points
-//!   into it. A sync writes the chunks not on disk yet into one new segment.
+//!   archives), each written whole and fsynced once, deleted once no manifest
+//!   points into it and no restored chunk maps it. A sync writes the chunks not on disk yet into one new segment.
 //! - `MANIFEST`: the clock, the live segments, every task's current version and where
 //!   it lies, the stale set and task names; replaced atomically (write
 //!   `MANIFEST.tmp`, fsync, rename, fsync the directory).
 //!
 //! Bounded: superseded and collected versions leave the manifest at the next sync; a
 //! segment whose live share falls under [`OpenOptions::compact_below`] is compacted
-//! (its live chunks written again, the file deleted).
+//! (its live chunks written again, the file deleted once no restored chunk still
+//! reads its records there).
 
 pub(crate) mod codec;
 pub(crate) mod directory;
