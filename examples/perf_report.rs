@@ -93,6 +93,7 @@ mod rust_index {
     pub mod analysis;
     pub mod bench;
     pub mod chunk_index;
+    pub mod manifest;
     pub mod salsa_index;
     pub mod sample;
     pub mod script;

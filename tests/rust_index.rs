@@ -7,6 +7,8 @@
 mod analysis;
 #[path = "../examples/rust_index/chunk_index.rs"]
 mod chunk_index;
+#[path = "../examples/rust_index/manifest.rs"]
+mod manifest;
 #[path = "../examples/rust_index/salsa_index.rs"]
 mod salsa_index;
 #[path = "../examples/rust_index/sample.rs"]
@@ -82,25 +84,22 @@ const UTIL_LIB: &str = "pub mod strings;\n";
 const UTIL_STRINGS: &str = "pub fn shout(text: &str) -> String {\n    text.to_uppercase()\n}\n";
 
 fn workspace() -> Sample {
-    let package = |name: &str, files: &[(&str, &str)]| Package {
-        name: name.to_owned(),
-        dir: PathBuf::from(name),
-        files: files.iter().map(|(path, text)| (path.to_string(), text.to_string())).collect(),
+    let package = |name: &str, files: &[(&str, &str)]| {
+        let files = files.iter().map(|(path, text)| (path.to_string(), text.to_string())).collect();
+        Package::new(name, PathBuf::from(name), files)
     };
-    Sample {
-        packages: vec![
-            package(
-                "app",
-                &[
-                    ("src/ast.rs", APP_AST),
-                    ("src/bin/tool.rs", APP_TOOL),
-                    ("src/lib.rs", APP_LIB),
-                    ("src/parser.rs", APP_PARSER),
-                ],
-            ),
-            package("util", &[("src/lib.rs", UTIL_LIB), ("src/strings.rs", UTIL_STRINGS)]),
-        ],
-    }
+    Sample::of(vec![
+        package(
+            "app",
+            &[
+                ("src/ast.rs", APP_AST),
+                ("src/bin/tool.rs", APP_TOOL),
+                ("src/lib.rs", APP_LIB),
+                ("src/parser.rs", APP_PARSER),
+            ],
+        ),
+        package("util", &[("src/lib.rs", UTIL_LIB), ("src/strings.rs", UTIL_STRINGS)]),
+    ])
 }
 
 /// (file, code) of each diagnostic.
@@ -315,4 +314,170 @@ fn the_salsa_twin_restores_from_its_persistence_without_re_executing() {
     restored.check();
     assert_eq!(restored.executions(), 0, "an unchanged workspace re-executes nothing");
     assert_eq!(restored.diagnostics(), expected);
+}
+
+/// A fixture workspace of `tests/fixtures/`.
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// Every diagnostic of `sample` as (file, line, column, code), once both pipelines
+/// agree on them all; and the chunkdb index, to ask more.
+fn diagnose(sample: &Sample) -> (Vec<(String, u32, u32, String)>, ChunkIndex) {
+    let mut chunk = ChunkIndex::load(sample);
+    chunk.check();
+    let mut salsa = SalsaIndex::load(sample);
+    salsa.check();
+    assert_eq!(chunk.diagnostics(), salsa.diagnostics(), "the pipelines agree");
+    let found =
+        chunk.diagnostics().into_iter().map(|(f, d)| (f, d.span.line, d.span.column + 1, d.code)).collect();
+    (found, chunk)
+}
+
+fn roots_of<'s>(sample: &'s Sample, package: &str) -> Vec<&'s str> {
+    let package = &sample.packages[sample.package_named(package).expect("the package exists")];
+    package.roots.iter().map(|(path, _)| path.as_str()).collect()
+}
+
+#[test]
+fn a_workspace_that_compiles_gets_no_diagnostic() {
+    // `tests/fixtures/workspace` passes `cargo check --workspace --all-targets`: each
+    // crate there holds one of the cases that used to give false diagnostics.
+    let sample = sample::load_tree(&fixture("workspace")).expect("the fixture reads");
+    let names: Vec<&str> = sample.packages.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["layout", "old", "procs", "renamed_impl", "stdx", "app"], "members, in order");
+    let (found, index) = diagnose(&sample);
+    assert_eq!(found, []);
+    // Targets come from Cargo.toml: declared paths, `autobins`/`autotests = false`.
+    assert_eq!(roots_of(&sample, "layout"), ["lib/root.rs", "tools/main.rs", "checks/it.rs"]);
+    assert_eq!(
+        roots_of(&sample, "app"),
+        ["src/main.rs", "src/bin/extra/main.rs", "examples/demo.rs", "build.rs"]
+    );
+    // Files no crate compiles are indexed for symbols, without diagnostics.
+    assert_eq!(
+        index.orphan_files(),
+        ["layout/src/main.rs", "layout/tests/ignored.rs", "stdx/tests/data/input.rs"]
+    );
+    let coverage = index.coverage();
+    assert_eq!((coverage.files, coverage.in_tree), (27, 24));
+    // Every path is decided except those behind the proc-macro crate's derive.
+    assert_eq!((coverage.imports.total, coverage.imports.reported, coverage.imports.unknown), (37, 0, 0));
+    assert_eq!((coverage.types.total, coverage.types.reported), (9, 0));
+    // Symbols of every kind of module are found: a raw identifier, `#[path]` under
+    // `cfg_attr` (both files), a `cfg_if!` branch, an `include!`d file.
+    for (name, file) in [
+        ("helper", "stdx/src/type.rs"),
+        ("name", "stdx/src/sys/other.rs"),
+        ("name", "stdx/src/sys/unix.rs"),
+        ("flavour", "stdx/src/elsewhere.rs"),
+        ("GENERATED", "stdx/src/generated.rs"),
+        ("Triple", "stdx/src/target/mod.rs"),
+    ] {
+        let found = index.workspace_symbols(name, 20);
+        assert!(found.iter().any(|(f, s)| f == file && s.name == name), "{name} in {file}: {found:?}");
+    }
+    // Go to definition through a renamed dependency and a macro at a crate root.
+    let (_, root) = index.locate("layout/lib/root.rs").expect("the file exists");
+    let (file, _) = index.goto_definition(root, 7, 12).expect("`renamed_fn` resolves");
+    assert_eq!(index.file_name(file).as_deref(), Some("renamed_impl/src/lib.rs"));
+    let (file, span) = index.goto_definition(root, 6, 11).expect("`never` resolves");
+    assert_eq!((index.file_name(file).as_deref(), span.line), (Some("stdx/src/macros.rs"), 3));
+}
+
+#[test]
+fn deliberate_mistakes_are_reported() {
+    let sample = sample::load_tree(&fixture("mistakes")).expect("the fixture reads");
+    let (found, index) = diagnose(&sample);
+    let at = |line, column, code: &str| ("mistakes/src/lib.rs".to_owned(), line, column, code.to_owned());
+    assert_eq!(
+        found,
+        [
+            ("mistakes/src/broken.rs".to_owned(), 1, 20, "syntax-error".to_owned()),
+            at(2, 5, "unresolved-module"),
+            at(5, 13, "unresolved-import"), // helper::missing_fn
+            at(6, 10, "unresolved-import"), // stx::never: no such crate
+            at(7, 12, "unresolved-import"), // serde: not a dependency
+            at(8, 21, "unresolved-import"), // crate::nothing
+            at(10, 21, "unresolved-type"),  // Undefined
+            at(10, 53, "unresolved-type"),  // AlsoMissing
+            at(31, 4, "duplicate-definition"),
+        ]
+    );
+    let messages: Vec<String> = index.diagnostics().into_iter().map(|(_, d)| d.message).collect();
+    assert!(messages[3].contains("no crate `stx` among the package's dependencies"), "{}", messages[3]);
+    // `Read` from a glob of `std::io` is unknown, not an error.
+    let coverage = index.coverage();
+    assert_eq!((coverage.types.reported, coverage.types.unknown), (2, 1));
+}
+
+#[test]
+fn a_dependency_resolves_to_the_version_it_asks_for() {
+    // Two versions of `dup` side by side, as in the cargo registry.
+    let sample = sample::load_tree(&fixture("registry")).expect("the fixture reads");
+    let names: Vec<&str> = sample.packages.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["dup@1.0.0", "dup@2.0.0", "user"]);
+    let (found, index) = diagnose(&sample);
+    assert_eq!(found, [("user/src/lib.rs".to_owned(), 2, 14, "unresolved-import".to_owned())]);
+    let (_, user) = index.locate("user/src/lib.rs").expect("the file exists");
+    let (file, _) = index.goto_definition(user, 1, 14).expect("`only_in_one` resolves");
+    assert_eq!(index.file_name(file).as_deref(), Some("dup@1.0.0/src/lib.rs"));
+}
+
+/// Copies the directory `from` into `to`.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("a directory");
+    for entry in std::fs::read_dir(from).expect("readable").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("a type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copied");
+        }
+    }
+}
+
+#[test]
+fn a_build_directory_is_skipped_but_a_module_named_target_is_not() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    copy_tree(&fixture("workspace"), dir.path());
+    // What cargo leaves: a tagged build directory, with Rust files inside.
+    let build = dir.path().join("target");
+    std::fs::create_dir_all(build.join("debug/build/out")).expect("a directory");
+    std::fs::write(build.join("CACHEDIR.TAG"), "Signature: 8a477f597d28d172789f06886806bc55\n")
+        .expect("written");
+    std::fs::write(build.join("debug/build/out/generated.rs"), "fn broken( {\n").expect("written");
+    let sample = sample::load_tree(dir.path()).expect("the copy reads");
+    assert_eq!(sample.file_count(), 27, "nothing of target/ is indexed");
+    assert_eq!(diagnose(&sample).0, []);
+}
+
+#[test]
+fn a_nested_crate_or_a_lone_file_can_be_the_path() {
+    // A member of a workspace, on its own: inherited fields come from the workspace.
+    let sample = sample::load_tree(&fixture("workspace/crates/layout")).expect("the crate reads");
+    assert_eq!(sample.packages.len(), 1);
+    assert_eq!(sample.packages[0].edition(), 2021);
+    let (found, index) = diagnose(&sample);
+    assert_eq!(found, []);
+    // Its dependencies are outside: named by their library names, resolved no further.
+    assert_eq!(index.coverage().imports.reported, 0);
+    // A lone file is a crate of its own.
+    let sample =
+        sample::load_tree(&fixture("workspace/crates/stdx/src/sys/unix.rs")).expect("the file reads");
+    let (found, index) = diagnose(&sample);
+    assert_eq!((found.len(), index.coverage().in_tree), (0, 1));
+}
+
+#[test]
+fn the_scripted_session_agrees_with_salsa_on_the_fixture_workspace() {
+    let sample = sample::load_tree(&fixture("workspace")).expect("the fixture reads");
+    let (mut session, _) = Session::build(sample);
+    let mut salsa = SalsaIndex::load(&session.sample);
+    salsa.check();
+    let steps = session.play();
+    assert!(steps.len() >= 5, "{:?}", steps.iter().map(|s| &s.label).collect::<Vec<_>>());
+    let all_edits =
+        StepReport { edits: steps.iter().flat_map(|s| s.edits.clone()).collect(), ..steps[0].clone() };
+    check_against_references(&session, &mut salsa, &all_edits);
 }

@@ -4,33 +4,16 @@
 //! diagnostics a file gets.
 //!
 //! The rules are a language server's first approximation of Rust's: modules come from
-//! `mod` declarations (with `#[path]`), paths resolve through `crate`, `self`,
-//! `super`, workspace crates and the names items and imports define; a module with a
-//! glob import or an item-level macro call may hold names nobody can list, so a name
-//! missing there is not reported.
+//! the crate roots Cargo builds and their `mod` declarations (with `#[path]`, also
+//! under `cfg_attr`); paths resolve through `crate`, `self`, `super`, the package's
+//! dependencies, the names items and imports define, glob imports into workspace
+//! modules, `#[macro_export]` macros at crate roots and the standard prelude. The
+//! index is cfg-blind (it keeps the items of every configuration), so a name missing
+//! where a macro may define names, or in code under a `cfg`, is unknown, not an error.
 
 #![allow(dead_code)]
 
-use super::syntax::{Def, Kind, ModDecl, Span, SyntaxError, Use};
-
-/// The module path of a crate root's top: `crate` for `src/lib.rs`, `crate[path]`
-/// for every other root (binaries, examples, tests, benches, build scripts), which
-/// Cargo builds as crates of their own. `None` for a file that is not a root.
-pub fn root_module(path: &str) -> Option<String> {
-    if path == "src/lib.rs" {
-        return Some("crate".to_owned());
-    }
-    let parts: Vec<&str> = path.split('/').collect();
-    let root = match parts.as_slice() {
-        ["src", "main.rs"] | ["build.rs"] => true,
-        ["src", "bin", file] | ["examples", file] | ["tests", file] | ["benches", file] => {
-            file.ends_with(".rs")
-        }
-        ["src", "bin", _, "main.rs"] | ["examples", _, "main.rs"] => true,
-        _ => false,
-    };
-    root.then(|| format!("crate[{path}]"))
-}
+use super::syntax::{Def, Kind, ModDecl, Span, SyntaxError};
 
 /// The root module of the module `path` (`crate::a::b` → `crate`).
 pub fn root_of(path: &str) -> &str {
@@ -42,79 +25,188 @@ pub fn parent_of(path: &str) -> Option<&str> {
     path.rsplit_once("::").map(|(parent, _)| parent)
 }
 
+/// What the module tree reads of a file: its `mod` declarations and its
+/// `#[macro_export]` macros (as (inline module, name)).
+#[derive(Clone, PartialEq, Eq, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Outline {
+    /// Its `mod` declarations, in source order.
+    pub mods: Vec<ModDecl>,
+    /// Its exported macros.
+    pub exports: Vec<(String, String)>,
+    /// The files it `include!`s: (inline module, path as written).
+    pub includes: Vec<(String, String)>,
+    /// Its argument-less `macro_rules!` templates: name and their `mod`s.
+    pub templates: Vec<(String, Vec<ModDecl>)>,
+    /// Its argument-less item-level macro calls: (inline module, name).
+    pub calls: Vec<(String, String)>,
+}
+
 /// A crate's module tree.
 #[derive(Clone, PartialEq, Eq, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ModuleTree {
-    /// Each module: its path, the file it is in and its inline path in that file.
+    /// Each module: its path, the file it is in and its inline path in that file;
+    /// a module a `cfg` picks among several files has one entry per file.
     pub modules: Vec<(String, u32, String)>,
-    /// Each file reached: the module path of its top.
-    pub files: Vec<(u32, String)>,
+    /// Each file reached: the module path of its top, whether it is reached only
+    /// through `#[cfg]`-guarded `mod`s (then Cargo may never build it), and whether
+    /// it is quiet: `include!`d, or declared by a macro call this indexer cannot
+    /// see through (its names live in a scope it cannot follow: no diagnostics).
+    pub files: Vec<(u32, String, bool, bool)>,
     /// Each `mod name;` whose file does not exist: (file, index among the file's
     /// `mods`, message).
     pub missing: Vec<(u32, u32, String)>,
+    /// Each `#[macro_export]` macro, at its crate's root: (root module, name, file,
+    /// inline module), sorted.
+    pub macros: Vec<(String, String, u32, String)>,
 }
 
 /// Builds the module tree of one package from its files (relative path → file id,
-/// sorted by path) and, for the files it reaches, their `mod` declarations.
-pub fn module_tree(files: &[(String, u32)], mut mods_of: impl FnMut(u32) -> Vec<ModDecl>) -> ModuleTree {
+/// sorted by path), its crate roots ((path, root module)) and, for the files it
+/// reaches, their outlines.
+pub fn module_tree(
+    files: &[(String, u32)],
+    roots: &[(String, String)],
+    mut outline_of: impl FnMut(u32) -> Outline,
+) -> ModuleTree {
     let id_of = |path: &str| files.binary_search_by(|(p, _)| p.as_str().cmp(path)).ok().map(|i| files[i].1);
     let mut tree = ModuleTree::default();
     let mut reached = std::collections::HashSet::new();
     let mut queue = std::collections::VecDeque::new();
-    for (path, file) in files {
-        if let Some(root) = root_module(path) {
-            queue.push_back((path.clone(), *file, root, true));
+    for (path, root) in roots {
+        if let Some(file) = id_of(path) {
+            queue.push_back((path.clone(), file, root.clone(), true, false, false));
         }
     }
-    while let Some((path, file, module, is_root)) = queue.pop_front() {
-        if !reached.insert(file) {
-            continue;
-        }
-        tree.files.push((file, module.clone()));
-        tree.modules.push((module.clone(), file, String::new()));
-        let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
-        let stem = path.rsplit_once('/').map_or(path.as_str(), |(_, name)| name).trim_end_matches(".rs");
-        let children = if is_root || stem == "mod" { dir.to_owned() } else { join_dir(dir, stem) };
-        for (index, decl) in mods_of(file).iter().enumerate() {
-            let inline_path = super::syntax::join(&decl.module, &decl.name);
-            let module_path = format!("{module}::{inline_path}");
-            if decl.inline {
-                tree.modules.push((module_path, file, inline_path));
+    // Argument-less macro calls waiting for their template (a `macro_rules!` of the
+    // crate, perhaps in a file not reached yet): (file, its path, its module, whether
+    // it owns its directory, guarded, quiet, inline module, macro name).
+    type Call = (u32, String, String, bool, bool, bool, String, String);
+    let mut calls: Vec<Call> = Vec::new();
+    let mut templates: std::collections::HashMap<(String, String), Vec<ModDecl>> = Default::default();
+    // `owns_dir`: a crate root, a `mod.rs` or a file a `#[path]` names, whose child
+    // modules live beside it rather than in a directory named after it.
+    loop {
+        while let Some((path, file, module, owns_dir, guarded, quiet)) = queue.pop_front() {
+            if !reached.insert(file) {
                 continue;
             }
-            let base = decl
-                .module
-                .split("::")
-                .filter(|s| !s.is_empty())
-                .fold(children.clone(), |d, s| join_dir(&d, s));
-            let candidates: Vec<Option<String>> = match &decl.path_attr {
-                Some(attr) if decl.module.is_empty() => vec![normalize(&join_dir(dir, attr))],
-                Some(attr) => vec![normalize(&join_dir(&base, attr))],
-                None => vec![
-                    normalize(&join_dir(&base, &format!("{}.rs", decl.name))),
-                    normalize(&join_dir(&base, &format!("{}/mod.rs", decl.name))),
-                ],
-            };
-            // A `#[path]` leaving the package names a file this package does not own.
-            let Some(candidates) = candidates.into_iter().collect::<Option<Vec<String>>>() else { continue };
-            match candidates.iter().find_map(|candidate| id_of(candidate).map(|id| (candidate, id))) {
-                Some((candidate, child)) => queue.push_back((candidate.clone(), child, module_path, false)),
-                // A `#[path]` may name a file of another package: not checked.
-                None if decl.path_attr.is_some() => {}
-                None => {
+            tree.files.push((file, module.clone(), guarded, quiet));
+            tree.modules.push((module.clone(), file, String::new()));
+            let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
+            let stem = path.rsplit_once('/').map_or(path.as_str(), |(_, name)| name).trim_end_matches(".rs");
+            let children = if owns_dir || stem == "mod" { dir.to_owned() } else { join_dir(dir, stem) };
+            let outline = outline_of(file);
+            let root = root_of(&module).to_owned();
+            for (name, mods) in outline.templates {
+                templates.entry((root.clone(), name)).or_insert(mods);
+            }
+            for (inline, name) in outline.calls {
+                calls.push((file, path.clone(), module.clone(), owns_dir, guarded, quiet, inline, name));
+            }
+            for (inline, name) in outline.exports {
+                tree.macros.push((root.clone(), name, file, inline));
+            }
+            for (inline, included) in &outline.includes {
+                let module_path =
+                    if inline.is_empty() { module.clone() } else { format!("{module}::{inline}") };
+                if let Some(candidate) = normalize(&join_dir(dir, included))
+                    && let Some(child) = id_of(&candidate)
+                {
+                    queue.push_back((candidate, child, module_path, true, guarded, true));
+                }
+            }
+            for (index, decl) in outline.mods.iter().enumerate() {
+                let inline_path = super::syntax::join(&decl.module, &decl.name);
+                let module_path = format!("{module}::{inline_path}");
+                if decl.inline {
+                    tree.modules.push((module_path, file, inline_path));
+                    continue;
+                }
+                let base = decl
+                    .module
+                    .split("::")
+                    .filter(|s| !s.is_empty())
+                    .fold(children.clone(), |d, s| join_dir(&d, s));
+                let attr_base = if decl.module.is_empty() { dir } else { base.as_str() };
+                // A `#[path]` leaving the package names a file this package does not own.
+                let mut found: Vec<(String, u32, bool)> = decl
+                    .paths
+                    .iter()
+                    .filter_map(|attr| normalize(&join_dir(attr_base, attr)))
+                    .filter_map(|candidate| id_of(&candidate).map(|id| (candidate, id, true)))
+                    .collect();
+                if !decl.conditional_paths {
+                    found.truncate(1);
+                }
+                let defaults = [format!("{}.rs", decl.name), format!("{}/mod.rs", decl.name)]
+                    .map(|name| normalize(&join_dir(&base, &name)).unwrap_or_default());
+                if decl.paths.is_empty() || decl.conditional_paths {
+                    found.extend(defaults.iter().find_map(|c| id_of(c).map(|id| (c.clone(), id, false))));
+                }
+                if found.is_empty() && decl.paths.is_empty() && !decl.cfg {
                     let message = format!(
                         "unresolved module `{}`: no file {}",
                         decl.name,
-                        candidates.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(" or ")
+                        defaults.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(" or ")
                     );
                     tree.missing.push((file, index as u32, message));
                 }
+                for (candidate, child, by_attr) in found {
+                    queue.push_back((
+                        candidate,
+                        child,
+                        module_path.clone(),
+                        by_attr,
+                        guarded || decl.cfg,
+                        quiet || decl.opaque,
+                    ));
+                }
             }
+        }
+        // A call expands to its template's `mod`s, as if the calling file declared them.
+        let mut expanded = false;
+        for (file, path, module, owns_dir, guarded, quiet, inline, name) in std::mem::take(&mut calls) {
+            let Some(mods) = templates.get(&(root_of(&module).to_owned(), name.clone())) else {
+                calls.push((file, path, module, owns_dir, guarded, quiet, inline, name));
+                continue;
+            };
+            let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
+            let stem = path.rsplit_once('/').map_or(path.as_str(), |(_, name)| name).trim_end_matches(".rs");
+            let children = if owns_dir || stem == "mod" { dir.to_owned() } else { join_dir(dir, stem) };
+            for decl in mods {
+                let decl_module = super::syntax::join(&inline, &decl.module);
+                let inline_path = super::syntax::join(&decl_module, &decl.name);
+                let module_path = format!("{module}::{inline_path}");
+                if decl.inline {
+                    tree.modules.push((module_path, file, inline_path));
+                    continue;
+                }
+                let base = decl_module
+                    .split("::")
+                    .filter(|s| !s.is_empty())
+                    .fold(children.clone(), |d, s| join_dir(&d, s));
+                let candidates = [format!("{}.rs", decl.name), format!("{}/mod.rs", decl.name)];
+                if let Some((candidate, child)) = candidates
+                    .iter()
+                    .filter_map(|name| normalize(&join_dir(&base, name)))
+                    .find_map(|candidate| id_of(&candidate).map(|id| (candidate, id)))
+                {
+                    // The macro is the crate's own and declares the `mod` as written.
+                    queue.push_back((candidate, child, module_path, false, guarded || decl.cfg, quiet));
+                    expanded = true;
+                }
+            }
+        }
+        if !expanded {
+            break;
         }
     }
     tree.modules.sort();
-    tree.modules.dedup_by(|a, b| a.0 == b.0);
+    tree.modules.dedup();
     tree.files.sort();
+    tree.macros.sort();
+    // A macro defined twice (under different `cfg`s): the first answers.
+    tree.macros.dedup_by(|a, b| (&a.0, &a.1) == (&b.0, &b.1));
     tree
 }
 
@@ -149,16 +241,42 @@ pub enum Lookup {
     Nothing,
 }
 
+/// What a package's manifest says that resolution needs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct PackageFacts {
+    /// The edition (2015 resolves `use` paths from the crate root).
+    pub edition: u16,
+    /// Whether it has a manifest (without one, any crate name is accepted).
+    pub declared: bool,
+    /// Whether a dependency's library name is not known (then a name that is no
+    /// known crate may still be that dependency's).
+    pub unverified: bool,
+}
+
+/// A crate a package's code may name: the workspace package it is (`None` when the
+/// workspace does not hold it) and the tables declaring it
+/// ([`dep_kind`](super::manifest::dep_kind) bits).
+pub type Dependency = (Option<u32>, u8);
+
 /// The questions resolution asks of a pipeline's storage.
 pub trait Scopes {
-    /// The file and inline path of module `path` of `package`.
-    fn module(&mut self, package: u32, path: &str) -> Option<(u32, String)>;
+    /// The file and inline path of module `path` of `package`: several when a
+    /// `cfg` picks among files, none when there is no such module.
+    fn module(&mut self, package: u32, path: &str) -> Vec<(u32, String)>;
     /// What `name` is in the scope of inline module `inline` of `file`.
     fn lookup(&mut self, file: u32, inline: &str, name: &str) -> Lookup;
-    /// Whether that module may hold names nobody can list.
+    /// Whether that module may hold names nobody can list (a macro call, an
+    /// attribute macro or derive that may define names, a syntax error).
     fn is_open(&mut self, file: u32, inline: &str) -> bool;
-    /// The workspace package whose crate is called `name`.
-    fn package_named(&mut self, name: &str) -> Option<u32>;
+    /// The paths that module's glob imports (`use a::b::*`) import from.
+    fn globs(&mut self, file: u32, inline: &str) -> Vec<Vec<String>>;
+    /// The crate `package`'s code names `name`, if its manifest declares one.
+    fn dependency(&mut self, package: u32, name: &str) -> Option<Dependency>;
+    /// Where the `#[macro_export]` macro `name` of the crate rooted at `root` of
+    /// `package` is defined: (file, inline module).
+    fn exported_macro(&mut self, package: u32, root: &str, name: &str) -> Option<(u32, String)>;
+    /// What `package`'s manifest says.
+    fn facts(&mut self, package: u32) -> PackageFacts;
 }
 
 /// What a path resolved to.
@@ -170,9 +288,10 @@ pub enum Resolution {
     Module { package: u32, path: String },
     /// A name another `use` binds (re-exports are followed on demand).
     Import { file: u32, module: String, name: String },
-    /// A crate outside the workspace (`std`, a dependency).
+    /// A crate outside the workspace that the package may name (`std`, a
+    /// dependency the workspace does not hold), or a name of the standard prelude.
     External,
-    /// Something this approximation cannot decide (a glob, a macro, a generic).
+    /// Something this approximation cannot decide (a glob, a macro, `Self`).
     Unknown,
     /// Segment `segment` of the path names nothing.
     Unresolved { segment: u32 },
@@ -189,10 +308,207 @@ pub struct Site<'a> {
     pub file: u32,
     /// The inline path inside the file.
     pub inline: &'a str,
+    /// Whether a `#[cfg]` guards the path (on its item, an enclosing module, or a
+    /// `mod` on the way to its file): it is compiled only in a configuration this
+    /// cfg-blind index does not model.
+    pub cfg: bool,
+    /// Whether it is a type path (a single segment there is never a crate).
+    pub ty: bool,
+}
+
+/// The names of the standard prelude (edition 2024's, which holds the earlier
+/// ones) that a path may start with.
+pub const PRELUDE: &[&str] = &[
+    "Copy",
+    "Send",
+    "Sized",
+    "Sync",
+    "Unpin",
+    "Drop",
+    "Fn",
+    "FnMut",
+    "FnOnce",
+    "AsyncFn",
+    "AsyncFnMut",
+    "AsyncFnOnce",
+    "Box",
+    "ToOwned",
+    "Clone",
+    "PartialEq",
+    "PartialOrd",
+    "Eq",
+    "Ord",
+    "AsRef",
+    "AsMut",
+    "Into",
+    "From",
+    "Default",
+    "Iterator",
+    "Extend",
+    "IntoIterator",
+    "DoubleEndedIterator",
+    "ExactSizeIterator",
+    "Option",
+    "Some",
+    "None",
+    "Result",
+    "Ok",
+    "Err",
+    "String",
+    "ToString",
+    "Vec",
+    "TryFrom",
+    "TryInto",
+    "FromIterator",
+    "Future",
+    "IntoFuture",
+];
+
+/// A crate name, as the code of `site` may use it.
+enum Extern {
+    /// A workspace package.
+    Package(u32),
+    /// A crate outside the workspace.
+    Outside,
+    /// No crate of that name.
+    Missing,
+    /// No known crate of that name, but a dependency's name is not known.
+    Unknown,
+}
+
+fn extern_crate(scopes: &mut impl Scopes, site: Site<'_>, name: &str) -> Extern {
+    let library = root_of(site.module) == "crate";
+    if let Some((target, kinds)) = scopes.dependency(site.package, name) {
+        // A library names itself only through `crate` (or an `extern crate self`).
+        let own_only = kinds == super::manifest::dep_kind::OWN_LIB;
+        if !(library && own_only) {
+            return target.map_or(Extern::Outside, Extern::Package);
+        }
+    }
+    if super::manifest::BUILTIN_CRATES.contains(&name) {
+        return Extern::Outside;
+    }
+    // `extern crate name;` at the root puts `name` in the extern prelude.
+    for (file, inline) in scopes.module(site.package, root_of(site.module)) {
+        if scopes.lookup(file, &inline, name) == Lookup::Def(Kind::ExternCrate) {
+            return Extern::Outside;
+        }
+    }
+    let facts = scopes.facts(site.package);
+    if !facts.declared {
+        return Extern::Outside;
+    }
+    // Platform code (under a `cfg`) may name a platform dependency whose library
+    // name is not known.
+    if facts.unverified && site.cfg { Extern::Unknown } else { Extern::Missing }
 }
 
 /// Resolves `path` written at `site`.
 pub fn resolve(scopes: &mut impl Scopes, site: Site<'_>, path: &[String]) -> Resolution {
+    resolve_within(scopes, site, path, GLOB_DEPTH)
+}
+
+/// How many glob imports deep resolution follows a name.
+const GLOB_DEPTH: u32 = 4;
+
+/// What a name is in a module: found (as what, in which file and inline module, in
+/// which module of which package), maybe defined where nobody can list names (a
+/// macro, a glob from outside the workspace), or nowhere.
+enum Found {
+    At { lookup: Lookup, file: u32, inline: String, package: u32, module: String },
+    Open,
+    Nothing,
+}
+
+/// Where resolution goes after looking a segment up.
+enum Next {
+    /// Into a module: its package and path.
+    Into(u32, String),
+    /// Nowhere further: the path names this.
+    Done(Resolution),
+    /// The name is not there (`open`: but something may define it there).
+    Missing { open: bool },
+}
+
+impl Found {
+    /// Where resolution goes once segment `name` is found (or not) like this.
+    fn next(self, name: &str) -> Next {
+        match self {
+            Found::At { lookup: Lookup::Def(Kind::Module), package, module, .. } => {
+                Next::Into(package, format!("{module}::{name}"))
+            }
+            Found::At { lookup: Lookup::Def(_), file, inline, .. } => {
+                Next::Done(Resolution::Def { file, module: inline, name: name.to_owned() })
+            }
+            Found::At { file, inline, .. } => {
+                Next::Done(Resolution::Import { file, module: inline, name: name.to_owned() })
+            }
+            Found::Open => Next::Missing { open: true },
+            Found::Nothing => Next::Missing { open: false },
+        }
+    }
+}
+
+/// Looks `name` up in module `module` of `package` (at `places`: the file and inline
+/// path of each file a `cfg` may pick), then through its glob imports into
+/// workspace modules, `depth` globs deep.
+fn find(
+    scopes: &mut impl Scopes,
+    package: u32,
+    module: &str,
+    places: &[(u32, String)],
+    name: &str,
+    visited: &mut Vec<(u32, String)>,
+    depth: u32,
+) -> Found {
+    for (file, inline) in places {
+        let lookup = scopes.lookup(*file, inline, name);
+        if lookup != Lookup::Nothing {
+            return Found::At {
+                lookup,
+                file: *file,
+                inline: inline.clone(),
+                package,
+                module: module.to_owned(),
+            };
+        }
+    }
+    let mut open = false;
+    for (file, inline) in places {
+        if visited.contains(&(*file, inline.clone())) {
+            continue;
+        }
+        visited.push((*file, inline.clone()));
+        if scopes.is_open(*file, inline) {
+            open = true;
+            continue;
+        }
+        for glob in scopes.globs(*file, inline) {
+            if depth == 0 {
+                open = true;
+                continue;
+            }
+            let site = Site { package, module, file: *file, inline, cfg: false, ty: false };
+            match resolve_within(scopes, site, &glob, depth - 1) {
+                Resolution::Module { package: target, path } => {
+                    let places = scopes.module(target, &path);
+                    match find(scopes, target, &path, &places, name, visited, depth - 1) {
+                        Found::Nothing => {}
+                        Found::Open => open = true,
+                        found => return found,
+                    }
+                }
+                // Reported where it is written.
+                Resolution::Unresolved { .. } => {}
+                // An enum's variants, a crate outside the workspace, anything unknown.
+                _ => open = true,
+            }
+        }
+    }
+    if open { Found::Open } else { Found::Nothing }
+}
+
+fn resolve_within(scopes: &mut impl Scopes, site: Site<'_>, path: &[String], depth: u32) -> Resolution {
     let Some(first) = path.first() else { return Resolution::Unknown };
     let mut package = site.package;
     let mut current: String;
@@ -212,58 +528,129 @@ pub fn resolve(scopes: &mut impl Scopes, site: Site<'_>, path: &[String]) -> Res
             }
         }
         "Self" => return Resolution::Unknown,
-        "::" => match path.get(1).and_then(|name| scopes.package_named(name)) {
-            Some(found) => {
-                package = found;
-                current = "crate".to_owned();
-                next = 2;
-            }
-            None => return Resolution::External,
-        },
-        name => match scopes.lookup(site.file, site.inline, name) {
-            Lookup::Def(Kind::Module) => current = format!("{}::{name}", site.module),
-            Lookup::Def(_) => {
-                return Resolution::Def {
-                    file: site.file,
-                    module: site.inline.to_owned(),
-                    name: name.to_owned(),
-                };
-            }
-            Lookup::Import => {
-                return Resolution::Import {
-                    file: site.file,
-                    module: site.inline.to_owned(),
-                    name: name.to_owned(),
-                };
-            }
-            Lookup::Nothing => match scopes.package_named(name) {
-                Some(found) => {
+        "::" => {
+            let Some(name) = path.get(1) else { return Resolution::Unknown };
+            match extern_crate(scopes, site, name) {
+                Extern::Package(found) => {
                     package = found;
                     current = "crate".to_owned();
+                    next = 2;
                 }
-                None if scopes.is_open(site.file, site.inline) => return Resolution::Unknown,
-                None => return Resolution::External,
-            },
-        },
+                Extern::Outside => return Resolution::External,
+                Extern::Unknown => return Resolution::Unknown,
+                // Edition 2015: `::a` is the crate root's `a`.
+                Extern::Missing if scopes.facts(site.package).edition <= 2015 => {
+                    current = root_of(site.module).to_owned();
+                    next = 1;
+                }
+                Extern::Missing => return Resolution::Unresolved { segment: 1 },
+            }
+        }
+        name => {
+            let here = [(site.file, site.inline.to_owned())];
+            let direct = scopes.lookup(site.file, site.inline, name);
+            let found = if direct != Lookup::Nothing {
+                Found::At {
+                    lookup: direct,
+                    file: site.file,
+                    inline: site.inline.to_owned(),
+                    package,
+                    module: site.module.to_owned(),
+                }
+            } else {
+                if !site.module.contains("::")
+                    && let Some((file, module)) = scopes.exported_macro(package, site.module, name)
+                {
+                    return Resolution::Def { file, module, name: name.to_owned() };
+                }
+                let lone_type = site.ty && path.len() == 1;
+                match if lone_type { Extern::Missing } else { extern_crate(scopes, site, name) } {
+                    Extern::Package(found) => {
+                        package = found;
+                        current = "crate".to_owned();
+                        return continue_in(scopes, package, current, path, next, depth);
+                    }
+                    Extern::Outside => return Resolution::External,
+                    Extern::Unknown => return Resolution::Unknown,
+                    Extern::Missing if PRELUDE.contains(&name) => return Resolution::External,
+                    Extern::Missing => {
+                        find(scopes, package, site.module, &here, name, &mut Vec::new(), depth)
+                    }
+                }
+            };
+            match found.next(name) {
+                Next::Into(at, module) => (package, current) = (at, module),
+                Next::Done(resolution) => return resolution,
+                Next::Missing { open: true } => return Resolution::Unknown,
+                // Edition 2015: paths are the crate root's.
+                Next::Missing { .. } if scopes.facts(site.package).edition <= 2015 => {
+                    current = root_of(site.module).to_owned();
+                    next = 0;
+                }
+                Next::Missing { .. } => return Resolution::Unresolved { segment: 0 },
+            }
+        }
     }
+    continue_in(scopes, package, current, path, next, depth)
+}
+
+/// Resolves the segments of `path` from `next` on, starting in module `current`
+/// of `package`.
+fn continue_in(
+    scopes: &mut impl Scopes,
+    mut package: u32,
+    mut current: String,
+    path: &[String],
+    next: usize,
+    depth: u32,
+) -> Resolution {
     for (index, segment) in path.iter().enumerate().skip(next) {
         if segment == "self" {
             break;
         }
-        let Some((file, inline)) = scopes.module(package, &current) else { return Resolution::Unknown };
-        match scopes.lookup(file, &inline, segment) {
-            Lookup::Def(Kind::Module) => current = format!("{current}::{segment}"),
-            Lookup::Def(_) => return Resolution::Def { file, module: inline, name: segment.clone() },
-            Lookup::Import => return Resolution::Import { file, module: inline, name: segment.clone() },
-            Lookup::Nothing if scopes.is_open(file, &inline) => return Resolution::Unknown,
-            Lookup::Nothing => return Resolution::Unresolved { segment: index as u32 },
+        let places = scopes.module(package, &current);
+        if places.is_empty() {
+            return Resolution::Unknown;
+        }
+        match find(scopes, package, &current, &places, segment, &mut Vec::new(), depth).next(segment) {
+            Next::Into(at, module) => (package, current) = (at, module),
+            Next::Done(resolution) => return resolution,
+            Next::Missing { open } => {
+                if !current.contains("::")
+                    && let Some((file, module)) = scopes.exported_macro(package, &current, segment)
+                {
+                    return Resolution::Def { file, module, name: segment.clone() };
+                }
+                return if open {
+                    Resolution::Unknown
+                } else {
+                    Resolution::Unresolved { segment: index as u32 }
+                };
+            }
         }
     }
-    match scopes.module(package, &current) {
-        Some(_) => Resolution::Module { package, path: current },
+    if scopes.module(package, &current).is_empty() {
         // A `mod` whose file is missing: reported on the `mod` itself.
-        None => Resolution::Unknown,
+        Resolution::Unknown
+    } else {
+        Resolution::Module { package, path: current }
     }
+}
+
+/// [`resolve`] for a path written under a `#[cfg]` (`cfg`): such a path is compiled
+/// only in a configuration this cfg-blind index does not model, so a path that does
+/// not resolve is unknown there, not an error.
+pub fn resolve_path(scopes: &mut impl Scopes, site: Site<'_>, path: &[String], cfg: bool) -> Resolution {
+    match resolve(scopes, site, path) {
+        Resolution::Unresolved { .. } if cfg => Resolution::Unknown,
+        resolution => resolution,
+    }
+}
+
+/// Whether a resolution was decided (resolved or reported), for the share of paths
+/// checked.
+pub fn is_checked(resolution: &Resolution) -> bool {
+    !matches!(resolution, Resolution::Unknown)
 }
 
 /// One diagnostic.
@@ -271,21 +658,26 @@ pub fn resolve(scopes: &mut impl Scopes, site: Site<'_>, path: &[String]) -> Res
 pub struct Diagnostic {
     /// Where.
     pub span: Span,
-    /// A short code: `syntax-error`, `unresolved-import`, `unresolved-module`,
-    /// `duplicate-definition`.
+    /// A short code: `syntax-error`, `unresolved-import`, `unresolved-type`,
+    /// `unresolved-module`, `duplicate-definition`.
     pub code: String,
     /// What is wrong.
     pub message: String,
 }
 
-/// The diagnostics of one file, sorted by position: its syntax error, its `use`
-/// paths that resolve to nothing (`resolutions` holds one per use), its missing
-/// module files, and names defined twice in one namespace of one module.
+/// A path and what it resolved to, for diagnostics: its segments, where it is
+/// written (every occurrence) and its resolution.
+pub type Resolved<'a> = (&'a [String], &'a [Span], &'a Resolution);
+
+/// The diagnostics of one file in a module tree, sorted by position: its syntax
+/// error, its `use` paths and signature type paths that resolve to nothing, its
+/// missing module files, and names defined twice in one namespace of one module
+/// (items under `#[cfg]` may share a name, `const _` and `macro_rules!` may repeat).
 pub fn diagnostics(
     error: Option<&SyntaxError>,
     defs: &[Def],
-    uses: &[Use],
-    resolutions: &[Resolution],
+    uses: &[Resolved<'_>],
+    types: &[Resolved<'_>],
     missing: &[(Span, String)],
 ) -> Vec<Diagnostic> {
     let mut found = Vec::new();
@@ -296,22 +688,41 @@ pub fn diagnostics(
             message: error.message.clone(),
         });
     }
-    for (used, resolution) in uses.iter().zip(resolutions) {
-        if let Resolution::Unresolved { segment } = resolution {
-            let message = format!(
-                "unresolved import `{}`: no `{}` in `{}`",
-                used.path.join("::"),
-                used.path[*segment as usize],
-                used.path[..*segment as usize].join("::")
-            );
-            found.push(Diagnostic { span: used.span, code: "unresolved-import".into(), message });
+    for (what, list) in [("import", uses), ("type", types)] {
+        for (path, spans, resolution) in list {
+            let Resolution::Unresolved { segment } = resolution else { continue };
+            let segment = (*segment as usize).min(path.len().saturating_sub(1));
+            let missing = &path[segment];
+            let message = match (segment, path.first().map(String::as_str)) {
+                (0, _) if what == "type" && path.len() == 1 => {
+                    format!("unresolved type `{missing}`: no `{missing}` in scope (is an import missing?)")
+                }
+                (0, _) | (1, Some("::")) => format!(
+                    "unresolved {what} `{}`: no `{missing}` in scope, and no crate `{missing}` among the package's dependencies",
+                    path.join("::").replace("::::", "::")
+                ),
+                _ => format!(
+                    "unresolved {what} `{}`: no `{missing}` in `{}`",
+                    path.join("::").replace("::::", "::"),
+                    path[..segment].join("::")
+                ),
+            };
+            for span in *spans {
+                found.push(Diagnostic {
+                    span: *span,
+                    code: format!("unresolved-{what}"),
+                    message: message.clone(),
+                });
+            }
         }
     }
     for (span, message) in missing {
         found.push(Diagnostic { span: *span, code: "unresolved-module".into(), message: message.clone() });
     }
     let mut seen = std::collections::HashSet::new();
-    for def in defs.iter().filter(|def| def.container.is_none() && !def.cfg) {
+    let counted =
+        |def: &&Def| def.container.is_none() && !def.cfg && def.name != "_" && def.kind != Kind::Macro;
+    for def in defs.iter().filter(counted) {
         if !seen.insert((def.module.as_str(), def.kind.namespace(), def.name.as_str())) {
             let message = format!("the name `{}` is defined more than once in this module", def.name);
             found.push(Diagnostic { span: def.span, code: "duplicate-definition".into(), message });
@@ -326,10 +737,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn roots_and_normalized_paths() {
-        assert_eq!(root_module("src/lib.rs").as_deref(), Some("crate"));
-        assert_eq!(root_module("examples/x/main.rs").as_deref(), Some("crate[examples/x/main.rs]"));
-        assert_eq!(root_module("src/a.rs"), None);
+    fn normalized_paths() {
         assert_eq!(normalize("src/a/../b.rs").as_deref(), Some("src/b.rs"));
         assert_eq!(normalize("../b.rs"), None);
     }

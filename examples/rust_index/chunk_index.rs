@@ -23,33 +23,60 @@ use std::sync::{Arc, Mutex};
 
 use chunkdb::{ContentHash, Database, DriveError, DriveReport, Driver, StableHasher, TaskContext};
 
-use super::analysis::{self, Diagnostic, Lookup, Resolution, Scopes, Site};
-use super::sample::Sample;
+use super::analysis::{
+    self, Dependency as Dep, Diagnostic, Lookup, Outline, PackageFacts, Resolution, Scopes, Site,
+};
+use super::manifest::{Manifest, dep_kind};
+use super::sample::{Package as Layout, Sample};
 use super::session::Pipeline;
-use super::syntax::{self, Def, Kind, ModDecl, Span, Summary, SyntaxError, Use};
+use super::syntax::{self, Def, Kind, ModDecl, Span, Summary, SyntaxError};
 
 chunkdb::chunk_schema! {
     /// Rust workspaces, as a language server indexes them.
     pub schema RustIndex {
         records {
-            /// A Cargo package.
-            Package { name: String },
+            /// A Cargo package: its display name and what its manifest says.
+            Package { name: String, edition: u16, declared: bool, unverified: bool },
             /// A file of a package.
             PackageFile { file: u32 },
-            /// The package a crate name refers to.
-            CrateName { package: u32 },
+            /// A crate root of a package: the module path of its top.
+            CrateRoot { module: String },
+            /// A crate a package may name: the workspace package it is (`u32::MAX`
+            /// when outside) and the tables declaring it.
+            Dependency { target: u32, kinds: u8 },
             /// A file's text.
             Source { text: String },
             /// A name in a module's scope: an item (`kind`) or an import.
             ScopeEntry { kind: u8 },
-            /// A module that may hold names nobody can list (a glob import, a macro call).
-            OpenModule { globs: bool },
+            /// A module that may hold names nobody can list (a macro call, an
+            /// attribute macro, a derive that may define names, a syntax error).
+            OpenModule { macros: bool },
+            /// A glob import (`use a::b::*`): the path it imports from.
+            GlobImport { path: Vec<String> },
             /// One path a `use` imports.
-            Import { module: String, path: Vec<String>, glob: bool },
+            Import { module: String, path: Vec<String>, glob: bool, cfg: bool },
             /// A `mod` declaration.
-            ModuleDecl { module: String, name: String, inline: bool, path_attr: Option<String> },
+            ModuleDecl {
+                module: String,
+                name: String,
+                inline: bool,
+                paths: Vec<String>,
+                conditional_paths: bool,
+                cfg: bool,
+                opaque: bool,
+            },
+            /// An item-level `include!("…")`: its inline module and the path.
+            Include { module: String, path: String },
+            /// A `mod` in the body of an argument-less `macro_rules!` template.
+            TemplateMod { template: String, module: String, name: String, inline: bool, cfg: bool },
+            /// An argument-less item-level macro call: its inline module and name.
+            MacroCall { module: String, name: String },
+            /// A `#[macro_export]` macro: its inline module and name.
+            ExportedMacro { module: String, name: String },
+            /// A `#[macro_export]` macro at its crate's root: where it is defined.
+            CrateMacro { file: u32, module: String },
             /// A type path in signatures, once per distinct (module, path) of a file.
-            TypeUse { module: String, path: Vec<String> },
+            TypeUse { module: String, path: Vec<String>, cfg: bool },
             /// Where an import or `mod` is.
             Position { line: u32, column: u32, end_line: u32, end_column: u32 },
             /// Where a type use is written: line, column, end line and end column of
@@ -72,10 +99,13 @@ chunkdb::chunk_schema! {
             ParseError { message: String, line: u32, column: u32, end_line: u32, end_column: u32 },
             /// A module: the file it is in and its inline path there.
             Module { file: u32, inline: String },
-            /// The module path of a file's top.
-            FileModule { package: u32, path: String },
+            /// The module path of a file's top, and whether only `#[cfg]`-guarded
+            /// `mod`s reach it.
+            FileModule { package: u32, path: String, cfg: bool, quiet: bool },
             /// A `mod name;` without a file.
             MissingModule { message: String },
+            /// How many imports and type uses of a file resolution could not decide.
+            UnknownPaths { imports: u32, types: u32 },
             /// What a path resolved to (see `analysis::Resolution`; `status` is its variant).
             Resolved { status: u8, file: u32, module: String, name: String, segment: u32 },
             /// A diagnostic.
@@ -84,21 +114,31 @@ chunkdb::chunk_schema! {
         partitions {
             packages holds Package key (package: u32),
             files holds PackageFile key (package: u32, path: String),
-            crates holds CrateName key (name: String),
+            roots holds CrateRoot key (package: u32, path: String),
+            deps holds Dependency key (package: u32, name: String),
             sources holds Source key (file: u32),
             /// Module-level names by file, inline module and name: what resolution reads.
             scope holds ScopeEntry key (file: u32, module: String, name: String, seq: u32),
             open holds OpenModule key (file: u32, module: String),
+            /// Glob imports by file and inline module: what resolution follows.
+            globs holds GlobImport key (file: u32, module: String, seq: u32),
             imports holds Import key (file: u32, seq: u32),
             mods holds ModuleDecl key (file: u32, seq: u32),
+            exports holds ExportedMacro key (file: u32, seq: u32),
+            includes holds Include key (file: u32, seq: u32),
+            templates holds TemplateMod key (file: u32, seq: u32),
+            calls holds MacroCall key (file: u32, seq: u32),
+            crate_macros holds CrateMacro key (package: u32, root: String, name: String),
             type_uses holds TypeUse key (file: u32, seq: u32),
             /// Spans of imports (`what` 0), `mod`s (1) and type uses (2).
             positions holds Position, Occurrences key (file: u32, what: u8, seq: u32),
             symbols holds Symbol key (file: u32, seq: u32),
             parse_errors holds ParseError key (file: u32),
-            modules holds Module key (package: u32, path: String),
+            /// Modules by path; a module a `cfg` picks among files has one per file.
+            modules holds Module key (package: u32, path: String, alt: u32),
             file_modules holds FileModule key (file: u32),
             missing holds MissingModule key (file: u32, seq: u32),
+            unknown_paths holds UnknownPaths key (file: u32),
             /// Resolutions of imports (`what` 0) and type uses (2).
             resolutions holds Resolved key (file: u32, what: u8, seq: u32),
             diagnostics holds Problem key (file: u32, seq: u32),
@@ -123,6 +163,8 @@ macro_rules! record_span {
 pub(crate) use record_span;
 
 const IMPORT: u8 = 0;
+/// The `status` of a [`Resolved`] for `Resolution::Unresolved`.
+const UNRESOLVED: u8 = 5;
 const MOD: u8 = 1;
 const TYPE_USE: u8 = 2;
 
@@ -143,6 +185,8 @@ pub struct ChunkIndex {
 struct PackageState {
     name: String,
     files: BTreeMap<String, u32>,
+    manifest: Manifest,
+    deps: Vec<(String, Option<u32>, u8)>,
 }
 
 impl ChunkIndex {
@@ -206,8 +250,22 @@ impl ChunkIndex {
         let id = package as u32;
         let mut writer = self.db.writer(format!("package:{id}"));
         let put = |writer: &mut chunkdb::ChunkWriter<RustIndex>| -> chunkdb::Result<()> {
-            writer.put(RustIndex::PACKAGES, PackagesKey::new(id), Package { name: state.name.clone() })?;
-            writer.put(RustIndex::CRATES, CratesKey::new(&state.name), CrateName { package: id })?;
+            let record = Package {
+                name: state.name.clone(),
+                edition: state.manifest.edition,
+                declared: state.manifest.declared,
+                unverified: state.deps.iter().any(|(_, _, kinds)| kinds & dep_kind::UNVERIFIED != 0),
+            };
+            writer.put(RustIndex::PACKAGES, PackagesKey::new(id), record)?;
+            for (name, target, kinds) in &state.deps {
+                let dependency = Dependency { target: target.unwrap_or(u32::MAX), kinds: *kinds };
+                writer.put(RustIndex::DEPS, DepsKey::new(id, name), dependency)?;
+            }
+            let paths: Vec<String> = state.files.keys().cloned().collect();
+            let layout = Layout::roots_of(&state.manifest, &paths);
+            for (path, module) in layout {
+                writer.put(RustIndex::ROOTS, RootsKey::new(id, &path), CrateRoot { module })?;
+            }
             for (path, file) in &state.files {
                 writer.put(RustIndex::FILES, FilesKey::new(id, path), PackageFile { file: *file })?;
             }
@@ -296,7 +354,7 @@ impl ChunkIndex {
                 Resolution::Module { package, path } => {
                     let module = snapshot
                         .partition(RustIndex::MODULES)
-                        .exact(ModulesKey::new(package, &path))
+                        .begins_with(ModulesKey::prefix().package(package).path(&path))
                         .execute()
                         .ok()?;
                     let module = module.records().next()?.as_module()?.to_owned();
@@ -362,6 +420,135 @@ impl ChunkIndex {
     pub fn files(&self) -> usize {
         self.packages.iter().map(|package| package.files.len()).sum()
     }
+
+    /// The display names (`crate/path`) of the files a module tree reaches.
+    pub fn placed_files(&self) -> std::collections::HashSet<String> {
+        let snapshot = self.db.snapshot();
+        let Ok(found) = snapshot.partition(RustIndex::FILE_MODULES).execute() else {
+            return Default::default();
+        };
+        found.iter().filter_map(|hit| self.file_name(FileModulesKey::decode(hit.sort_key())?.file)).collect()
+    }
+
+    /// The display names of the files no module tree reaches, sorted.
+    pub fn orphan_files(&self) -> Vec<String> {
+        let placed = self.placed_files();
+        let mut orphans: Vec<String> = self
+            .packages
+            .iter()
+            .flat_map(|package| package.files.keys().map(move |path| format!("{}/{path}", package.name)))
+            .filter(|name| !placed.contains(name))
+            .collect();
+        orphans.sort();
+        orphans
+    }
+
+    /// How much of the workspace the index could check: files in a module tree,
+    /// and how the imports and type paths of those files resolved.
+    pub fn coverage(&self) -> Coverage {
+        let snapshot = self.db.snapshot();
+        let mut coverage = Coverage { files: self.files(), ..Coverage::default() };
+        let placed: std::collections::HashSet<u32> = snapshot
+            .partition(RustIndex::FILE_MODULES)
+            .execute()
+            .map(|found| {
+                found
+                    .iter()
+                    .filter_map(|hit| FileModulesKey::decode(hit.sort_key()).map(|k| k.file))
+                    .collect()
+            })
+            .unwrap_or_default();
+        coverage.in_tree = placed.len();
+        let mut imports = HashMap::new();
+        for hit in snapshot.partition(RustIndex::IMPORTS).execute().iter().flat_map(|found| found.iter()) {
+            if let Some(file) =
+                ImportsKey::decode(hit.sort_key()).map(|k| k.file).filter(|f| placed.contains(f))
+            {
+                *imports.entry(file).or_insert(0usize) += 1;
+            }
+        }
+        let mut types = HashMap::new();
+        for hit in snapshot.partition(RustIndex::TYPE_USES).execute().iter().flat_map(|found| found.iter()) {
+            if let Some(file) =
+                TypeUsesKey::decode(hit.sort_key()).map(|k| k.file).filter(|f| placed.contains(f))
+            {
+                *types.entry(file).or_insert(0usize) += 1;
+            }
+        }
+        coverage.imports.total = imports.values().sum();
+        coverage.types.total = types.values().sum();
+        if let Ok(found) = snapshot.partition(RustIndex::RESOLUTIONS).execute() {
+            for hit in found.iter() {
+                let (Some(key), Some(resolved)) =
+                    (ResolutionsKey::decode(hit.sort_key()), hit.record().as_resolved())
+                else {
+                    continue;
+                };
+                if !placed.contains(&key.file) {
+                    continue;
+                }
+                let tally = if key.what == IMPORT { &mut coverage.imports } else { &mut coverage.types };
+                match decode_resolution(resolved) {
+                    Resolution::Unresolved { .. } => tally.reported += 1,
+                    _ => tally.inside += 1,
+                }
+            }
+        }
+        for hit in
+            snapshot.partition(RustIndex::UNKNOWN_PATHS).execute().iter().flat_map(|found| found.iter())
+        {
+            let (Some(key), Some(counts)) =
+                (UnknownPathsKey::decode(hit.sort_key()), hit.record().as_unknown_paths())
+            else {
+                continue;
+            };
+            if placed.contains(&key.file) {
+                coverage.imports.unknown += counts.imports.to_native() as usize;
+                coverage.types.unknown += counts.types.to_native() as usize;
+            }
+        }
+        for tally in [&mut coverage.imports, &mut coverage.types] {
+            tally.external = tally.total - tally.inside - tally.unknown - tally.reported;
+        }
+        coverage
+    }
+}
+
+/// What the index could check (see [`ChunkIndex::coverage`]).
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct Coverage {
+    /// Files indexed.
+    pub files: usize,
+    /// Files a crate's module tree reaches (the others get no diagnostics).
+    pub in_tree: usize,
+    /// The `use` paths of files in a module tree.
+    pub imports: Tally,
+    /// The distinct signature type paths of files in a module tree.
+    pub types: Tally,
+}
+
+/// How a kind of path resolved.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct Tally {
+    /// Paths.
+    pub total: usize,
+    /// Resolved to an item, module or import of the workspace.
+    pub inside: usize,
+    /// Resolved to a crate outside the workspace that the package depends on (or
+    /// the standard library, or a prelude name).
+    pub external: usize,
+    /// Not decided (a glob or macro may define the name, a `cfg` picks code this
+    /// index does not model, `Self`).
+    pub unknown: usize,
+    /// Reported as unresolved.
+    pub reported: usize,
+}
+
+impl Tally {
+    /// The share of paths checked: resolved or reported.
+    pub fn checked(&self) -> f64 {
+        if self.total == 0 { 1.0 } else { (self.total - self.unknown) as f64 / self.total as f64 }
+    }
 }
 
 impl ChunkIndex {
@@ -422,7 +609,12 @@ impl ChunkIndex {
                 files.insert(path.clone(), file);
                 index.write_source(file, text);
             }
-            index.packages.push(PackageState { name: package.name.clone(), files });
+            index.packages.push(PackageState {
+                name: package.name.clone(),
+                files,
+                manifest: package.manifest.clone(),
+                deps: package.deps.clone(),
+            });
         }
         for package in 0..index.packages.len() {
             index.write_package(package);
@@ -684,11 +876,16 @@ fn parse(ctx: &TaskContext<RustIndex>, file: u32, pieces: &PieceMemo) -> Result<
         }
     }
     for module in &summary.open {
-        ctx.put(RustIndex::OPEN, OpenKey::new(file, module), OpenModule { globs: true })?;
+        ctx.put(RustIndex::OPEN, OpenKey::new(file, module), OpenModule { macros: true })?;
+    }
+    for (seq, used) in summary.uses.iter().filter(|used| used.glob).enumerate() {
+        let glob = GlobImport { path: used.path.clone() };
+        ctx.put(RustIndex::GLOBS, GlobsKey::new(file, &used.module, seq as u32), glob)?;
     }
     for (seq, used) in summary.uses.iter().enumerate() {
         let seq = seq as u32;
-        let import = Import { module: used.module.clone(), path: used.path.clone(), glob: used.glob };
+        let import =
+            Import { module: used.module.clone(), path: used.path.clone(), glob: used.glob, cfg: used.cfg };
         ctx.put(RustIndex::IMPORTS, ImportsKey::new(file, seq), import)?;
         ctx.put(RustIndex::POSITIONS, PositionsKey::new(file, IMPORT, seq), position(used.span))?;
     }
@@ -698,17 +895,44 @@ fn parse(ctx: &TaskContext<RustIndex>, file: u32, pieces: &PieceMemo) -> Result<
             module: decl.module.clone(),
             name: decl.name.clone(),
             inline: decl.inline,
-            path_attr: decl.path_attr.clone(),
+            paths: decl.paths.clone(),
+            conditional_paths: decl.conditional_paths,
+            cfg: decl.cfg,
+            opaque: decl.opaque,
         };
         ctx.put(RustIndex::MODS, ModsKey::new(file, seq), module)?;
         ctx.put(RustIndex::POSITIONS, PositionsKey::new(file, MOD, seq), position(decl.span))?;
+    }
+    let template_mods =
+        summary.templates.iter().flat_map(|(template, mods)| mods.iter().map(move |decl| (template, decl)));
+    for (seq, (template, decl)) in template_mods.enumerate() {
+        let record = TemplateMod {
+            template: template.clone(),
+            module: decl.module.clone(),
+            name: decl.name.clone(),
+            inline: decl.inline,
+            cfg: decl.cfg,
+        };
+        ctx.put(RustIndex::TEMPLATES, TemplatesKey::new(file, seq as u32), record)?;
+    }
+    for (seq, (module, name)) in summary.calls.iter().enumerate() {
+        let call = MacroCall { module: module.clone(), name: name.clone() };
+        ctx.put(RustIndex::CALLS, CallsKey::new(file, seq as u32), call)?;
+    }
+    for (seq, (module, path)) in summary.includes.iter().enumerate() {
+        let include = Include { module: module.clone(), path: path.clone() };
+        ctx.put(RustIndex::INCLUDES, IncludesKey::new(file, seq as u32), include)?;
+    }
+    for (seq, (module, name)) in summary.exports.iter().enumerate() {
+        let export = ExportedMacro { module: module.clone(), name: name.clone() };
+        ctx.put(RustIndex::EXPORTS, ExportsKey::new(file, seq as u32), export)?;
     }
     for (seq, used) in summary.refs.iter().enumerate() {
         let seq = seq as u32;
         ctx.put(
             RustIndex::TYPE_USES,
             TypeUsesKey::new(file, seq),
-            TypeUse { module: used.module.clone(), path: used.path.clone() },
+            TypeUse { module: used.module.clone(), path: used.path.clone(), cfg: used.cfg },
         )?;
         let spans = used.spans.iter().flat_map(|s| [s.line, s.column, s.end_line, s.end_column]).collect();
         ctx.put(RustIndex::POSITIONS, PositionsKey::new(file, TYPE_USE, seq), Occurrences { spans })?;
@@ -742,29 +966,40 @@ fn modules(ctx: &TaskContext<RustIndex>, package: u32) -> Result<(), TaskError> 
         })
         .collect();
     drop(listed);
+    let roots: Vec<(String, String)> = ctx
+        .partition(RustIndex::ROOTS)
+        .begins_with(RootsKey::prefix().package(package))
+        .execute()?
+        .iter()
+        .filter_map(|hit| {
+            Some((RootsKey::decode(hit.sort_key())?.path, hit.record().as_crate_root()?.module.to_string()))
+        })
+        .collect();
     let mut failed = None;
-    let tree = analysis::module_tree(&files, |file| match mods_of(ctx, file) {
-        Ok(mods) => mods,
+    let tree = analysis::module_tree(&files, &roots, |file| match outline_of(ctx, file) {
+        Ok(outline) => outline,
         Err(error) => {
             failed.get_or_insert(error);
-            Vec::new()
+            Outline::default()
         }
     });
     if let Some(error) = failed {
         return Err(error);
     }
-    for (path, file, inline) in &tree.modules {
+    let mut alt = 0;
+    for (at, (path, file, inline)) in tree.modules.iter().enumerate() {
+        alt = if at > 0 && tree.modules[at - 1].0 == *path { alt + 1 } else { 0 };
         ctx.put(
             RustIndex::MODULES,
-            ModulesKey::new(package, path),
+            ModulesKey::new(package, path, alt),
             Module { file: *file, inline: inline.clone() },
         )?;
     }
-    for (file, path) in &tree.files {
+    for (file, path, cfg, quiet) in &tree.files {
         ctx.put(
             RustIndex::FILE_MODULES,
             FileModulesKey::new(*file),
-            FileModule { package, path: path.clone() },
+            FileModule { package, path: path.clone(), cfg: *cfg, quiet: *quiet },
         )?;
     }
     for (file, seq, message) in &tree.missing {
@@ -774,32 +1009,83 @@ fn modules(ctx: &TaskContext<RustIndex>, package: u32) -> Result<(), TaskError> 
             MissingModule { message: message.clone() },
         )?;
     }
+    for (root, name, file, module) in &tree.macros {
+        ctx.put(
+            RustIndex::CRATE_MACROS,
+            CrateMacrosKey::new(package, root, name),
+            CrateMacro { file: *file, module: module.clone() },
+        )?;
+    }
     Ok(())
 }
 
-fn mods_of(ctx: &TaskContext<RustIndex>, file: u32) -> Result<Vec<ModDecl>, TaskError> {
+fn outline_of(ctx: &TaskContext<RustIndex>, file: u32) -> Result<Outline, TaskError> {
     let found = ctx.partition(RustIndex::MODS).begins_with(ModsKey::prefix().file(file)).execute()?;
-    Ok(found
+    let mods = found
         .records()
         .filter_map(|record| record.as_module_decl())
         .map(|decl| ModDecl {
             module: decl.module.to_string(),
             name: decl.name.to_string(),
             inline: decl.inline,
-            path_attr: decl.path_attr.as_ref().map(ToString::to_string),
+            paths: decl.paths.iter().map(ToString::to_string).collect(),
+            conditional_paths: decl.conditional_paths,
+            cfg: decl.cfg,
+            opaque: decl.opaque,
             span: Span::default(),
         })
-        .collect())
+        .collect();
+    let found = ctx.partition(RustIndex::EXPORTS).begins_with(ExportsKey::prefix().file(file)).execute()?;
+    let exports = found
+        .records()
+        .filter_map(|record| record.as_exported_macro())
+        .map(|export| (export.module.to_string(), export.name.to_string()))
+        .collect();
+    let found = ctx.partition(RustIndex::INCLUDES).begins_with(IncludesKey::prefix().file(file)).execute()?;
+    let includes = found
+        .records()
+        .filter_map(|record| record.as_include())
+        .map(|include| (include.module.to_string(), include.path.to_string()))
+        .collect();
+    let found =
+        ctx.partition(RustIndex::TEMPLATES).begins_with(TemplatesKey::prefix().file(file)).execute()?;
+    let mut templates: Vec<(String, Vec<ModDecl>)> = Vec::new();
+    for record in found.records().filter_map(|record| record.as_template_mod()) {
+        let decl = ModDecl {
+            module: record.module.to_string(),
+            name: record.name.to_string(),
+            inline: record.inline,
+            paths: Vec::new(),
+            conditional_paths: false,
+            cfg: record.cfg,
+            opaque: false,
+            span: Span::default(),
+        };
+        match templates.last_mut() {
+            Some((template, mods)) if *template == record.template.as_str() => mods.push(decl),
+            _ => templates.push((record.template.to_string(), vec![decl])),
+        }
+    }
+    let found = ctx.partition(RustIndex::CALLS).begins_with(CallsKey::prefix().file(file)).execute()?;
+    let calls = found
+        .records()
+        .filter_map(|record| record.as_macro_call())
+        .map(|call| (call.module.to_string(), call.name.to_string()))
+        .collect();
+    Ok(Outline { mods, exports, includes, templates, calls })
 }
 
 /// `Scopes` answered by reading through a task's context (so every answer is a
 /// recorded read), each question asked of the database once per run.
 struct ContextScopes<'c> {
     ctx: &'c TaskContext<RustIndex>,
-    modules: HashMap<(u32, String), Option<(u32, String)>>,
+    modules: HashMap<(u32, String), Vec<(u32, String)>>,
     lookups: HashMap<(u32, String, String), Lookup>,
     open: HashMap<(u32, String), bool>,
-    crates: HashMap<String, Option<u32>>,
+    globs: HashMap<(u32, String), Vec<Vec<String>>>,
+    deps: HashMap<(u32, String), Option<Dep>>,
+    macros: HashMap<(u32, String, String), Option<(u32, String)>>,
+    facts: HashMap<u32, PackageFacts>,
     failed: Option<TaskError>,
 }
 
@@ -813,16 +1099,18 @@ impl ContextScopes<'_> {
 }
 
 impl Scopes for ContextScopes<'_> {
-    fn module(&mut self, package: u32, path: &str) -> Option<(u32, String)> {
+    fn module(&mut self, package: u32, path: &str) -> Vec<(u32, String)> {
         if let Some(found) = self.modules.get(&(package, path.to_owned())) {
             return found.clone();
         }
         let ctx = self.ctx;
-        let found = self.note((|| {
-            let found = ctx.partition(RustIndex::MODULES).exact(ModulesKey::new(package, path)).execute()?;
+        let found: Vec<(u32, String)> = self.note((|| {
+            let prefix = ModulesKey::prefix().package(package).path(path);
+            let found = ctx.partition(RustIndex::MODULES).begins_with(prefix).execute()?;
             Ok(found
                 .records()
-                .find_map(|r| r.as_module().map(|m| (m.file.to_native(), m.inline.to_string()))))
+                .filter_map(|r| r.as_module().map(|m| (m.file.to_native(), m.inline.to_string())))
+                .collect())
         })());
         self.modules.insert((package, path.to_owned()), found.clone());
         found
@@ -856,16 +1144,82 @@ impl Scopes for ContextScopes<'_> {
         found
     }
 
-    fn package_named(&mut self, name: &str) -> Option<u32> {
-        if let Some(found) = self.crates.get(name) {
+    fn globs(&mut self, file: u32, inline: &str) -> Vec<Vec<String>> {
+        let key = (file, inline.to_owned());
+        if let Some(found) = self.globs.get(&key) {
+            return found.clone();
+        }
+        let ctx = self.ctx;
+        let found: Vec<Vec<String>> = self.note((|| {
+            let found = ctx
+                .partition(RustIndex::GLOBS)
+                .begins_with(GlobsKey::prefix().file(file).module(inline))
+                .execute()?;
+            Ok(found
+                .records()
+                .filter_map(|r| r.as_glob_import().map(|g| g.path.iter().map(ToString::to_string).collect()))
+                .collect())
+        })());
+        self.globs.insert(key, found.clone());
+        found
+    }
+
+    fn dependency(&mut self, package: u32, name: &str) -> Option<Dep> {
+        let key = (package, name.to_owned());
+        if let Some(found) = self.deps.get(&key) {
             return *found;
         }
         let ctx = self.ctx;
         let found = self.note((|| {
-            let found = ctx.partition(RustIndex::CRATES).exact(CratesKey::new(name)).execute()?;
-            Ok(found.records().filter_map(|r| r.as_crate_name().map(|c| c.package.to_native())).min())
+            let found = ctx.partition(RustIndex::DEPS).exact(DepsKey::new(package, name)).execute()?;
+            Ok(found.records().find_map(|r| {
+                let dep = r.as_dependency()?;
+                let target = dep.target.to_native();
+                Some(((target != u32::MAX).then_some(target), dep.kinds))
+            }))
         })());
-        self.crates.insert(name.to_owned(), found);
+        self.deps.insert(key, found);
+        found
+    }
+
+    fn exported_macro(&mut self, package: u32, root: &str, name: &str) -> Option<(u32, String)> {
+        let key = (package, root.to_owned(), name.to_owned());
+        if let Some(found) = self.macros.get(&key) {
+            return found.clone();
+        }
+        let ctx = self.ctx;
+        let found = self.note((|| {
+            let found = ctx
+                .partition(RustIndex::CRATE_MACROS)
+                .exact(CrateMacrosKey::new(package, root, name))
+                .execute()?;
+            Ok(found
+                .records()
+                .find_map(|r| r.as_crate_macro().map(|m| (m.file.to_native(), m.module.to_string()))))
+        })());
+        self.macros.insert(key, found.clone());
+        found
+    }
+
+    fn facts(&mut self, package: u32) -> PackageFacts {
+        if let Some(found) = self.facts.get(&package) {
+            return *found;
+        }
+        let ctx = self.ctx;
+        let found = self.note((|| {
+            let found = ctx.partition(RustIndex::PACKAGES).exact(PackagesKey::new(package)).execute()?;
+            Ok(found
+                .records()
+                .find_map(|r| {
+                    r.as_package().map(|p| PackageFacts {
+                        edition: p.edition.to_native(),
+                        declared: p.declared,
+                        unverified: p.unverified,
+                    })
+                })
+                .unwrap_or_default())
+        })());
+        self.facts.insert(package, found);
         found
     }
 }
@@ -886,7 +1240,7 @@ fn encode_resolution(resolution: &Resolution) -> Resolved {
         Resolution::Import { file, module, name } => (2, *file, module.clone(), name.clone(), 0),
         Resolution::External => (3, 0, String::new(), String::new(), 0),
         Resolution::Unknown => (4, 0, String::new(), String::new(), 0),
-        Resolution::Unresolved { segment } => (5, 0, String::new(), String::new(), *segment),
+        Resolution::Unresolved { segment } => (UNRESOLVED, 0, String::new(), String::new(), *segment),
     };
     Resolved { status, file, module, name, segment }
 }
@@ -917,7 +1271,7 @@ fn resolve(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError> {
     let Some(home) = home.records().find_map(|r| r.as_file_module().map(|home| home.to_owned())) else {
         return Ok(());
     };
-    let imports: Vec<(u32, String, Vec<String>)> = ctx
+    let imports: Vec<(u32, String, Vec<String>, bool)> = ctx
         .partition(RustIndex::IMPORTS)
         .begins_with(ImportsKey::prefix().file(file))
         .execute()?
@@ -928,10 +1282,11 @@ fn resolve(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError> {
                 ImportsKey::decode(hit.sort_key())?.seq,
                 import.module.to_string(),
                 import.path.iter().map(ToString::to_string).collect(),
+                import.cfg,
             ))
         })
         .collect();
-    let type_uses: Vec<(u32, String, Vec<String>)> = ctx
+    let type_uses: Vec<(u32, String, Vec<String>, bool)> = ctx
         .partition(RustIndex::TYPE_USES)
         .begins_with(TypeUsesKey::prefix().file(file))
         .execute()?
@@ -942,6 +1297,7 @@ fn resolve(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError> {
                 TypeUsesKey::decode(hit.sort_key())?.seq,
                 used.module.to_string(),
                 used.path.iter().map(ToString::to_string).collect(),
+                used.cfg,
             ))
         })
         .collect();
@@ -950,23 +1306,35 @@ fn resolve(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError> {
         modules: HashMap::new(),
         lookups: HashMap::new(),
         open: HashMap::new(),
-        crates: HashMap::new(),
+        globs: HashMap::new(),
+        deps: HashMap::new(),
+        macros: HashMap::new(),
+        facts: HashMap::new(),
         failed: None,
     };
+    let mut unknown = [0u32; 2];
     for (what, list) in [(IMPORT, &imports), (TYPE_USE, &type_uses)] {
-        for (seq, inline, path) in list {
+        for (seq, inline, path, item_cfg) in list {
             let module =
                 if inline.is_empty() { home.path.to_string() } else { format!("{}::{inline}", home.path) };
-            let site = Site { package: home.package, module: &module, file, inline };
-            let resolution = analysis::resolve(&mut scopes, site, path);
+            // A quiet file's names live in a scope this index cannot follow.
+            let item_cfg = *item_cfg || home.quiet;
+            let (cfg, ty) = (item_cfg || home.cfg, what == TYPE_USE);
+            let site = Site { package: home.package, module: &module, file, inline, cfg, ty };
+            let resolution = analysis::resolve_path(&mut scopes, site, path, item_cfg);
             if let Some(error) = scopes.failed.take() {
                 return Err(error);
             }
-            // Most paths name things outside the workspace (`Vec`, `std::fmt`) or
-            // things this approximation cannot decide: an absent resolution says so,
-            // and the commit stays small.
-            if matches!(resolution, Resolution::External | Resolution::Unknown) {
-                continue;
+            // Most paths name things outside the workspace (`Vec`, `std::fmt`): an
+            // absent resolution says so, and the commit stays small; undecided ones
+            // are only counted.
+            match resolution {
+                Resolution::External => continue,
+                Resolution::Unknown => {
+                    unknown[usize::from(what == TYPE_USE)] += 1;
+                    continue;
+                }
+                _ => {}
             }
             ctx.put(
                 RustIndex::RESOLUTIONS,
@@ -975,10 +1343,21 @@ fn resolve(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError> {
             )?;
         }
     }
+    if unknown != [0, 0] {
+        let tally = UnknownPaths { imports: unknown[0], types: unknown[1] };
+        ctx.put(RustIndex::UNKNOWN_PATHS, UnknownPathsKey::new(file), tally)?;
+    }
     Ok(())
 }
 
 fn diagnostics(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError> {
+    // A file no crate's module tree reaches is not compiled, and a quiet one's
+    // scope cannot be followed: no diagnostics.
+    let home = ctx.partition(RustIndex::FILE_MODULES).exact(FileModulesKey::new(file)).execute()?;
+    if !home.records().any(|r| r.as_file_module().is_some_and(|home| !home.quiet)) {
+        return Ok(());
+    }
+    drop(home);
     let error = ctx.partition(RustIndex::PARSE_ERRORS).exact(ParseErrorsKey::new(file)).execute()?;
     let error = error
         .records()
@@ -1000,48 +1379,67 @@ fn diagnostics(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError>
             span: record_span!(s),
         })
         .collect();
-    // Only the positions diagnostics point at: type uses have none.
-    let mut spans: HashMap<(u8, u32), Span> = HashMap::new();
+    // Only the positions diagnostics point at: imports and `mod`s, and the type uses
+    // that do not resolve.
+    let mut spans: HashMap<(u8, u32), Vec<Span>> = HashMap::new();
     for what in [IMPORT, MOD] {
         let prefix = PositionsKey::prefix().file(file).what(what);
         for hit in ctx.partition(RustIndex::POSITIONS).begins_with(prefix).execute()?.iter() {
             if let (Some(key), Some(position)) =
                 (PositionsKey::decode(hit.sort_key()), hit.record().as_position())
             {
-                spans.insert((key.what, key.seq), record_span!(position));
+                spans.insert((key.what, key.seq), vec![record_span!(position)]);
             }
         }
     }
-    let resolved = ctx
-        .partition(RustIndex::RESOLUTIONS)
-        .begins_with(ResolutionsKey::prefix().file(file).what(IMPORT))
-        .execute()?;
-    let mut uses = Vec::new();
-    let mut resolutions = Vec::new();
-    let imports = ctx.partition(RustIndex::IMPORTS).begins_with(ImportsKey::prefix().file(file)).execute()?;
-    let by_seq: HashMap<u32, Resolution> = resolved
+    let resolved =
+        ctx.partition(RustIndex::RESOLUTIONS).begins_with(ResolutionsKey::prefix().file(file)).execute()?;
+    // Every import's resolution (a diagnostic shows the import's path), and only the
+    // unresolved ones of type uses (most resolve: decoding them would be waste).
+    let by_seq: HashMap<(u8, u32), Resolution> = resolved
         .iter()
         .filter_map(|hit| {
-            Some((
-                ResolutionsKey::decode(hit.sort_key())?.seq,
-                decode_resolution(hit.record().as_resolved()?),
-            ))
+            let key = ResolutionsKey::decode(hit.sort_key())?;
+            let resolved = hit.record().as_resolved()?;
+            let needed = key.what == IMPORT || resolved.status == UNRESOLVED;
+            needed.then(|| ((key.what, key.seq), decode_resolution(resolved)))
         })
         .collect();
+    let mut paths: Vec<(u8, u32, Vec<String>)> = Vec::new();
+    let imports = ctx.partition(RustIndex::IMPORTS).begins_with(ImportsKey::prefix().file(file)).execute()?;
     for hit in imports.iter() {
         let (Some(key), Some(import)) = (ImportsKey::decode(hit.sort_key()), hit.record().as_import()) else {
             continue;
         };
-        let Some(resolution) = by_seq.get(&key.seq) else { continue };
-        uses.push(Use {
-            module: import.module.to_string(),
-            path: import.path.iter().map(ToString::to_string).collect(),
-            binding: None,
-            glob: import.glob,
-            span: spans.get(&(IMPORT, key.seq)).copied().unwrap_or_default(),
-        });
-        resolutions.push(resolution.clone());
+        if by_seq.contains_key(&(IMPORT, key.seq)) {
+            paths.push((IMPORT, key.seq, import.path.iter().map(ToString::to_string).collect()));
+        }
     }
+    for (&(what, seq), resolution) in &by_seq {
+        if what != TYPE_USE || !matches!(resolution, Resolution::Unresolved { .. }) {
+            continue;
+        }
+        let used = ctx.partition(RustIndex::TYPE_USES).exact(TypeUsesKey::new(file, seq)).execute()?;
+        let Some(used) = used.records().find_map(|r| r.as_type_use().map(|u| u.to_owned())) else { continue };
+        let at =
+            ctx.partition(RustIndex::POSITIONS).exact(PositionsKey::new(file, TYPE_USE, seq)).execute()?;
+        let occurrences = at.records().find_map(|r| r.as_occurrences().map(|o| spans_of(o).collect()));
+        spans.insert((TYPE_USE, seq), occurrences.unwrap_or_default());
+        paths.push((TYPE_USE, seq, used.path));
+    }
+    paths.sort();
+    let no_spans = Vec::new();
+    let listed: Vec<(u8, analysis::Resolved<'_>)> = paths
+        .iter()
+        .map(|(what, seq, path)| {
+            let spans = spans.get(&(*what, *seq)).unwrap_or(&no_spans);
+            (*what, (path.as_slice(), spans.as_slice(), &by_seq[&(*what, *seq)]))
+        })
+        .collect();
+    let uses: Vec<analysis::Resolved<'_>> =
+        listed.iter().filter(|(w, _)| *w == IMPORT).map(|(_, r)| *r).collect();
+    let types: Vec<analysis::Resolved<'_>> =
+        listed.iter().filter(|(w, _)| *w == TYPE_USE).map(|(_, r)| *r).collect();
     let missing: Vec<(Span, String)> = ctx
         .partition(RustIndex::MISSING)
         .begins_with(MissingKey::prefix().file(file))
@@ -1050,12 +1448,12 @@ fn diagnostics(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError>
         .filter_map(|hit| {
             let seq = MissingKey::decode(hit.sort_key())?.seq;
             Some((
-                spans.get(&(MOD, seq)).copied().unwrap_or_default(),
+                spans.get(&(MOD, seq)).and_then(|s| s.first()).copied().unwrap_or_default(),
                 hit.record().as_missing_module()?.message.to_string(),
             ))
         })
         .collect();
-    let found = analysis::diagnostics(error.as_ref(), &defs, &uses, &resolutions, &missing);
+    let found = analysis::diagnostics(error.as_ref(), &defs, &uses, &types, &missing);
     for (seq, diagnostic) in found.into_iter().enumerate() {
         let span = diagnostic.span;
         let problem = Problem {

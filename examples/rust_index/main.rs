@@ -6,6 +6,7 @@
 //! cargo run --release --example rust_index -- PATH         # any crate or workspace
 //! cargo run --release --example rust_index -- PATH --json  # the same figures, as JSON
 //! cargo run --release --example rust_index -- PATH --cache DIR  # persisted: run twice
+//! cargo run --release --example rust_index -- --help       # edits and queries of your own
 //! ```
 //!
 //! With `--cache DIR` the index lives in DIR: the first run builds it there, the
@@ -20,53 +21,182 @@
 
 mod analysis;
 mod chunk_index;
-mod json;
+mod manifest;
 mod sample;
 mod script;
 mod session;
 mod syntax;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::json::Json;
 use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
 
-use crate::chunk_index::ChunkIndex;
+use crate::chunk_index::{ChunkIndex, Coverage};
 use crate::script::{Session, StepReport};
-use crate::session::Pipeline;
+use crate::session::{Edit, Pipeline};
+
+const USAGE: &str = "usage: rust_index [PATH] [OPTIONS]
+
+Indexes the Rust code under PATH (default: this repository) as a language server
+would: a workspace (its members), a package, a directory of packages (every
+directory holding a Cargo.toml), or a single .rs file. Prints the diagnostics, how
+much of the code it could check, then either plays a scripted editing session or
+applies your edits and answers your queries, showing what each edit re-ran.
+
+Options:
+  --json                  print one JSON document instead of text
+  --list                  print every diagnostic (not only the first ones)
+  --cache DIR             persist the index in DIR; the next run restarts warm
+  --compiled TARGET_DIR   compare with the files cargo compiled (its dep-info
+                          files under TARGET_DIR) and report those in no module tree
+  --edit FILE:LINE:TEXT   replace line LINE (1-based) of FILE with TEXT
+  --insert FILE:LINE:TEXT insert TEXT as a new line before line LINE (a FILE
+                          that does not exist is created)
+  --delete FILE           remove FILE
+  --edits SCRIPT          apply the edits listed in SCRIPT, one per line:
+                          `edit FILE:LINE:TEXT`, `insert FILE:LINE:TEXT`,
+                          `delete FILE` (`#` starts a comment)
+  --symbol NAME           list the workspace symbols matching NAME
+  --definition FILE:LINE:COL  go to the definition of the path at that position
+                          (1-based line and column)
+  -h, --help              print this help
+
+FILE is a path on disk (absolute, or relative to PATH) or a name as the
+diagnostics print it (`crate/src/lib.rs`). In TEXT, `\\n` is a line break. With
+edits or queries the scripted session does not run.";
+
+/// An edit the user asked for, before it is located in the workspace.
+#[derive(Clone, Debug)]
+enum UserEdit {
+    /// Replace a line.
+    Replace { file: String, line: usize, text: String },
+    /// Insert a line.
+    Insert { file: String, line: usize, text: String },
+    /// Remove a file.
+    Delete { file: String },
+}
 
 struct Options {
     root: PathBuf,
     json: bool,
+    list: bool,
     cache: Option<PathBuf>,
+    compiled: Option<PathBuf>,
+    edits: Vec<UserEdit>,
+    symbols: Vec<String>,
+    definitions: Vec<(String, u32, u32)>,
 }
 
-fn options() -> Result<Options, String> {
-    let mut options = Options { root: PathBuf::from(env!("CARGO_MANIFEST_DIR")), json: false, cache: None };
+impl Options {
+    /// Whether the user gave work of their own (then the script does not run).
+    fn has_own_work(&self) -> bool {
+        !self.edits.is_empty() || !self.symbols.is_empty() || !self.definitions.is_empty()
+    }
+}
+
+/// What the command line asked for: options, or the help text.
+enum Parsed {
+    Run(Box<Options>),
+    Help,
+}
+
+fn parse_edit(kind: &str, spec: &str) -> Result<UserEdit, String> {
+    if kind == "delete" {
+        return Ok(UserEdit::Delete { file: spec.to_owned() });
+    }
+    let mut parts = spec.splitn(3, ':');
+    let (Some(file), Some(line), Some(text)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(format!("`{kind} {spec}`: expected FILE:LINE:TEXT (try --help)"));
+    };
+    let line: usize = line
+        .parse()
+        .ok()
+        .filter(|line| *line > 0)
+        .ok_or_else(|| format!("`{kind} {spec}`: LINE must be a line number from 1 (got `{line}`)"))?;
+    let (file, text) = (file.to_owned(), text.replace("\\n", "\n"));
+    Ok(if kind == "edit" {
+        UserEdit::Replace { file, line, text }
+    } else {
+        UserEdit::Insert { file, line, text }
+    })
+}
+
+fn parse_position(spec: &str) -> Result<(String, u32, u32), String> {
+    let mut parts = spec.rsplitn(3, ':');
+    let (Some(column), Some(line), Some(file)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(format!("`--definition {spec}`: expected FILE:LINE:COL (try --help)"));
+    };
+    let number = |text: &str| text.parse::<u32>().ok().filter(|n| *n > 0);
+    match (number(line), number(column)) {
+        (Some(line), Some(column)) => Ok((file.to_owned(), line, column)),
+        _ => Err(format!("`--definition {spec}`: LINE and COL must be numbers from 1")),
+    }
+}
+
+fn options() -> Result<Parsed, String> {
+    let mut options = Options {
+        root: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+        json: false,
+        list: false,
+        cache: None,
+        compiled: None,
+        edits: Vec::new(),
+        symbols: Vec::new(),
+        definitions: Vec::new(),
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        let mut value = |what: &str| args.next().ok_or_else(|| format!("`{arg}` needs {what} (try --help)"));
         match arg.as_str() {
             "--json" => options.json = true,
-            "--cache" => {
-                let dir = args.next().ok_or("`--cache` needs a directory (try --help)")?;
-                options.cache = Some(PathBuf::from(dir));
+            "--list" => options.list = true,
+            "--cache" => options.cache = Some(PathBuf::from(value("a directory")?)),
+            "--compiled" => options.compiled = Some(PathBuf::from(value("cargo's target directory")?)),
+            "--edit" => options.edits.push(parse_edit("edit", &value("FILE:LINE:TEXT")?)?),
+            "--insert" => options.edits.push(parse_edit("insert", &value("FILE:LINE:TEXT")?)?),
+            "--delete" => options.edits.push(parse_edit("delete", &value("a file")?)?),
+            "--edits" => {
+                let script = value("a file")?;
+                let text =
+                    std::fs::read_to_string(&script).map_err(|e| format!("cannot read {script}: {e}"))?;
+                for (number, line) in text.lines().enumerate() {
+                    let line = line.trim_start();
+                    if line.is_empty() || line.starts_with('#') {
+                        continue;
+                    }
+                    let (kind, spec) = line.split_once(' ').unwrap_or((line, ""));
+                    if !matches!(kind, "edit" | "insert" | "delete") {
+                        return Err(format!(
+                            "{script}:{}: unknown edit `{kind}` (expected edit, insert or delete)",
+                            number + 1
+                        ));
+                    }
+                    options
+                        .edits
+                        .push(parse_edit(kind, spec).map_err(|e| format!("{script}:{}: {e}", number + 1))?);
+                }
             }
-            "-h" | "--help" => {
-                return Err("usage: rust_index [PATH] [--json] [--cache DIR]\n\nIndexes the Rust packages under PATH (default: this repository), plays a scripted editing session and prints what each edit re-ran.\nWith --cache DIR, the index is persisted in DIR and the next run restarts warm from it.".into());
-            }
+            "--symbol" => options.symbols.push(value("a name")?),
+            "--definition" => options.definitions.push(parse_position(&value("FILE:LINE:COL")?)?),
+            "-h" | "--help" => return Ok(Parsed::Help),
             flag if flag.starts_with('-') => return Err(format!("unknown option `{flag}` (try --help)")),
             path => options.root = PathBuf::from(path),
         }
     }
-    Ok(options)
+    Ok(Parsed::Run(Box::new(options)))
 }
 
 fn main() -> ExitCode {
     let options = match options() {
-        Ok(options) => options,
+        Ok(Parsed::Run(options)) => options,
+        Ok(Parsed::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(message) => {
             eprintln!("{message}");
             return ExitCode::from(2);
@@ -76,7 +206,7 @@ fn main() -> ExitCode {
         Ok(sample) if sample.file_count() > 0 => sample,
         Ok(_) => {
             eprintln!(
-                "no `.rs` files under {}: give the path of a crate or a workspace",
+                "no `.rs` files under {}: give the path of a crate, a workspace or a file",
                 options.root.display()
             );
             return ExitCode::from(1);
@@ -86,7 +216,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let mut out = Output { json: options.json, doc: Json::object() };
+    for warning in &sample.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let mut out = Output { json: options.json, list: options.list, doc: serde_json::Map::new() };
     out.input(&options.root, &sample);
 
     let progress =
@@ -116,8 +249,31 @@ fn main() -> ExitCode {
     };
     progress.finish_and_clear();
     out.build(&build);
+    out.coverage(&session.index.coverage(), &session.index.orphan_files());
+    if let Some(target) = &options.compiled {
+        match compiled_files(target, &options.root) {
+            Ok(compiled) => out.compiled(&session, &compiled),
+            Err(error) => {
+                eprintln!("cannot read cargo's dep-info files under {}: {error}", target.display());
+                return ExitCode::from(1);
+            }
+        }
+    }
 
-    let mut steps = session.play();
+    let mut steps = Vec::new();
+    if options.has_own_work() {
+        for edit in &options.edits {
+            match locate_edit(&session, &options.root, edit) {
+                Ok((label, edit)) => steps.push(session.step(label, &[edit])),
+                Err(message) => {
+                    eprintln!("{message}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    } else {
+        steps = session.play();
+    }
     if options.cache.is_some() {
         steps.push(session.revert(&sample));
         if let Err(error) = session.index.db().flush() {
@@ -128,7 +284,22 @@ fn main() -> ExitCode {
     for step in &steps {
         out.step(step);
     }
-    out.queries(&session, &steps);
+    if options.has_own_work() {
+        for name in &options.symbols {
+            out.symbols(&session, name, 20);
+        }
+        for (file, line, column) in &options.definitions {
+            match locate_file(&session, &options.root, file) {
+                Some((package, path)) => out.definition(&session, package, &path, *line, *column),
+                None => {
+                    eprintln!("no file `{file}` in the workspace (try a name as the diagnostics print it)");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    } else {
+        out.queries(&session, &steps);
+    }
     out.stats(&session);
 
     // The same final texts, from scratch: the incremental results must equal them.
@@ -142,28 +313,147 @@ fn main() -> ExitCode {
     if identical { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
+/// The package and relative path of `file`: a display name (`crate/src/lib.rs`),
+/// or a path on disk (absolute or relative to `root`), under a package's
+/// directory. The file need not exist yet.
+fn locate_file(session: &Session, root: &Path, file: &str) -> Option<(usize, String)> {
+    for (index, package) in session.sample.packages.iter().enumerate() {
+        if let Some(path) = file.strip_prefix(&package.name).and_then(|rest| rest.strip_prefix('/'))
+            && package.files.iter().any(|(p, _)| p == path)
+        {
+            return Some((index, path.to_owned()));
+        }
+    }
+    let on_disk = if Path::new(file).is_absolute() { PathBuf::from(file) } else { root.join(file) };
+    let (dir, name) = (on_disk.parent()?, on_disk.file_name()?);
+    let absolute = std::fs::canonicalize(dir).ok()?.join(name);
+    // The innermost package directory holding it.
+    session
+        .sample
+        .packages
+        .iter()
+        .enumerate()
+        .filter_map(|(index, package)| {
+            let dir = std::fs::canonicalize(&package.dir).ok()?;
+            let relative = absolute.strip_prefix(&dir).ok()?;
+            Some((dir.components().count(), index, relative.to_string_lossy().replace('\\', "/")))
+        })
+        .max()
+        .map(|(_, index, path)| (index, path))
+}
+
+/// The edit `edit` asks for, located in the workspace, with its label.
+fn locate_edit(session: &Session, root: &Path, edit: &UserEdit) -> Result<(String, Edit), String> {
+    let file = match edit {
+        UserEdit::Replace { file, .. } | UserEdit::Insert { file, .. } | UserEdit::Delete { file } => file,
+    };
+    let Some((package, path)) = locate_file(session, root, file) else {
+        return Err(format!("no file `{file}` in the workspace (try a name as the diagnostics print it)"));
+    };
+    let exists = session.sample.packages[package].files.iter().any(|(p, _)| *p == path);
+    let name = format!("{}/{path}", session.sample.packages[package].name);
+    let text = session.text(package, &path);
+    let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
+    match edit {
+        UserEdit::Delete { .. } if exists => Ok((format!("delete {name}"), Edit::Remove { package, path })),
+        UserEdit::Delete { .. } => Err(format!("cannot delete `{file}`: the workspace has no such file")),
+        UserEdit::Replace { .. } if !exists => {
+            Err(format!("cannot edit `{file}`: the workspace has no such file"))
+        }
+        UserEdit::Replace { line, text: new, .. } | UserEdit::Insert { line, text: new, .. } => {
+            let replace = matches!(edit, UserEdit::Replace { .. });
+            let limit = if replace { lines.len() } else { lines.len() + 1 };
+            if *line > limit {
+                return Err(format!(
+                    "`{file}` has {} line(s): there is no line {line} to {}",
+                    lines.len(),
+                    if replace { "replace" } else { "insert before" }
+                ));
+            }
+            let ending = if replace { lines[*line - 1].ends_with('\n') } else { true };
+            let new_line = format!("{new}{}", if ending { "\n" } else { "" });
+            if replace {
+                lines[*line - 1] = &new_line;
+            } else {
+                lines.insert(*line - 1, &new_line);
+            }
+            let verb = if replace { "replace line" } else { "insert before line" };
+            Ok((format!("{verb} {line} of {name}"), Edit::Write { package, path, text: lines.concat() }))
+        }
+    }
+}
+
+/// The `.rs` files cargo's dep-info files (`*.d`) under `target` list: every file a
+/// compilation read. Cargo writes a workspace member's paths relative to the
+/// workspace root, taken to be `root`.
+fn compiled_files(target: &Path, root: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let root = std::fs::canonicalize(root)?;
+    let mut found = std::collections::BTreeSet::new();
+    let mut dirs = vec![target.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir)?.flatten() {
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "d") {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                for line in text.lines() {
+                    let Some((_, deps)) = line.split_once(": ") else { continue };
+                    // Paths are separated by spaces; a space inside one is escaped.
+                    let deps = deps.replace("\\ ", "\u{0}");
+                    for dep in deps.split(' ').map(|d| d.replace('\u{0}', " ")) {
+                        if dep.ends_with(".rs") {
+                            found.insert(root.join(dep));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(found.into_iter().collect())
+}
+
 /// Prints for a person, or gathers the same figures into one JSON document.
 struct Output {
     json: bool,
-    doc: Json,
+    /// Whether to print every diagnostic.
+    list: bool,
+    doc: serde_json::Map<String, Value>,
 }
 
 fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3
 }
 
+fn percent(share: f64) -> f64 {
+    (share * 1000.0).round() / 10.0
+}
+
 impl Output {
-    fn input(&mut self, root: &std::path::Path, sample: &sample::Sample) {
+    fn set(&mut self, key: &str, value: Value) {
+        self.doc.insert(key.to_owned(), value);
+    }
+
+    /// Appends `value` to the array under `key`.
+    fn push(&mut self, key: &str, value: Value) {
+        if let Value::Array(all) = self.doc.entry(key).or_insert_with(|| json!([])) {
+            all.push(value);
+        }
+    }
+
+    fn input(&mut self, root: &Path, sample: &sample::Sample) {
         let (files, lines, fingerprint) = (sample.file_count(), sample.line_count(), sample.fingerprint());
         if self.json {
-            self.doc.set(
+            self.set(
                 "input",
-                Json::object()
-                    .with("root", root.display().to_string())
-                    .with("packages", sample.packages.len())
-                    .with("files", files)
-                    .with("lines", lines)
-                    .with("fingerprint", format!("{fingerprint:016x}")),
+                json!({
+                    "root": root.display().to_string(),
+                    "packages": sample.packages.len(),
+                    "files": files,
+                    "lines": lines,
+                    "fingerprint": format!("{fingerprint:016x}"),
+                    "manifest_warnings": sample.warnings,
+                }),
             );
         } else {
             println!(
@@ -174,20 +464,21 @@ impl Output {
         }
     }
 
-    fn restart(&mut self, dir: &std::path::Path, restart: &script::Restart, build: &StepReport) {
+    fn restart(&mut self, dir: &Path, restart: &script::Restart, build: &StepReport) {
         if self.json {
-            self.doc.set(
+            self.set(
                 "cache",
-                Json::object()
-                    .with("dir", dir.display().to_string())
-                    .with("warm", restart.warm)
-                    .with("open_ms", millis(restart.open))
-                    .with("first_query_ms", millis(restart.first_query))
-                    .with("first_query_symbols", restart.symbols)
-                    .with("resubmit_ms", millis(restart.resubmit))
-                    .with("drive_ms", millis(restart.drive))
-                    .with("task_runs", build.runs())
-                    .with("disk_bytes", restart.disk_bytes),
+                json!({
+                    "dir": dir.display().to_string(),
+                    "warm": restart.warm,
+                    "open_ms": millis(restart.open),
+                    "first_query_ms": millis(restart.first_query),
+                    "first_query_symbols": restart.symbols,
+                    "resubmit_ms": millis(restart.resubmit),
+                    "drive_ms": millis(restart.drive),
+                    "task_runs": build.runs(),
+                    "disk_bytes": restart.disk_bytes,
+                }),
             );
             return;
         }
@@ -218,7 +509,9 @@ impl Output {
             *codes.entry(diagnostic.code.clone()).or_insert(0usize) += 1;
         }
         if self.json {
-            self.doc.set("build", step_json(build).with("diagnostics_by_code", Json::counts(&codes)));
+            let mut step = step_json(build);
+            step["diagnostics_by_code"] = json!(codes);
+            self.set("build", step);
             return;
         }
         println!(
@@ -233,17 +526,110 @@ impl Output {
         for (code, count) in &codes {
             println!("  {count:>6} {code}");
         }
-        for (file, diagnostic) in build.added.iter().take(8) {
+        let shown = if self.list { build.added.len() } else { 8 };
+        for (file, diagnostic) in build.added.iter().take(shown) {
             println!("  {}", line(file, diagnostic));
         }
-        if build.added.len() > 8 {
-            println!("  … and {} more", build.added.len() - 8);
+        if build.added.len() > shown {
+            println!("  … and {} more (--list prints them all)", build.added.len() - shown);
         }
+    }
+
+    fn coverage(&mut self, coverage: &Coverage, orphans: &[String]) {
+        let in_tree = coverage.in_tree as f64 / coverage.files.max(1) as f64;
+        if self.json {
+            self.set(
+                "coverage",
+                json!({
+                    "files": coverage.files,
+                    "files_in_module_tree": coverage.in_tree,
+                    "files_in_module_tree_pct": percent(in_tree),
+                    "files_in_no_module_tree": orphans,
+                    "imports": coverage.imports,
+                    "imports_checked_pct": percent(coverage.imports.checked()),
+                    "types": coverage.types,
+                    "types_checked_pct": percent(coverage.types.checked()),
+                }),
+            );
+            return;
+        }
+        println!(
+            "  files in a module tree: {} of {} ({:.1} %); the {} others (fixtures, `include!`d files, files no `mod` names) are indexed for symbols, without diagnostics",
+            coverage.in_tree,
+            coverage.files,
+            percent(in_tree),
+            coverage.files - coverage.in_tree
+        );
+        if self.list {
+            for orphan in orphans {
+                println!("    in no module tree: {orphan}");
+            }
+        }
+        for (what, tally) in [("imports", &coverage.imports), ("signature type paths", &coverage.types)] {
+            println!(
+                "  {what} checked: {:.1} % of {} ({} in the workspace, {} in crates outside it, {} reported; {} unknown: a glob, a macro or a cfg may define the name)",
+                percent(tally.checked()),
+                tally.total,
+                tally.inside,
+                tally.external,
+                tally.reported,
+                tally.unknown
+            );
+        }
+    }
+
+    fn compiled(&mut self, session: &Session, compiled: &[PathBuf]) {
+        let placed = session.index.placed_files();
+        let dirs: Vec<Option<PathBuf>> =
+            session.sample.packages.iter().map(|package| std::fs::canonicalize(&package.dir).ok()).collect();
+        let mut under_root = 0;
+        let mut missing = Vec::new();
+        for path in compiled {
+            // The innermost package holding it.
+            let located = session
+                .sample
+                .packages
+                .iter()
+                .zip(&dirs)
+                .filter_map(|(package, dir)| {
+                    let dir = dir.as_ref()?;
+                    let relative = path.strip_prefix(dir).ok()?.to_string_lossy().into_owned();
+                    package
+                        .files
+                        .iter()
+                        .any(|(p, _)| *p == relative)
+                        .then(|| (dir.components().count(), package, relative))
+                })
+                .max_by_key(|(depth, _, _)| *depth);
+            let Some((_, package, relative)) = located else { continue };
+            under_root += 1;
+            let name = format!("{}/{relative}", package.name);
+            if !placed.contains(&name) {
+                missing.push(name);
+            }
+        }
+        let share = (under_root - missing.len()) as f64 / under_root.max(1) as f64;
+        if self.json {
+            self.set(
+                "compiled",
+                json!({
+                    "compiled_files": under_root,
+                    "in_module_tree_pct": percent(share),
+                    "not_in_module_tree": missing,
+                }),
+            );
+            return;
+        }
+        println!(
+            "  files cargo compiled (its dep-info): {under_root}, of which {:.1} % in a module tree{}",
+            percent(share),
+            if missing.is_empty() { String::new() } else { format!("; not: {}", missing.join(", ")) }
+        );
     }
 
     fn step(&mut self, step: &StepReport) {
         if self.json {
-            self.doc.push("edits", step_json(step));
+            self.push("edits", step_json(step));
             return;
         }
         println!("\n== {}", step.label);
@@ -259,13 +645,72 @@ impl Output {
         if step.added.is_empty() && step.removed.is_empty() {
             println!("  diagnostics: unchanged");
         }
+        let shown = if self.list { usize::MAX } else { 5 };
         for (sign, list) in [("+", &step.added), ("-", &step.removed)] {
-            for (file, diagnostic) in list.iter().take(5) {
+            for (file, diagnostic) in list.iter().take(shown) {
                 println!("  {sign} {}", line(file, diagnostic));
             }
-            if list.len() > 5 {
-                println!("  {sign} … and {} more", list.len() - 5);
+            if list.len() > shown {
+                println!("  {sign} … and {} more", list.len() - shown);
             }
+        }
+    }
+
+    /// The workspace symbols matching `query`.
+    fn symbols(&mut self, session: &Session, query: &str, limit: usize) {
+        let started = Instant::now();
+        let symbols = session.index.workspace_symbols(query, limit);
+        let elapsed = started.elapsed();
+        if self.json {
+            let found: Vec<Value> = symbols
+                .iter()
+                .map(|(file, s)| {
+                    json!({
+                        "name": s.name.as_str(),
+                        "kind": syntax::Kind::from_code(s.kind).label(),
+                        "container": s.container.as_deref(),
+                        "file": file,
+                        "line": s.line,
+                        "column": s.column + 1,
+                    })
+                })
+                .collect();
+            self.push("workspace_symbols", json!({"query": query, "ms": millis(elapsed), "results": found}));
+            return;
+        }
+        println!("\n== workspace symbols matching `{query}` ({:.2} ms)", millis(elapsed));
+        if symbols.is_empty() {
+            println!("  none");
+        }
+        for (file, symbol) in &symbols {
+            let kind = syntax::Kind::from_code(symbol.kind).label();
+            let container = symbol.container.as_deref().map(|c| format!(" in {c}")).unwrap_or_default();
+            println!("  {kind} {}{container}  {file}:{}:{}", symbol.name, symbol.line, symbol.column + 1);
+        }
+    }
+
+    /// Where the path at (`line`, `column`), 1-based, of a file leads.
+    fn definition(&mut self, session: &Session, package: usize, path: &str, line: u32, column: u32) {
+        let from = format!("{}/{path}:{line}:{column}", session.sample.packages[package].name);
+        let started = Instant::now();
+        let target = session
+            .index
+            .file_id(package, path)
+            .and_then(|file| session.index.goto_definition(file, line, column - 1));
+        let target = target.and_then(|(file, span)| {
+            Some(format!("{}:{}:{}", session.index.file_name(file)?, span.line, span.column + 1))
+        });
+        let elapsed = started.elapsed();
+        if self.json {
+            self.push("definitions", json!({"from": from, "to": target, "ms": millis(elapsed)}));
+            return;
+        }
+        println!("\n== go to definition from {from} ({:.3} ms)", millis(elapsed));
+        match target {
+            Some(to) => println!("  → {to}"),
+            None => println!(
+                "  nothing there leads into the workspace (no import or signature type path there, or it names something outside)"
+            ),
         }
     }
 
@@ -274,39 +719,20 @@ impl Output {
             .iter()
             .find_map(|s| s.label.strip_prefix("rename `"))
             .and_then(|rest| rest.split('`').next());
-        let query = query.unwrap_or("parse").to_owned();
-        let started = Instant::now();
-        let symbols = session.index.workspace_symbols(&query, 5);
-        let symbol_time = started.elapsed();
+        self.symbols(session, query.unwrap_or("parse"), 5);
         // Go to definition from the first import that resolves to an item elsewhere.
         let started = Instant::now();
         let target = definition_probe(&session.index);
-        let goto_time = started.elapsed();
+        let elapsed = started.elapsed();
         if self.json {
-            let found = symbols.iter().map(|(file, s)| {
-                Json::object().with("name", s.name.clone()).with("file", file.clone()).with("line", s.line)
-            });
-            self.doc.set(
-                "workspace_symbols",
-                Json::object()
-                    .with("query", query)
-                    .with("ms", millis(symbol_time))
-                    .with("results", Json::array(found)),
-            );
             let goto = match &target {
-                Some((from, to)) => Json::object().with("from", from.clone()).with("to", to.clone()),
-                None => Json::object(),
+                Some((from, to)) => json!({"from": from, "to": to, "ms": millis(elapsed)}),
+                None => json!({"from": null, "to": null, "ms": millis(elapsed)}),
             };
-            self.doc.set("goto_definition", goto.with("ms", millis(goto_time)));
+            self.push("definitions", goto);
             return;
         }
-        println!("\n== workspace symbols matching `{query}` ({:.2} ms)", millis(symbol_time));
-        for (file, symbol) in &symbols {
-            let kind = syntax::Kind::from_code(symbol.kind).label();
-            let container = symbol.container.as_deref().map(|c| format!(" in {c}")).unwrap_or_default();
-            println!("  {kind} {}{container}  {file}:{}:{}", symbol.name, symbol.line, symbol.column + 1);
-        }
-        println!("\n== go to definition ({:.3} ms)", millis(goto_time));
+        println!("\n== go to definition ({:.3} ms)", millis(elapsed));
         match target {
             Some((from, to)) => println!("  {from} → {to}"),
             None => println!("  no import in the workspace resolves to an item in another file"),
@@ -316,17 +742,18 @@ impl Output {
     fn stats(&mut self, session: &Session) {
         let stats = session.index.db().stats();
         if self.json {
-            self.doc.set(
+            self.set(
                 "stats",
-                Json::object()
-                    .with("tasks", stats.tasks)
-                    .with("chunks", stats.chunks)
-                    .with("records", stats.records)
-                    .with("bytes", stats.bytes)
-                    .with("gc_cycles", stats.gc.cycles)
-                    .with("gc_chunks_reclaimed", stats.gc.chunks_reclaimed)
-                    .with("gc_bytes_reclaimed", stats.gc.bytes_reclaimed)
-                    .with("gc_max_pause_ms", millis(stats.gc.max_pause)),
+                json!({
+                    "tasks": stats.tasks,
+                    "chunks": stats.chunks,
+                    "records": stats.records,
+                    "bytes": stats.bytes,
+                    "gc_cycles": stats.gc.cycles,
+                    "gc_chunks_reclaimed": stats.gc.chunks_reclaimed,
+                    "gc_bytes_reclaimed": stats.gc.bytes_reclaimed,
+                    "gc_max_pause_ms": millis(stats.gc.max_pause),
+                }),
             );
             return;
         }
@@ -347,13 +774,14 @@ impl Output {
         let mean = steps.iter().map(|s| s.elapsed).sum::<Duration>() / steps.len().max(1) as u32;
         let ratio = mean.as_secs_f64() / from_scratch.as_secs_f64();
         if self.json {
-            self.doc.set(
+            self.set(
                 "incremental_vs_from_scratch",
-                Json::object()
-                    .with("mean_edit_ms", millis(mean))
-                    .with("from_scratch_ms", millis(from_scratch))
-                    .with("ratio", ratio)
-                    .with("identical", identical),
+                json!({
+                    "mean_edit_ms": millis(mean),
+                    "from_scratch_ms": millis(from_scratch),
+                    "ratio": ratio,
+                    "identical": identical,
+                }),
             );
             return;
         }
@@ -367,32 +795,36 @@ impl Output {
 
     fn finish(self) {
         if self.json {
-            println!("{}", self.doc);
+            println!("{}", Value::Object(self.doc));
         }
     }
 }
 
-fn step_json(step: &StepReport) -> Json {
-    let list = |list: &[(String, analysis::Diagnostic)]| {
-        Json::array(list.iter().map(|(file, d)| {
-            Json::object()
-                .with("file", file.clone())
-                .with("line", d.span.line)
-                .with("column", d.span.column + 1)
-                .with("code", d.code.clone())
-                .with("message", d.message.clone())
-        }))
+fn step_json(step: &StepReport) -> Value {
+    let list = |list: &[(String, analysis::Diagnostic)]| -> Vec<Value> {
+        list.iter()
+            .map(|(file, d)| {
+                json!({
+                    "file": file,
+                    "line": d.span.line,
+                    "column": d.span.column + 1,
+                    "code": d.code,
+                    "message": d.message,
+                })
+            })
+            .collect()
     };
-    Json::object()
-        .with("label", step.label.clone())
-        .with("stale", step.stale)
-        .with("ran", step.runs())
-        .with("ran_by_stage", Json::counts(&step.ran))
-        .with("cut_off", step.cut_off)
-        .with("rounds", step.rounds)
-        .with("ms", millis(step.elapsed))
-        .with("diagnostics_added", list(&step.added))
-        .with("diagnostics_removed", list(&step.removed))
+    json!({
+        "label": step.label,
+        "stale": step.stale,
+        "ran": step.runs(),
+        "ran_by_stage": step.ran,
+        "cut_off": step.cut_off,
+        "rounds": step.rounds,
+        "ms": millis(step.elapsed),
+        "diagnostics_added": list(&step.added),
+        "diagnostics_removed": list(&step.removed),
+    })
 }
 
 fn stages(step: &StepReport) -> String {

@@ -8,7 +8,7 @@
 //! value and the edit stops there. The stages mirror the chunkdb pipeline:
 //!
 //! - [`parse`]: a file's [`Summary`], from the shared [`summarize`](super::syntax::summarize);
-//! - [`file_mods`], [`file_scope`], [`file_uses`], [`file_refs`]: the parts of the
+//! - [`file_outline`], [`file_scope`], [`file_uses`], [`file_refs`]: the parts of the
 //!   summary later stages read, without the spans they do not need, so an edit that only
 //!   moves code is cut off here;
 //! - [`module_tree`]: a package's module tree, from the shared
@@ -30,8 +30,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use salsa::Setter;
 
-use super::analysis::{self, Diagnostic, Lookup, ModuleTree, Resolution, Scopes, Site};
-use super::sample::Sample;
+use super::analysis::{
+    self, Diagnostic, Lookup, ModuleTree, Outline, PackageFacts, Resolution, Scopes, Site,
+};
+use super::manifest::Manifest;
+use super::sample::{Package as Layout, Sample};
 use super::session::Pipeline;
 use super::syntax::{self, ModDecl, Span, Summary, TypeRef, Use};
 
@@ -70,15 +73,25 @@ struct SourceFile {
     text: String,
 }
 
-/// One package: its crate name and its files, sorted by path.
+/// One package: its display name, its files (sorted by path) and what its
+/// manifest says.
 #[salsa::input(persist)]
 struct PackageInput {
-    /// The crate name.
+    /// The display name.
     #[returns(deref)]
     name: String,
     /// Its files, sorted by path.
     #[returns(deref)]
     files: Vec<SourceFile>,
+    /// Its crate roots: (path, root module).
+    #[returns(deref)]
+    roots: Vec<(String, String)>,
+    /// The crates it may name, sorted by name: (name, workspace package, kinds).
+    #[returns(deref)]
+    deps: Vec<(String, Option<u32>, u8)>,
+    /// Its edition and whether it has a manifest.
+    #[returns(copy)]
+    facts: PackageFacts,
 }
 
 /// The workspace: its packages, in order (the index is the package number).
@@ -128,11 +141,18 @@ fn parse(db: &dyn salsa::Database, file: SourceFile) -> Summary {
     })
 }
 
-/// The file's `mod` declarations, in the order of `summary.mods`, spans zeroed (the
-/// module tree does not read them).
+/// What the module tree reads of the file: its `mod` declarations (in the order of
+/// `summary.mods`, spans zeroed) and its exported macros.
 #[salsa::tracked(returns(ref), persist)]
-fn file_mods(db: &dyn salsa::Database, file: SourceFile) -> Vec<ModDecl> {
-    parse(db, file).mods.iter().map(|decl| ModDecl { span: Span::default(), ..decl.clone() }).collect()
+fn file_outline(db: &dyn salsa::Database, file: SourceFile) -> Outline {
+    let summary = parse(db, file);
+    Outline {
+        mods: summary.mods.iter().map(|decl| ModDecl { span: Span::default(), ..decl.clone() }).collect(),
+        exports: summary.exports.clone(),
+        includes: summary.includes.clone(),
+        templates: summary.templates.clone(),
+        calls: summary.calls.clone(),
+    }
 }
 
 /// The names each inline module of a file defines or imports, and which of its
@@ -144,6 +164,8 @@ struct FileScope {
     names: HashMap<String, HashMap<String, Lookup>>,
     /// The inline modules that may hold names nobody can list (`summary.open`).
     open: Vec<String>,
+    /// Inline module → the paths its glob imports import from.
+    globs: HashMap<String, Vec<Vec<String>>>,
 }
 
 /// The file's scope table.
@@ -160,7 +182,11 @@ fn file_scope(db: &dyn salsa::Database, file: SourceFile) -> FileScope {
             names.entry(used.module.clone()).or_default().entry(binding.clone()).or_insert(Lookup::Import);
         }
     }
-    FileScope { names, open: summary.open.clone() }
+    let mut globs: HashMap<String, Vec<Vec<String>>> = HashMap::new();
+    for used in summary.uses.iter().filter(|used| used.glob) {
+        globs.entry(used.module.clone()).or_default().push(used.path.clone());
+    }
+    FileScope { names, open: summary.open.clone(), globs }
 }
 
 /// The file's `use` paths, in source order, spans zeroed.
@@ -199,36 +225,47 @@ fn module_tree(db: &dyn salsa::Database, package: PackageInput) -> ModuleTree {
     let files: Vec<(String, u32)> =
         package.files(db).iter().map(|file| (file.path(db).to_owned(), file.id(db))).collect();
     let handles = file_handles(db, package);
-    analysis::module_tree(&files, |id| match handles.binary_search_by_key(&id, |(id, _)| *id) {
-        Ok(index) => file_mods(db, handles[index].1).clone(),
-        Err(_) => Vec::new(),
+    analysis::module_tree(&files, package.roots(db), |id| {
+        match handles.binary_search_by_key(&id, |(id, _)| *id) {
+            Ok(index) => file_outline(db, handles[index].1).clone(),
+            Err(_) => Outline::default(),
+        }
     })
 }
 
-/// The module path of the file's top in its package's module tree (`None` for a file
-/// no tree reaches).
+/// The module path of the file's top in its package's module tree, whether only
+/// `#[cfg]`-guarded `mod`s reach it, and whether it is quiet (see
+/// [`ModuleTree::files`]); `None` for a file no tree reaches.
 #[salsa::tracked(returns(ref), persist)]
-fn file_module(db: &dyn salsa::Database, file: SourceFile) -> Option<String> {
+fn file_module(db: &dyn salsa::Database, file: SourceFile) -> Option<(String, bool, bool)> {
     let package = package_input(db, file.package(db))?;
     let tree = module_tree(db, package);
     let id = file.id(db);
-    let index = tree.files.binary_search_by_key(&id, |(file, _)| *file).ok()?;
-    Some(tree.files[index].1.clone())
+    let index = tree.files.binary_search_by_key(&id, |(file, _, _, _)| *file).ok()?;
+    let (_, module, cfg, quiet) = &tree.files[index];
+    Some((module.clone(), *cfg, *quiet))
 }
 
-/// Where module `path` of `package` is: its file and inline path there.
+/// Where module `path` of `package` is: its file and inline path there (one per
+/// file a `cfg` picks among).
 #[salsa::tracked(returns(ref), persist)]
 fn module_location<'db>(
     db: &'db dyn salsa::Database,
     package: PackageInput,
     path: ModulePath<'db>,
-) -> Option<(SourceFile, String)> {
+) -> Vec<(SourceFile, String)> {
     let tree = module_tree(db, package);
-    let index = tree.modules.binary_search_by(|(module, _, _)| module.as_str().cmp(path.text(db))).ok()?;
-    let (_, id, inline) = &tree.modules[index];
+    let path = path.text(db);
+    let start = tree.modules.partition_point(|(module, _, _)| module.as_str() < path);
     let handles = file_handles(db, package);
-    let found = handles.binary_search_by_key(id, |(id, _)| *id).ok()?;
-    Some((handles[found].1, inline.clone()))
+    tree.modules[start..]
+        .iter()
+        .take_while(|(module, _, _)| module == path)
+        .filter_map(|(_, id, inline)| {
+            let found = handles.binary_search_by_key(id, |(id, _)| *id).ok()?;
+            Some((handles[found].1, inline.clone()))
+        })
+        .collect()
 }
 
 /// The file's `mod name;` declarations whose file does not exist: (index among
@@ -243,20 +280,6 @@ fn missing_mods(db: &dyn salsa::Database, file: SourceFile) -> Vec<(u32, String)
         .filter(|(file, _, _)| *file == id)
         .map(|(_, index, message)| (*index, message.clone()))
         .collect()
-}
-
-// ---------------------------------------------------------------------------------
-// Workspace queries
-// ---------------------------------------------------------------------------------
-
-/// Crate name → the smallest index of a package with that name.
-#[salsa::tracked(returns(ref), persist)]
-fn crate_map(db: &dyn salsa::Database, workspace: Workspace) -> HashMap<String, u32> {
-    let mut map = HashMap::new();
-    for (index, package) in workspace.packages(db).iter().enumerate() {
-        map.entry(package.name(db).to_owned()).or_insert(index as u32);
-    }
-    map
 }
 
 // ---------------------------------------------------------------------------------
@@ -277,8 +300,6 @@ struct QueryScopes<'db> {
     db: &'db dyn salsa::Database,
     /// The files met so far (the resolving file, and those `module` answered with).
     known: Vec<(u32, SourceFile)>,
-    /// The crate-name map, once asked for.
-    crates: Option<&'db HashMap<String, u32>>,
 }
 
 impl QueryScopes<'_> {
@@ -288,14 +309,19 @@ impl QueryScopes<'_> {
 }
 
 impl Scopes for QueryScopes<'_> {
-    fn module(&mut self, package: u32, path: &str) -> Option<(u32, String)> {
-        let input = package_input(self.db, package)?;
-        let (file, inline) = module_location(self.db, input, ModulePath::new(self.db, path)).as_ref()?;
-        let id = file.id(self.db);
-        if self.file(id).is_none() {
-            self.known.push((id, *file));
-        }
-        Some((id, inline.clone()))
+    fn module(&mut self, package: u32, path: &str) -> Vec<(u32, String)> {
+        let Some(input) = package_input(self.db, package) else { return Vec::new() };
+        let places = module_location(self.db, input, ModulePath::new(self.db, path));
+        places
+            .iter()
+            .map(|(file, inline)| {
+                let id = file.id(self.db);
+                if self.file(id).is_none() {
+                    self.known.push((id, *file));
+                }
+                (id, inline.clone())
+            })
+            .collect()
     }
 
     fn lookup(&mut self, file: u32, inline: &str, name: &str) -> Lookup {
@@ -308,33 +334,50 @@ impl Scopes for QueryScopes<'_> {
         self.file(file).is_some_and(|file| file_scope(self.db, file).open.iter().any(|open| open == inline))
     }
 
-    fn package_named(&mut self, name: &str) -> Option<u32> {
-        let crates = match self.crates {
-            Some(crates) => crates,
-            None => {
-                let crates = crate_map(self.db, Workspace::try_get(self.db)?);
-                self.crates = Some(crates);
-                crates
-            }
-        };
-        crates.get(name).copied()
+    fn globs(&mut self, file: u32, inline: &str) -> Vec<Vec<String>> {
+        let Some(file) = self.file(file) else { return Vec::new() };
+        file_scope(self.db, file).globs.get(inline).cloned().unwrap_or_default()
+    }
+
+    fn dependency(&mut self, package: u32, name: &str) -> Option<analysis::Dependency> {
+        let deps = package_input(self.db, package)?.deps(self.db);
+        let index = deps.binary_search_by(|(known, _, _)| known.as_str().cmp(name)).ok()?;
+        Some((deps[index].1, deps[index].2))
+    }
+
+    fn exported_macro(&mut self, package: u32, root: &str, name: &str) -> Option<(u32, String)> {
+        let tree = module_tree(self.db, package_input(self.db, package)?);
+        let index =
+            tree.macros.binary_search_by(|(r, n, _, _)| (r.as_str(), n.as_str()).cmp(&(root, name))).ok()?;
+        let (_, _, file, module) = &tree.macros[index];
+        Some((*file, module.clone()))
+    }
+
+    fn facts(&mut self, package: u32) -> PackageFacts {
+        package_input(self.db, package).map(|input| input.facts(self.db)).unwrap_or_default()
     }
 }
 
 /// Resolves every `use` path and type path of a file (nothing for an orphan file).
 #[salsa::tracked(returns(ref), persist)]
 fn resolve(db: &dyn salsa::Database, file: SourceFile) -> Resolved {
-    let Some(module) = file_module(db, file) else { return Resolved::default() };
+    let Some((module, file_cfg, quiet)) = file_module(db, file) else { return Resolved::default() };
     let (package, id) = (file.package(db), file.id(db));
-    let mut scopes = QueryScopes { db, known: vec![(id, file)], crates: None };
-    let at = |scopes: &mut QueryScopes<'_>, inline: &str, path: &[String]| {
+    let mut scopes = QueryScopes { db, known: vec![(id, file)] };
+    let at = |scopes: &mut QueryScopes<'_>, inline: &str, path: &[String], cfg: bool, ty: bool| {
+        // A quiet file's names live in a scope this index cannot follow.
+        let cfg = cfg || *quiet;
         let item_module = if inline.is_empty() { module.clone() } else { format!("{module}::{inline}") };
-        analysis::resolve(scopes, Site { package, module: &item_module, file: id, inline }, path)
+        let site = Site { package, module: &item_module, file: id, inline, cfg: cfg || *file_cfg, ty };
+        analysis::resolve_path(scopes, site, path, cfg)
     };
-    let uses = file_uses(db, file).iter().map(|used| at(&mut scopes, &used.module, &used.path)).collect();
+    let uses = file_uses(db, file)
+        .iter()
+        .map(|used| at(&mut scopes, &used.module, &used.path, used.cfg, false))
+        .collect();
     let refs = file_refs(db, file)
         .iter()
-        .map(|reference| at(&mut scopes, &reference.module, &reference.path))
+        .map(|reference| at(&mut scopes, &reference.module, &reference.path, reference.cfg, true))
         .collect();
     Resolved { uses, refs }
 }
@@ -342,6 +385,11 @@ fn resolve(db: &dyn salsa::Database, file: SourceFile) -> Resolved {
 /// A file's diagnostics, sorted by position.
 #[salsa::tracked(returns(ref), persist)]
 fn diagnostics(db: &dyn salsa::Database, file: SourceFile) -> Vec<Diagnostic> {
+    // A file no crate's module tree reaches is not compiled, and a quiet one's
+    // scope cannot be followed: no diagnostics.
+    if file_module(db, file).as_ref().is_none_or(|(_, _, quiet)| *quiet) {
+        return Vec::new();
+    }
     let summary = parse(db, file);
     let resolved = resolve(db, file);
     let missing: Vec<(Span, String)> = missing_mods(db, file)
@@ -350,7 +398,19 @@ fn diagnostics(db: &dyn salsa::Database, file: SourceFile) -> Vec<Diagnostic> {
             summary.mods.get(*index as usize).map(|decl| (decl.span, message.clone()))
         })
         .collect();
-    analysis::diagnostics(summary.error.as_ref(), &summary.defs, &summary.uses, &resolved.uses, &missing)
+    let uses: Vec<analysis::Resolved<'_>> = summary
+        .uses
+        .iter()
+        .zip(&resolved.uses)
+        .map(|(used, resolution)| (used.path.as_slice(), std::slice::from_ref(&used.span), resolution))
+        .collect();
+    let types: Vec<analysis::Resolved<'_>> = summary
+        .refs
+        .iter()
+        .zip(&resolved.refs)
+        .map(|(used, resolution)| (used.path.as_slice(), used.spans.as_slice(), resolution))
+        .collect();
+    analysis::diagnostics(summary.error.as_ref(), &summary.defs, &uses, &types, &missing)
 }
 
 // ---------------------------------------------------------------------------------
@@ -362,6 +422,8 @@ struct HostPackage {
     name: String,
     input: PackageInput,
     files: BTreeMap<String, SourceFile>,
+    /// Its manifest, to find the crate roots again when files come and go.
+    manifest: Option<Manifest>,
 }
 
 /// The salsa pipeline: a salsa database and the host's handles to its inputs.
@@ -401,7 +463,17 @@ impl SalsaIndex {
     fn update_file_list(&mut self, package: usize) {
         let Some(host) = self.packages.get(package) else { return };
         let files: Vec<SourceFile> = host.files.values().copied().collect();
-        host.input.set_files(&mut self.db).to(files);
+        let roots = host.manifest.as_ref().map(|manifest| {
+            let paths: Vec<String> = host.files.keys().cloned().collect();
+            Layout::roots_of(manifest, &paths)
+        });
+        let input = host.input;
+        input.set_files(&mut self.db).to(files);
+        if let Some(roots) = roots
+            && roots != input.roots(&self.db)
+        {
+            input.set_roots(&mut self.db).to(roots);
+        }
     }
 }
 
@@ -427,7 +499,13 @@ impl SalsaIndex {
                 input.files(&index.db).iter().map(|file| (file.path(&index.db).to_owned(), *file)).collect();
             index.next_id =
                 index.next_id.max(files.values().map(|file| file.id(&index.db) + 1).max().unwrap_or(0));
-            index.packages.push(HostPackage { name: input.name(&index.db).to_owned(), input, files });
+            let manifest = sample.packages.get(index.packages.len()).map(|package| package.manifest.clone());
+            index.packages.push(HostPackage {
+                name: input.name(&index.db).to_owned(),
+                input,
+                files,
+                manifest,
+            });
         }
         if index.packages.len() != sample.packages.len() {
             return Err("the saved workspace has other packages".into());
@@ -481,8 +559,17 @@ impl Pipeline for SalsaIndex {
                 let file = index.new_file(number, path, text);
                 files.insert(path.clone(), file);
             }
-            let input = PackageInput::new(&index.db, package.name.clone(), files.values().copied().collect());
-            index.packages.push(HostPackage { name: package.name.clone(), input, files });
+            let facts = package.facts();
+            let input = PackageInput::new(
+                &index.db,
+                package.name.clone(),
+                files.values().copied().collect(),
+                package.roots.clone(),
+                package.deps.clone(),
+                facts,
+            );
+            let manifest = Some(package.manifest.clone());
+            index.packages.push(HostPackage { name: package.name.clone(), input, files, manifest });
         }
         Workspace::new(&index.db, index.packages.iter().map(|package| package.input).collect());
         index

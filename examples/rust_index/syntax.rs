@@ -149,7 +149,8 @@ pub struct Def {
     pub container: Option<String>,
     /// Whether it is `pub` (in any form).
     pub public: bool,
-    /// Whether a `#[cfg]` attribute guards it (two such items may share a name).
+    /// Whether a `#[cfg]` guards it, on the item or on an enclosing inline module
+    /// (or a `cfg_if!` branch holds it): two such items may share a name.
     pub cfg: bool,
     /// The span of its name.
     pub span: Span,
@@ -166,6 +167,8 @@ pub struct Use {
     pub binding: Option<String>,
     /// Whether it is a glob (`a::*`).
     pub glob: bool,
+    /// Whether a `#[cfg]` guards it (or an enclosing module, or a `cfg_if!` branch).
+    pub cfg: bool,
     /// The span of the path.
     pub span: Span,
 }
@@ -179,8 +182,18 @@ pub struct ModDecl {
     pub name: String,
     /// Whether its body is inline (`mod name { … }`).
     pub inline: bool,
-    /// Its `#[path = "…"]` attribute, if any.
-    pub path_attr: Option<String>,
+    /// Its `#[path = "…"]` attributes, plain or under `cfg_attr` (a plain one
+    /// first).
+    pub paths: Vec<String>,
+    /// Whether its paths come only from `cfg_attr` (then the default files are
+    /// candidates too).
+    pub conditional_paths: bool,
+    /// Whether a `#[cfg]` guards it (then a missing file is not an error: Cargo
+    /// may never build it).
+    pub cfg: bool,
+    /// Whether the body of a macro call this indexer cannot see through declares
+    /// it (the macro decides what becomes of it).
+    pub opaque: bool,
     /// The span of its name.
     pub span: Span,
 }
@@ -196,6 +209,8 @@ pub struct TypeRef {
     pub path: Vec<String>,
     /// The span of its last segment at each occurrence, in source order.
     pub spans: Vec<Span>,
+    /// Whether every occurrence is under a `#[cfg]`.
+    pub cfg: bool,
 }
 
 /// A file that does not parse.
@@ -219,10 +234,23 @@ pub struct Summary {
     /// Type paths in signatures, in order of first occurrence.
     pub refs: Vec<TypeRef>,
     /// Inline modules (relative to the file) whose names cannot all be listed: they
-    /// hold a glob import or an item-level macro call.
+    /// hold an item-level macro call or an item a macro attribute or derive may add
+    /// names beside (`""` for a file that does not parse). Glob imports are
+    /// followed instead (see `uses`).
     pub open: Vec<String>,
     /// The syntax error, if the file does not parse (then nothing else is known).
     pub error: Option<SyntaxError>,
+    /// The `#[macro_export]` macros it defines, as (inline module, name): they live
+    /// at its crate's root.
+    pub exports: Vec<(String, String)>,
+    /// The files its item-level `include!("…")` calls pull in: (inline module,
+    /// path as written).
+    pub includes: Vec<(String, String)>,
+    /// Its `macro_rules!` with one rule taking nothing (`() => { items }`): name,
+    /// and the `mod` declarations of the items (serde's `crate_root!`).
+    pub templates: Vec<(String, Vec<ModDecl>)>,
+    /// Its item-level macro calls without arguments: (inline module, name).
+    pub calls: Vec<(String, String)>,
 }
 
 /// Parses `text` and extracts its [`Summary`]. A syntax error is part of the result,
@@ -234,8 +262,10 @@ pub fn summarize(text: &str) -> Summary {
             collector.items("", &file.items);
             Summary { refs: collector.refs.refs, ..collector.summary }
         }
+        // Nothing of the file is known: its names cannot be listed.
         Err(error) => Summary {
             error: Some(SyntaxError { message: error.to_string(), span: Span::of(error.span()) }),
+            open: vec![String::new()],
             ..Summary::default()
         },
     };
@@ -434,11 +464,16 @@ pub fn summarize_in_pieces(text: &str, summaries: impl FnOnce(&[Piece<'_>]) -> V
                 whole.open.push(module.clone());
             }
         }
+        whole.exports.extend(part.exports.iter().cloned());
+        whole.includes.extend(part.includes.iter().cloned());
+        whole.templates.extend(part.templates.iter().cloned());
+        whole.calls.extend(part.calls.iter().cloned());
         for reference in &part.refs {
             refs.add(
                 &reference.module,
                 reference.path.clone(),
                 reference.spans.iter().map(|&span| shift(span)),
+                reference.cfg,
             );
         }
     }
@@ -455,14 +490,15 @@ struct RefTable {
 }
 
 impl RefTable {
-    /// Adds occurrences of `path` written in `module`.
-    fn add(&mut self, module: &str, path: Vec<String>, spans: impl IntoIterator<Item = Span>) {
+    /// Adds occurrences of `path` written in `module` (under a `#[cfg]`: `cfg`).
+    fn add(&mut self, module: &str, path: Vec<String>, spans: impl IntoIterator<Item = Span>, cfg: bool) {
         let refs = &mut self.refs;
         let at = *self.at.entry((module.to_owned(), path)).or_insert_with_key(|(module, path)| {
-            refs.push(TypeRef { module: module.clone(), path: path.clone(), spans: Vec::new() });
+            refs.push(TypeRef { module: module.clone(), path: path.clone(), spans: Vec::new(), cfg: true });
             refs.len() - 1
         });
         refs[at].spans.extend(spans);
+        refs[at].cfg &= cfg;
     }
 }
 
@@ -470,6 +506,266 @@ impl RefTable {
 struct Collector {
     summary: Summary,
     refs: RefTable,
+    /// Whether the items being collected sit under a `#[cfg]` (an enclosing inline
+    /// module's, or a `cfg_if!` branch).
+    cfg: bool,
+    /// The generic parameters in scope (type and const), innermost last: type paths
+    /// starting with one name no item.
+    generics: Vec<String>,
+    /// Whether the items being collected are the body of a macro call this
+    /// indexer cannot see through.
+    opaque: bool,
+}
+
+/// An identifier's name without its `r#` (`r#type` is `type`).
+fn name_of(ident: &syn::Ident) -> String {
+    use syn::ext::IdentExt;
+    ident.unraw().to_string()
+}
+
+/// Whether `attrs` hold a `#[cfg(…)]`, also as `#[cfg_attr(…, cfg(…))]`.
+fn has_cfg(attrs: &[syn::Attribute]) -> bool {
+    attrs.iter().any(|attr| {
+        attr.path().is_ident("cfg")
+            || cfg_attr_metas(&attr.meta).iter().any(|meta| meta.path().is_ident("cfg"))
+    })
+}
+
+/// The attributes a `#[cfg_attr(predicate, a, b, …)]` applies (`a`, `b`, …),
+/// through nested `cfg_attr`s; nothing for any other attribute.
+fn cfg_attr_metas(meta: &syn::Meta) -> Vec<syn::Meta> {
+    fn nested(meta: &syn::Meta, out: &mut Vec<syn::Meta>) {
+        let syn::Meta::List(list) = meta else { return };
+        if !list.path.is_ident("cfg_attr") {
+            return;
+        }
+        let parser = syn::punctuated::Punctuated::<syn::Meta, syn::Token![,]>::parse_terminated;
+        let Ok(metas) = syn::parse::Parser::parse2(parser, list.tokens.clone()) else { return };
+        for meta in metas.into_iter().skip(1) {
+            if meta.path().is_ident("cfg_attr") {
+                nested(&meta, out);
+            } else {
+                out.push(meta);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    nested(meta, &mut out);
+    out
+}
+
+/// The attributes of an item.
+fn item_attrs(item: &syn::Item) -> &[syn::Attribute] {
+    match item {
+        syn::Item::Const(i) => &i.attrs,
+        syn::Item::Enum(i) => &i.attrs,
+        syn::Item::ExternCrate(i) => &i.attrs,
+        syn::Item::Fn(i) => &i.attrs,
+        syn::Item::ForeignMod(i) => &i.attrs,
+        syn::Item::Impl(i) => &i.attrs,
+        syn::Item::Macro(i) => &i.attrs,
+        syn::Item::Mod(i) => &i.attrs,
+        syn::Item::Static(i) => &i.attrs,
+        syn::Item::Struct(i) => &i.attrs,
+        syn::Item::Trait(i) => &i.attrs,
+        syn::Item::TraitAlias(i) => &i.attrs,
+        syn::Item::Type(i) => &i.attrs,
+        syn::Item::Union(i) => &i.attrs,
+        syn::Item::Use(i) => &i.attrs,
+        _ => &[],
+    }
+}
+
+/// The derives known to add no names to the module (they write `impl`s only).
+const PLAIN_DERIVES: &[&str] = &[
+    "Debug",
+    "Clone",
+    "Copy",
+    "PartialEq",
+    "Eq",
+    "PartialOrd",
+    "Ord",
+    "Hash",
+    "Default",
+    "Serialize",
+    "Deserialize",
+    "Error",
+];
+
+/// The attributes the compiler itself defines (none adds names), and the tool
+/// namespaces (`rustfmt::`, `clippy::`, `diagnostic::`).
+const BUILTIN_ATTRIBUTES: &[&str] = &[
+    "cfg",
+    "cfg_attr",
+    "derive",
+    "allow",
+    "warn",
+    "deny",
+    "forbid",
+    "expect",
+    "doc",
+    "inline",
+    "cold",
+    "must_use",
+    "deprecated",
+    "repr",
+    "non_exhaustive",
+    "path",
+    "macro_export",
+    "macro_use",
+    "test",
+    "ignore",
+    "should_panic",
+    "bench",
+    "automatically_derived",
+    "no_mangle",
+    "export_name",
+    "link_section",
+    "link",
+    "link_name",
+    "used",
+    "track_caller",
+    "target_feature",
+    "proc_macro",
+    "proc_macro_derive",
+    "proc_macro_attribute",
+    "global_allocator",
+    "no_implicit_prelude",
+    "unsafe",
+    "naked",
+    "instruction_set",
+    "collapse_debuginfo",
+    "debugger_visualizer",
+    "windows_subsystem",
+    "no_link",
+    "crate_name",
+    "type_length_limit",
+    "recursion_limit",
+    "rustfmt",
+    "clippy",
+    "diagnostic",
+    "stable",
+    "unstable",
+    "rustc_const_stable",
+    "rustc_const_unstable",
+    "coverage",
+    "optimize",
+    "feature",
+    "no_std",
+    "no_main",
+    "doc_cfg",
+];
+
+/// Whether an attribute may add names to the module its item is in: an attribute
+/// macro (`#[tokio::main]`, `#[pin_project]`) or a derive this indexer does not know
+/// (`#[derive(rkyv::Archive)]` defines `ArchivedT`). Such a module's names cannot
+/// all be listed.
+fn may_define_names(attr: &syn::Attribute) -> bool {
+    meta_may_define_names(&attr.meta)
+}
+
+fn meta_may_define_names(meta: &syn::Meta) -> bool {
+    let path = meta.path();
+    if path.is_ident("derive") {
+        let syn::Meta::List(list) = meta else { return true };
+        let parser = syn::punctuated::Punctuated::<syn::Path, syn::Token![,]>::parse_terminated;
+        let Ok(derives) = syn::parse::Parser::parse2(parser, list.tokens.clone()) else { return true };
+        return derives.iter().any(|derive| {
+            derive
+                .segments
+                .last()
+                .is_none_or(|last| !PLAIN_DERIVES.contains(&last.ident.to_string().as_str()))
+        });
+    }
+    if path.is_ident("cfg_attr") {
+        return cfg_attr_metas(meta).iter().any(meta_may_define_names);
+    }
+    let first = path.segments.first().map(|s| s.ident.to_string()).unwrap_or_default();
+    !BUILTIN_ATTRIBUTES.contains(&first.as_str())
+}
+
+/// The string of a `name = "…"` attribute.
+fn string_value(meta: &syn::Meta, name: &str) -> Option<String> {
+    match meta {
+        syn::Meta::NameValue(syn::MetaNameValue {
+            path,
+            value: syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(value), .. }),
+            ..
+        }) if path.is_ident(name) => Some(value.value()),
+        _ => None,
+    }
+}
+
+/// The generic parameters (types and consts) `generics` declares.
+fn generic_names(generics: &syn::Generics) -> Vec<String> {
+    generics
+        .params
+        .iter()
+        .filter_map(|param| match param {
+            syn::GenericParam::Type(t) => Some(name_of(&t.ident)),
+            syn::GenericParam::Const(c) => Some(name_of(&c.ident)),
+            syn::GenericParam::Lifetime(_) => None,
+        })
+        .collect()
+}
+
+/// The body of a macro call, when it is a sequence of items (`cfg_rt! { mod rt; }`).
+fn macro_items(tokens: &proc_macro2::TokenStream) -> Option<Vec<syn::Item>> {
+    // `cfg_x!({ items })`: the items are in the one braced group.
+    let mut trees = tokens.clone().into_iter();
+    if let (Some(proc_macro2::TokenTree::Group(group)), None) = (trees.next(), trees.next())
+        && group.delimiter() == proc_macro2::Delimiter::Brace
+    {
+        return macro_items(&group.stream());
+    }
+    let parser = |input: syn::parse::ParseStream<'_>| {
+        // Inner attributes first (`feature! { #![unix] … }`).
+        syn::Attribute::parse_inner(input)?;
+        let mut items = Vec::new();
+        while !input.is_empty() {
+            items.push(input.parse::<syn::Item>()?);
+        }
+        Ok(items)
+    };
+    syn::parse::Parser::parse2(parser, tokens.clone()).ok().filter(|items| !items.is_empty())
+}
+
+/// The body of a `macro_rules!` whose only rule takes nothing: `() => { body }`.
+fn empty_rule_body(tokens: &proc_macro2::TokenStream) -> Option<proc_macro2::TokenStream> {
+    use proc_macro2::{Delimiter, TokenTree};
+    let trees: Vec<TokenTree> = tokens.clone().into_iter().collect();
+    match trees.as_slice() {
+        [
+            TokenTree::Group(matcher),
+            TokenTree::Punct(eq),
+            TokenTree::Punct(gt),
+            TokenTree::Group(body),
+            rest @ ..,
+        ] if matcher.stream().is_empty()
+            && matcher.delimiter() != Delimiter::None
+            && eq.as_char() == '='
+            && gt.as_char() == '>'
+            && matches!(rest, [] | [TokenTree::Punct(_)]) =>
+        {
+            Some(body.stream())
+        }
+        _ => None,
+    }
+}
+
+/// The items of a `cfg_if! { if #[cfg(…)] { items } else if … { items } else {
+/// items } }` call, every branch's; `None` if a branch does not parse as items.
+fn cfg_if_items(tokens: &proc_macro2::TokenStream) -> Option<Vec<syn::Item>> {
+    let mut items = Vec::new();
+    for tree in tokens.clone() {
+        if let proc_macro2::TokenTree::Group(group) = tree
+            && group.delimiter() == proc_macro2::Delimiter::Brace
+            && !group.stream().is_empty()
+        {
+            items.extend(macro_items(&group.stream())?);
+        }
+    }
+    Some(items)
 }
 
 const PRIMITIVES: &[&str] = &[
@@ -494,63 +790,98 @@ impl Collector {
     ) {
         self.summary.defs.push(Def {
             module: module.to_owned(),
-            name: ident.to_string(),
+            name: name_of(ident),
             kind,
             container: None,
             public: !matches!(vis, syn::Visibility::Inherited),
-            cfg: attrs.iter().any(|attr| attr.path().is_ident("cfg")),
+            cfg: self.cfg || has_cfg(attrs),
             span: Span::of(ident.span()),
         });
     }
 
+    /// Runs `f` with `generics`' parameters in scope.
+    fn with_generics(&mut self, generics: &syn::Generics, f: impl FnOnce(&mut Self)) {
+        let names = generic_names(generics);
+        let depth = self.generics.len();
+        self.generics.extend(names);
+        f(self);
+        self.generics.truncate(depth);
+    }
+
     fn item(&mut self, module: &str, item: &syn::Item) {
+        let attrs = item_attrs(item);
+        if attrs.iter().any(may_define_names) {
+            self.open(module);
+        }
+        let outer = self.cfg;
+        self.cfg |= has_cfg(attrs);
+        self.item_inner(module, item);
+        self.cfg = outer;
+    }
+
+    /// Runs `f` with the `#[cfg]` of an associated item's `attrs` in force.
+    fn with_cfg(&mut self, attrs: &[syn::Attribute], f: impl FnOnce(&mut Self)) {
+        let outer = self.cfg;
+        self.cfg |= has_cfg(attrs);
+        f(self);
+        self.cfg = outer;
+    }
+
+    fn item_inner(&mut self, module: &str, item: &syn::Item) {
         match item {
             syn::Item::Fn(f) => {
                 self.def(module, &f.sig.ident, Kind::Function, &f.vis, &f.attrs);
+                self.proc_macro(module, &f.sig.ident, &f.attrs);
                 self.signature(module, &f.sig);
             }
             syn::Item::Struct(s) => {
                 self.def(module, &s.ident, Kind::Struct, &s.vis, &s.attrs);
-                self.fields(module, &s.fields);
+                self.with_generics(&s.generics, |this| this.fields(module, &s.fields));
             }
             syn::Item::Enum(e) => {
                 self.def(module, &e.ident, Kind::Enum, &e.vis, &e.attrs);
-                for variant in &e.variants {
-                    self.fields(module, &variant.fields);
-                }
+                self.with_generics(&e.generics, |this| {
+                    for variant in &e.variants {
+                        this.fields(module, &variant.fields);
+                    }
+                });
             }
             syn::Item::Union(u) => {
                 self.def(module, &u.ident, Kind::Union, &u.vis, &u.attrs);
-                for field in &u.fields.named {
-                    self.types(module, &field.ty);
-                }
+                self.with_generics(&u.generics, |this| {
+                    for field in &u.fields.named {
+                        this.types(module, &field.ty);
+                    }
+                });
             }
             syn::Item::Trait(t) => {
                 self.def(module, &t.ident, Kind::Trait, &t.vis, &t.attrs);
-                let container = format!("trait {}", t.ident);
-                for inner in &t.items {
-                    match inner {
-                        syn::TraitItem::Fn(f) => {
-                            self.associated(module, &container, &f.sig.ident, Kind::Method, &f.attrs);
-                            self.signature(module, &f.sig);
+                let container = format!("trait {}", name_of(&t.ident));
+                self.with_generics(&t.generics, |this| {
+                    for inner in &t.items {
+                        match inner {
+                            syn::TraitItem::Fn(f) => {
+                                this.associated(module, &container, &f.sig.ident, Kind::Method, &f.attrs);
+                                this.with_cfg(&f.attrs, |this| this.signature(module, &f.sig));
+                            }
+                            syn::TraitItem::Const(c) => {
+                                this.associated(module, &container, &c.ident, Kind::AssociatedConst, &c.attrs)
+                            }
+                            syn::TraitItem::Type(t) => {
+                                this.associated(module, &container, &t.ident, Kind::AssociatedType, &t.attrs)
+                            }
+                            _ => {}
                         }
-                        syn::TraitItem::Const(c) => {
-                            self.associated(module, &container, &c.ident, Kind::AssociatedConst, &c.attrs)
-                        }
-                        syn::TraitItem::Type(t) => {
-                            self.associated(module, &container, &t.ident, Kind::AssociatedType, &t.attrs)
-                        }
-                        _ => {}
                     }
-                }
+                });
             }
             syn::Item::Type(t) => {
                 self.def(module, &t.ident, Kind::TypeAlias, &t.vis, &t.attrs);
-                self.types(module, &t.ty);
+                self.with_generics(&t.generics, |this| this.types(module, &t.ty));
             }
             syn::Item::Const(c) => {
                 self.def(module, &c.ident, Kind::Const, &c.vis, &c.attrs);
-                self.types(module, &c.ty);
+                self.with_generics(&c.generics, |this| this.types(module, &c.ty));
             }
             syn::Item::Static(s) => {
                 self.def(module, &s.ident, Kind::Static, &s.vis, &s.attrs);
@@ -562,14 +893,67 @@ impl Collector {
             }
             syn::Item::Macro(m) => match &m.ident {
                 Some(name) if m.mac.path.is_ident("macro_rules") => {
-                    self.def(module, name, Kind::Macro, &syn::Visibility::Inherited, &m.attrs)
+                    self.def(module, name, Kind::Macro, &syn::Visibility::Inherited, &m.attrs);
+                    let exported = m.attrs.iter().any(|attr| {
+                        attr.path().is_ident("macro_export")
+                            || cfg_attr_metas(&attr.meta)
+                                .iter()
+                                .any(|meta| meta.path().is_ident("macro_export"))
+                    });
+                    if exported {
+                        self.summary.exports.push((module.to_owned(), name_of(name)));
+                    }
+                    if let Some(items) = empty_rule_body(&m.mac.tokens).as_ref().and_then(macro_items) {
+                        let mut body = Collector::default();
+                        body.items("", &items);
+                        let mods: Vec<ModDecl> = body
+                            .summary
+                            .mods
+                            .into_iter()
+                            .map(|decl| ModDecl { span: Span::default(), ..decl })
+                            .collect();
+                        if !mods.is_empty() {
+                            self.summary.templates.push((name_of(name), mods));
+                        }
+                    }
                 }
-                _ => self.open(module),
+                _ => {
+                    let name =
+                        m.mac.path.segments.last().map(|last| last.ident.to_string()).unwrap_or_default();
+                    if m.mac.tokens.is_empty() && m.mac.path.segments.len() == 1 {
+                        self.summary.calls.push((module.to_owned(), name.clone()));
+                    }
+                    if name == "include"
+                        && let Ok(path) = syn::parse2::<syn::LitStr>(m.mac.tokens.clone())
+                    {
+                        self.summary.includes.push((module.to_owned(), path.value()));
+                    }
+                    let items = if name == "cfg_if" {
+                        cfg_if_items(&m.mac.tokens)
+                    } else {
+                        macro_items(&m.mac.tokens)
+                    };
+                    // `cfg_if!` and `cfg_*!` wrappers (tokio's `cfg_rt!`) only put a
+                    // `cfg` on the items they are given; any other macro may add names,
+                    // or do anything with the items it is given.
+                    let transparent = name == "cfg_if" || name.starts_with("cfg_");
+                    if items.is_none() || !transparent {
+                        self.open(module);
+                    }
+                    // Items the call is given, under a `cfg` (the macro may drop them).
+                    if let Some(items) = items {
+                        let outer = (self.cfg, self.opaque);
+                        self.cfg = true;
+                        self.opaque |= !transparent;
+                        self.items(module, &items);
+                        (self.cfg, self.opaque) = outer;
+                    }
+                }
             },
-            syn::Item::Impl(i) => {
-                self.types(module, &i.self_ty);
+            syn::Item::Impl(i) => self.with_generics(&i.generics, |this| {
+                this.types(module, &i.self_ty);
                 if let Some((_, path, _)) = &i.trait_ {
-                    self.path(module, path);
+                    this.path(module, path);
                 }
                 let target = type_name(&i.self_ty);
                 let container = match &i.trait_ {
@@ -579,40 +963,50 @@ impl Collector {
                 for inner in &i.items {
                     match inner {
                         syn::ImplItem::Fn(f) => {
-                            self.associated(module, &container, &f.sig.ident, Kind::Method, &f.attrs);
-                            self.signature(module, &f.sig);
+                            this.associated(module, &container, &f.sig.ident, Kind::Method, &f.attrs);
+                            this.with_cfg(&f.attrs, |this| this.signature(module, &f.sig));
                         }
                         syn::ImplItem::Const(c) => {
-                            self.associated(module, &container, &c.ident, Kind::AssociatedConst, &c.attrs)
+                            this.associated(module, &container, &c.ident, Kind::AssociatedConst, &c.attrs)
                         }
                         syn::ImplItem::Type(t) => {
-                            self.associated(module, &container, &t.ident, Kind::AssociatedType, &t.attrs)
+                            this.associated(module, &container, &t.ident, Kind::AssociatedType, &t.attrs)
                         }
                         _ => {}
                     }
                 }
-            }
+            }),
             syn::Item::Mod(m) => {
                 self.def(module, &m.ident, Kind::Module, &m.vis, &m.attrs);
-                let path_attr = m.attrs.iter().find(|attr| attr.path().is_ident("path")).and_then(|attr| {
-                    match &attr.meta {
-                        syn::Meta::NameValue(syn::MetaNameValue {
-                            value: syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(path), .. }),
-                            ..
-                        }) => Some(path.value()),
-                        _ => None,
-                    }
-                });
+                let mut paths = Vec::new();
+                let mut conditional = Vec::new();
+                for attr in &m.attrs {
+                    paths.extend(string_value(&attr.meta, "path"));
+                    conditional.extend(
+                        cfg_attr_metas(&attr.meta).iter().filter_map(|meta| string_value(meta, "path")),
+                    );
+                }
+                let conditional_paths = paths.is_empty() && !conditional.is_empty();
+                paths.extend(conditional);
+                let cfg = self.cfg || has_cfg(&m.attrs);
                 self.summary.mods.push(ModDecl {
                     module: module.to_owned(),
-                    name: m.ident.to_string(),
+                    name: name_of(&m.ident),
                     inline: m.content.is_some(),
-                    path_attr,
+                    paths,
+                    conditional_paths,
+                    cfg,
+                    opaque: self.opaque,
                     span: Span::of(m.ident.span()),
                 });
                 if let Some((_, items)) = &m.content {
-                    let inner = join(module, &m.ident.to_string());
+                    let inner = join(module, &name_of(&m.ident));
+                    let outer = std::mem::replace(&mut self.cfg, cfg);
+                    // Generic parameters do not reach into a module.
+                    let generics = std::mem::take(&mut self.generics);
                     self.items(&inner, items);
+                    self.generics = generics;
+                    self.cfg = outer;
                 }
             }
             syn::Item::Use(u) => {
@@ -626,6 +1020,29 @@ impl Collector {
         }
     }
 
+    /// A `#[proc_macro]`, `#[proc_macro_attribute]` or `#[proc_macro_derive(Name)]`
+    /// function defines a macro of that name (at its crate's root, where Rust
+    /// requires it).
+    fn proc_macro(&mut self, module: &str, ident: &syn::Ident, attrs: &[syn::Attribute]) {
+        for attr in attrs {
+            let name = if attr.path().is_ident("proc_macro") || attr.path().is_ident("proc_macro_attribute") {
+                Some(ident.clone())
+            } else if attr.path().is_ident("proc_macro_derive") {
+                attr.parse_args_with(|input: syn::parse::ParseStream<'_>| {
+                    let name: syn::Ident = syn::ext::IdentExt::parse_any(input)?;
+                    let _: proc_macro2::TokenStream = input.parse()?;
+                    Ok(name)
+                })
+                .ok()
+            } else {
+                None
+            };
+            if let Some(name) = name {
+                self.def(module, &name, Kind::Macro, &syn::Visibility::Public(Default::default()), &[]);
+            }
+        }
+    }
+
     fn associated(
         &mut self,
         module: &str,
@@ -636,11 +1053,11 @@ impl Collector {
     ) {
         self.summary.defs.push(Def {
             module: module.to_owned(),
-            name: ident.to_string(),
+            name: name_of(ident),
             kind,
             container: Some(container.to_owned()),
             public: true,
-            cfg: attrs.iter().any(|attr| attr.path().is_ident("cfg")),
+            cfg: self.cfg || has_cfg(attrs),
             span: Span::of(ident.span()),
         });
     }
@@ -654,7 +1071,7 @@ impl Collector {
     fn use_tree(&mut self, module: &str, prefix: &mut Vec<String>, tree: &syn::UseTree) {
         match tree {
             syn::UseTree::Path(path) => {
-                prefix.push(path.ident.to_string());
+                prefix.push(name_of(&path.ident));
                 self.use_tree(module, prefix, &path.tree);
                 prefix.pop();
             }
@@ -663,23 +1080,20 @@ impl Collector {
                     (prefix.clone(), prefix.last().cloned())
                 } else {
                     let mut path = prefix.clone();
-                    path.push(name.ident.to_string());
-                    (path, Some(name.ident.to_string()))
+                    path.push(name_of(&name.ident));
+                    (path, Some(name_of(&name.ident)))
                 };
                 self.push_use(module, path, binding, false, tree.span());
             }
             syn::UseTree::Rename(rename) => {
                 let mut path = prefix.clone();
                 if rename.ident != "self" {
-                    path.push(rename.ident.to_string());
+                    path.push(name_of(&rename.ident));
                 }
-                let binding = (rename.rename != "_").then(|| rename.rename.to_string());
+                let binding = (rename.rename != "_").then(|| name_of(&rename.rename));
                 self.push_use(module, path, binding, false, tree.span());
             }
-            syn::UseTree::Glob(glob) => {
-                self.open(module);
-                self.push_use(module, prefix.clone(), None, true, glob.span());
-            }
+            syn::UseTree::Glob(glob) => self.push_use(module, prefix.clone(), None, true, glob.span()),
             syn::UseTree::Group(group) => {
                 for tree in &group.items {
                     self.use_tree(module, prefix, tree);
@@ -699,18 +1113,28 @@ impl Collector {
         if path.is_empty() {
             return;
         }
-        self.summary.uses.push(Use { module: module.to_owned(), path, binding, glob, span: Span::of(span) });
+        let cfg = self.cfg;
+        self.summary.uses.push(Use {
+            module: module.to_owned(),
+            path,
+            binding,
+            glob,
+            cfg,
+            span: Span::of(span),
+        });
     }
 
     fn signature(&mut self, module: &str, sig: &syn::Signature) {
-        for input in &sig.inputs {
-            if let syn::FnArg::Typed(typed) = input {
-                self.types(module, &typed.ty);
+        self.with_generics(&sig.generics, |this| {
+            for input in &sig.inputs {
+                if let syn::FnArg::Typed(typed) = input {
+                    this.types(module, &typed.ty);
+                }
             }
-        }
-        if let syn::ReturnType::Type(_, ty) = &sig.output {
-            self.types(module, ty);
-        }
+            if let syn::ReturnType::Type(_, ty) = &sig.output {
+                this.types(module, ty);
+            }
+        });
     }
 
     fn fields(&mut self, module: &str, fields: &syn::Fields) {
@@ -744,17 +1168,26 @@ impl<'ast> Visit<'ast> for TypePaths<'_> {
     }
 
     fn visit_path(&mut self, path: &'ast syn::Path) {
-        let segments: Vec<String> = path.segments.iter().map(|segment| segment.ident.to_string()).collect();
+        let segments: Vec<String> = path.segments.iter().map(|segment| name_of(&segment.ident)).collect();
         let primitive = segments.len() == 1 && PRIMITIVES.contains(&segments[0].as_str());
-        if let (Some(last), false) = (path.segments.last(), primitive) {
+        let generic = path.leading_colon.is_none()
+            && segments.first().is_some_and(|first| self.collector.generics.contains(first));
+        if let (Some(last), false, false) = (path.segments.last(), primitive, generic) {
             let mut full = segments;
             if path.leading_colon.is_some() {
                 full.insert(0, "::".to_owned());
             }
-            self.collector.refs.add(self.module, full, [Span::of(last.ident.span())]);
+            let cfg = self.collector.cfg;
+            self.collector.refs.add(self.module, full, [Span::of(last.ident.span())], cfg);
         }
         syn::visit::visit_path(self, path);
     }
+
+    // Array lengths and const arguments are expressions, not type paths.
+    fn visit_expr(&mut self, _: &'ast syn::Expr) {}
+
+    // A macro in type position names a macro, not a type.
+    fn visit_macro(&mut self, _: &'ast syn::Macro) {}
 }
 
 /// `a::b` + `c` = `a::b::c`; `""` + `c` = `c`.
@@ -763,7 +1196,7 @@ pub fn join(module: &str, name: &str) -> String {
 }
 
 fn path_text(path: &syn::Path) -> String {
-    path.segments.iter().map(|segment| segment.ident.to_string()).collect::<Vec<_>>().join("::")
+    path.segments.iter().map(|segment| name_of(&segment.ident)).collect::<Vec<_>>().join("::")
 }
 
 fn type_name(ty: &syn::Type) -> String {
@@ -787,7 +1220,8 @@ mod tests {
         let names: Vec<_> = summary.defs.iter().map(|d| (d.module.as_str(), d.name.as_str())).collect();
         assert_eq!(names, [("", "a"), ("", "b"), ("b", "S"), ("", "f")]);
         assert_eq!(summary.uses.len(), 2);
-        assert_eq!(summary.open, [""]);
+        // A glob import is followed, not a module left open.
+        assert!(summary.open.is_empty());
         assert_eq!(summary.mods.len(), 2);
         assert!(summary.refs.iter().any(|r| r.path == ["b", "S"]));
     }
