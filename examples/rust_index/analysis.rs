@@ -92,9 +92,7 @@ pub fn module_tree(
             }
             tree.files.push((file, module.clone(), guarded, quiet));
             tree.modules.push((module.clone(), file, String::new()));
-            let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
-            let stem = path.rsplit_once('/').map_or(path.as_str(), |(_, name)| name).trim_end_matches(".rs");
-            let children = if owns_dir || stem == "mod" { dir.to_owned() } else { join_dir(dir, stem) };
+            let (dir, children) = dirs_of(&path, owns_dir);
             let outline = outline_of(file);
             let root = root_of(&module).to_owned();
             for (name, mods) in outline.templates {
@@ -170,9 +168,7 @@ pub fn module_tree(
                 calls.push((file, path, module, owns_dir, guarded, quiet, inline, name));
                 continue;
             };
-            let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
-            let stem = path.rsplit_once('/').map_or(path.as_str(), |(_, name)| name).trim_end_matches(".rs");
-            let children = if owns_dir || stem == "mod" { dir.to_owned() } else { join_dir(dir, stem) };
+            let (_, children) = dirs_of(&path, owns_dir);
             for decl in mods {
                 let decl_module = super::syntax::join(&inline, &decl.module);
                 let inline_path = super::syntax::join(&decl_module, &decl.name);
@@ -208,6 +204,16 @@ pub fn module_tree(
     // A macro defined twice (under different `cfg`s): the first answers.
     tree.macros.dedup_by(|a, b| (&a.0, &a.1) == (&b.0, &b.1));
     tree
+}
+
+/// The directory of the module file at `path`, and the directory its child modules'
+/// files are in: the same for a file that owns its directory (a crate root, a
+/// `mod.rs`, a file a `#[path]` names), else the one named after the file.
+fn dirs_of(path: &str, owns_dir: bool) -> (&str, String) {
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let stem = name.trim_end_matches(".rs");
+    let children = if owns_dir || stem == "mod" { dir.to_owned() } else { join_dir(dir, stem) };
+    (dir, children)
 }
 
 fn join_dir(dir: &str, name: &str) -> String {

@@ -288,11 +288,11 @@ pub fn load_tree(root: &Path) -> std::io::Result<Sample> {
     let table = workspace.as_ref().map(|(_, table)| table);
     match members {
         // A workspace whose root is `root`: its members (and the root package).
-        Some(mut dirs) if workspace.as_ref().is_some_and(|(dir, _)| same_dir(dir, root)) => {
-            dirs.insert(0, root.to_owned());
+        Some(dirs) if workspace.as_ref().is_some_and(|(dir, _)| same_dir(dir, root)) => {
+            let mut dirs: std::collections::VecDeque<PathBuf> = dirs.into();
+            dirs.push_front(root.to_owned());
             let mut seen: Vec<PathBuf> = Vec::new();
-            while let Some(dir) = dirs.first().cloned() {
-                dirs.remove(0);
+            while let Some(dir) = dirs.pop_front() {
                 let canonical = fs::canonicalize(&dir).unwrap_or(dir.clone());
                 if seen.contains(&canonical) {
                     continue;
@@ -305,7 +305,7 @@ pub fn load_tree(root: &Path) -> std::io::Result<Sample> {
                         && path.starts_with(root)
                         && path.join("Cargo.toml").is_file()
                     {
-                        dirs.push(path.clone());
+                        dirs.push_back(path.clone());
                     }
                 }
                 sample.packages.push(package);
@@ -338,17 +338,22 @@ fn read_package(
     workspace: Option<&toml::Table>,
     warnings: &mut Vec<String>,
 ) -> std::io::Result<Option<Package>> {
-    let manifest = match Manifest::read(dir, workspace) {
-        Ok(Some(manifest)) => manifest,
-        Ok(None) => return Ok(None),
-        Err(error) => {
-            warnings.push(error.to_string());
-            Manifest::undeclared(&fallback_name(dir))
-        }
-    };
+    let Some(manifest) = manifest_of(dir, workspace, warnings) else { return Ok(None) };
     let mut files = Vec::new();
     walk(dir, "", &mut files, &mut Vec::new())?;
     Ok(Some(Package::with_manifest(manifest, dir.to_owned(), files)))
+}
+
+/// The manifest of the package in `dir`: `None` for a virtual workspace root, Cargo's
+/// defaults (and a warning) for one that cannot be read.
+fn manifest_of(dir: &Path, workspace: Option<&toml::Table>, warnings: &mut Vec<String>) -> Option<Manifest> {
+    match Manifest::read(dir, workspace) {
+        Ok(manifest) => manifest,
+        Err(error) => {
+            warnings.push(error.to_string());
+            Some(Manifest::undeclared(&fallback_name(dir)))
+        }
+    }
 }
 
 fn collect_packages(
@@ -364,19 +369,11 @@ fn collect_packages(
     let mut files = Vec::new();
     let mut nested = Vec::new();
     walk(dir, "", &mut files, &mut nested)?;
-    let manifest = if has_manifest {
-        match Manifest::read(dir, workspace) {
-            Ok(manifest) => manifest,
-            Err(error) => {
-                sample.warnings.push(error.to_string());
-                Some(Manifest::undeclared(&fallback_name(dir)))
-            }
-        }
-    } else {
-        Some(Manifest::undeclared(&fallback_name(dir)))
-    };
-    // A virtual manifest's own files (rare) are indexed as a package of defaults.
-    let manifest = manifest.unwrap_or_else(|| Manifest::undeclared(&fallback_name(dir)));
+    // No manifest, or a virtual one whose directory holds files (rare): Cargo's defaults.
+    let manifest = has_manifest
+        .then(|| manifest_of(dir, workspace, &mut sample.warnings))
+        .flatten()
+        .unwrap_or_else(|| Manifest::undeclared(&fallback_name(dir)));
     if !files.is_empty() || has_manifest {
         sample.packages.push(Package::with_manifest(manifest, dir.to_owned(), files));
     }
