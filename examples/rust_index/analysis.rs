@@ -13,7 +13,7 @@
 
 #![allow(dead_code)]
 
-use super::syntax::{Def, Kind, ModDecl, Span, SyntaxError};
+use super::syntax::{Def, Kind, ModDecl, Span, SyntaxError, Template};
 
 /// The root module of the module `path` (`crate::a::b` → `crate`).
 pub fn root_of(path: &str) -> &str {
@@ -35,8 +35,8 @@ pub struct Outline {
     pub exports: Vec<(String, String)>,
     /// The files it `include!`s: (inline module, path as written).
     pub includes: Vec<(String, String)>,
-    /// Its argument-less `macro_rules!` templates: name and their `mod`s.
-    pub templates: Vec<(String, Vec<ModDecl>)>,
+    /// Its argument-less `macro_rules!` templates.
+    pub templates: Vec<Template>,
     /// Its argument-less item-level macro calls: (inline module, name).
     pub calls: Vec<(String, String)>,
 }
@@ -45,7 +45,8 @@ pub struct Outline {
 #[derive(Clone, PartialEq, Eq, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ModuleTree {
     /// Each module: its path, the file it is in and its inline path in that file;
-    /// a module a `cfg` picks among several files has one entry per file.
+    /// a module a `cfg` picks among several files has one entry per file, and a
+    /// module that calls a template has one for the template's body too.
     pub modules: Vec<(String, u32, String)>,
     /// Each file reached: the module path of its top, whether it is reached only
     /// through `#[cfg]`-guarded `mod`s (then Cargo may never build it), and whether
@@ -58,6 +59,9 @@ pub struct ModuleTree {
     /// Each `#[macro_export]` macro, at its crate's root: (root module, name, file,
     /// inline module), sorted.
     pub macros: Vec<(String, String, u32, String)>,
+    /// Each (file, inline module) holding an argument-less macro call that is no
+    /// template of the crate: its names cannot all be listed. Sorted.
+    pub unexpanded: Vec<(u32, String)>,
 }
 
 /// Builds the module tree of one package from its files (relative path → file id,
@@ -82,7 +86,7 @@ pub fn module_tree(
     // it owns its directory, guarded, quiet, inline module, macro name).
     type Call = (u32, String, String, bool, bool, bool, String, String);
     let mut calls: Vec<Call> = Vec::new();
-    let mut templates: std::collections::HashMap<(String, String), Vec<ModDecl>> = Default::default();
+    let mut templates: std::collections::HashMap<(String, String), (u32, Template)> = Default::default();
     // `owns_dir`: a crate root, a `mod.rs` or a file a `#[path]` names, whose child
     // modules live beside it rather than in a directory named after it.
     loop {
@@ -95,8 +99,8 @@ pub fn module_tree(
             let (dir, children) = dirs_of(&path, owns_dir);
             let outline = outline_of(file);
             let root = root_of(&module).to_owned();
-            for (name, mods) in outline.templates {
-                templates.entry((root.clone(), name)).or_insert(mods);
+            for template in outline.templates {
+                templates.entry((root.clone(), template.name.clone())).or_insert((file, template));
             }
             for (inline, name) in outline.calls {
                 calls.push((file, path.clone(), module.clone(), owns_dir, guarded, quiet, inline, name));
@@ -161,20 +165,28 @@ pub fn module_tree(
                 }
             }
         }
-        // A call expands to its template's `mod`s, as if the calling file declared them.
+        // A call puts its template's items in the calling module's scope, and
+        // declares its `mod`s as if the calling file did.
         let mut expanded = false;
         for (file, path, module, owns_dir, guarded, quiet, inline, name) in std::mem::take(&mut calls) {
-            let Some(mods) = templates.get(&(root_of(&module).to_owned(), name.clone())) else {
+            let Some((defined_in, template)) = templates.get(&(root_of(&module).to_owned(), name.clone()))
+            else {
                 calls.push((file, path, module, owns_dir, guarded, quiet, inline, name));
                 continue;
             };
+            let calling_module =
+                if inline.is_empty() { module.clone() } else { format!("{module}::{inline}") };
+            tree.modules.push((calling_module, *defined_in, template.body.clone()));
             let (_, children) = dirs_of(&path, owns_dir);
-            for decl in mods {
+            for decl in &template.mods {
                 let decl_module = super::syntax::join(&inline, &decl.module);
                 let inline_path = super::syntax::join(&decl_module, &decl.name);
                 let module_path = format!("{module}::{inline_path}");
                 if decl.inline {
-                    tree.modules.push((module_path, file, inline_path));
+                    // Its items are in the template's body.
+                    let in_body = super::syntax::join(&decl.module, &decl.name);
+                    let in_body = super::syntax::join(&template.body, &in_body);
+                    tree.modules.push((module_path, *defined_in, in_body));
                     continue;
                 }
                 let base = decl_module
@@ -197,6 +209,9 @@ pub fn module_tree(
             break;
         }
     }
+    tree.unexpanded = calls.into_iter().map(|(file, .., inline, _)| (file, inline)).collect();
+    tree.unexpanded.sort();
+    tree.unexpanded.dedup();
     tree.modules.sort();
     tree.modules.dedup();
     tree.files.sort();
@@ -264,6 +279,11 @@ pub struct PackageFacts {
 /// ([`dep_kind`](super::manifest::dep_kind) bits).
 pub type Dependency = (Option<u32>, u8);
 
+/// A glob import (`use a::b::*`): the path it imports from, and whether a `#[cfg]`
+/// guards it (then what it brings may be one configuration's item of a name that
+/// another configuration's glob brings too).
+pub type Glob = (Vec<String>, bool);
+
 /// The questions resolution asks of a pipeline's storage.
 pub trait Scopes {
     /// The file and inline path of module `path` of `package`: several when a
@@ -275,7 +295,7 @@ pub trait Scopes {
     /// attribute macro or derive that may define names, a syntax error).
     fn is_open(&mut self, file: u32, inline: &str) -> bool;
     /// The paths that module's glob imports (`use a::b::*`) import from.
-    fn globs(&mut self, file: u32, inline: &str) -> Vec<Vec<String>>;
+    fn globs(&mut self, file: u32, inline: &str) -> Vec<Glob>;
     /// The crate `package`'s code names `name`, if its manifest declares one.
     fn dependency(&mut self, package: u32, name: &str) -> Option<Dependency>;
     /// Where the `#[macro_export]` macro `name` of the crate rooted at `root` of
@@ -283,6 +303,22 @@ pub trait Scopes {
     fn exported_macro(&mut self, package: u32, root: &str, name: &str) -> Option<(u32, String)>;
     /// What `package`'s manifest says.
     fn facts(&mut self, package: u32) -> PackageFacts;
+    /// The memo of the resolution pass these scopes serve (one file's paths):
+    /// a pass asks the same questions again and again, and the answers depend
+    /// only on what it read.
+    fn memo(&mut self) -> &mut ResolutionMemo;
+}
+
+/// What a resolution pass has worked out already: what each glob import names
+/// (libc's platform modules import each other's items by globs, many deep).
+#[derive(Default)]
+pub struct ResolutionMemo {
+    /// (package, module, file, inline module, glob path) → what the path resolves
+    /// to there. Depth is not part of the key: a walk cut short ends open
+    /// (unknown), never in an error, so an answer found at any depth is safe.
+    globs: std::collections::HashMap<(u32, String, u32, String, Vec<String>), Resolution>,
+    /// (package, module, name) → what the name is in that module.
+    names: std::collections::HashMap<(u32, String, String), Found>,
 }
 
 /// What a path resolved to.
@@ -419,17 +455,21 @@ const GLOB_DEPTH: u32 = 4;
 
 /// What a name is in a module: found (as what, in which file and inline module, in
 /// which module of which package), maybe defined where nobody can list names (a
-/// macro, a glob from outside the workspace), or nowhere.
+/// macro, a glob from outside the workspace), or nowhere. A name found `tentative`ly
+/// came through a glob under a `#[cfg]` or in a module a macro may add names to:
+/// what the glob brings may be another configuration's item of that name.
+#[derive(Clone)]
 enum Found {
-    At { lookup: Lookup, file: u32, inline: String, package: u32, module: String },
+    At { lookup: Lookup, file: u32, inline: String, package: u32, module: String, tentative: bool },
     Open,
     Nothing,
 }
 
 /// Where resolution goes after looking a segment up.
 enum Next {
-    /// Into a module: its package and path.
-    Into(u32, String),
+    /// Into a module: its package and path, and whether it was found tentatively
+    /// (then a name missing inside it is unknown, not an error).
+    Into(u32, String, bool),
     /// Nowhere further: the path names this.
     Done(Resolution),
     /// The name is not there (`open`: but something may define it there).
@@ -440,8 +480,8 @@ impl Found {
     /// Where resolution goes once segment `name` is found (or not) like this.
     fn next(self, name: &str) -> Next {
         match self {
-            Found::At { lookup: Lookup::Def(Kind::Module), package, module, .. } => {
-                Next::Into(package, format!("{module}::{name}"))
+            Found::At { lookup: Lookup::Def(Kind::Module), package, module, tentative, .. } => {
+                Next::Into(package, format!("{module}::{name}"), tentative)
             }
             Found::At { lookup: Lookup::Def(_), file, inline, .. } => {
                 Next::Done(Resolution::Def { file, module: inline, name: name.to_owned() })
@@ -464,44 +504,73 @@ fn find(
     module: &str,
     places: &[(u32, String)],
     name: &str,
-    visited: &mut Vec<(u32, String)>,
+    visited: &mut std::collections::HashSet<(u32, String)>,
     depth: u32,
 ) -> Found {
+    // A macro answers only where no other item has its name (macros are a
+    // namespace of their own: `crate::base::Item` with a `macro_rules! base`).
+    let mut macro_at = None;
     for (file, inline) in places {
         let lookup = scopes.lookup(*file, inline, name);
-        if lookup != Lookup::Nothing {
-            return Found::At {
-                lookup,
-                file: *file,
-                inline: inline.clone(),
-                package,
-                module: module.to_owned(),
-            };
+        let at = || Found::At {
+            lookup,
+            file: *file,
+            inline: inline.clone(),
+            package,
+            module: module.to_owned(),
+            tentative: false,
+        };
+        match lookup {
+            Lookup::Nothing => {}
+            Lookup::Def(Kind::Macro) => {
+                macro_at.get_or_insert_with(at);
+            }
+            _ => return at(),
         }
+    }
+    if let Some(found) = macro_at {
+        return found;
+    }
+    // A crate root also holds the crate's `#[macro_export]` macros.
+    if !module.contains("::")
+        && let Some((file, inline)) = scopes.exported_macro(package, module, name)
+    {
+        let lookup = Lookup::Def(Kind::Macro);
+        return Found::At { lookup, file, inline, package, module: module.to_owned(), tentative: false };
     }
     let mut open = false;
     for (file, inline) in places {
-        if visited.contains(&(*file, inline.clone())) {
+        if !visited.insert((*file, inline.clone())) {
             continue;
         }
-        visited.push((*file, inline.clone()));
-        if scopes.is_open(*file, inline) {
-            open = true;
-            continue;
-        }
-        for glob in scopes.globs(*file, inline) {
+        // Globs are followed in an open module too: a name they bring is there,
+        // whatever the module's macros add.
+        open |= scopes.is_open(*file, inline);
+        for (glob, guarded) in scopes.globs(*file, inline) {
             if depth == 0 {
                 open = true;
                 continue;
             }
-            let site = Site { package, module, file: *file, inline, cfg: false, ty: false };
-            match resolve_within(scopes, site, &glob, depth - 1) {
+            let key = (package, module.to_owned(), *file, inline.clone(), glob);
+            let target = match scopes.memo().globs.get(&key) {
+                Some(target) => target.clone(),
+                None => {
+                    let site = Site { package, module, file: *file, inline, cfg: false, ty: false };
+                    let target = resolve_within(scopes, site, &key.4, depth - 1);
+                    scopes.memo().globs.insert(key, target.clone());
+                    target
+                }
+            };
+            match target {
                 Resolution::Module { package: target, path } => {
                     let places = scopes.module(target, &path);
                     match find(scopes, target, &path, &places, name, visited, depth - 1) {
                         Found::Nothing => {}
                         Found::Open => open = true,
-                        found => return found,
+                        Found::At { lookup, file, inline, package, module, tentative } => {
+                            let tentative = tentative || open || guarded;
+                            return Found::At { lookup, file, inline, package, module, tentative };
+                        }
                     }
                 }
                 // Reported where it is written.
@@ -553,15 +622,34 @@ fn resolve_within(scopes: &mut impl Scopes, site: Site<'_>, path: &[String], dep
             }
         }
         name => {
-            let here = [(site.file, site.inline.to_owned())];
-            let direct = scopes.lookup(site.file, site.inline, name);
+            let mut here = vec![(site.file, site.inline.to_owned())];
+            let mut direct = scopes.lookup(site.file, site.inline, name);
+            if matches!(direct, Lookup::Nothing | Lookup::Def(Kind::Macro)) {
+                // The items of the templates the module calls are in its scope too
+                // (and a macro answers only where no other item has its name).
+                let bodies = scopes.module(site.package, site.module);
+                here.extend(bodies.into_iter().filter(|(_, inline)| inline.ends_with('!')));
+                for index in 1..here.len() {
+                    let lookup = scopes.lookup(here[index].0, &here[index].1, name);
+                    let better = lookup != Lookup::Nothing
+                        && (direct == Lookup::Nothing || lookup != Lookup::Def(Kind::Macro));
+                    if better {
+                        direct = lookup;
+                        here.swap(0, index);
+                        if lookup != Lookup::Def(Kind::Macro) {
+                            break;
+                        }
+                    }
+                }
+            }
             let found = if direct != Lookup::Nothing {
                 Found::At {
                     lookup: direct,
-                    file: site.file,
-                    inline: site.inline.to_owned(),
+                    file: here[0].0,
+                    inline: here[0].1.clone(),
                     package,
                     module: site.module.to_owned(),
+                    tentative: false,
                 }
             } else {
                 if !site.module.contains("::")
@@ -574,18 +662,20 @@ fn resolve_within(scopes: &mut impl Scopes, site: Site<'_>, path: &[String], dep
                     Extern::Package(found) => {
                         package = found;
                         current = "crate".to_owned();
-                        return continue_in(scopes, package, current, path, next, depth);
+                        return continue_in(scopes, package, current, path, next, depth, false);
                     }
                     Extern::Outside => return Resolution::External,
                     Extern::Unknown => return Resolution::Unknown,
                     Extern::Missing if PRELUDE.contains(&name) => return Resolution::External,
                     Extern::Missing => {
-                        find(scopes, package, site.module, &here, name, &mut Vec::new(), depth)
+                        find(scopes, package, site.module, &here, name, &mut Default::default(), depth)
                     }
                 }
             };
             match found.next(name) {
-                Next::Into(at, module) => (package, current) = (at, module),
+                Next::Into(at, module, tentative) => {
+                    return continue_in(scopes, at, module, path, next, depth, tentative);
+                }
                 Next::Done(resolution) => return resolution,
                 Next::Missing { open: true } => return Resolution::Unknown,
                 // Edition 2015: paths are the crate root's.
@@ -597,11 +687,12 @@ fn resolve_within(scopes: &mut impl Scopes, site: Site<'_>, path: &[String], dep
             }
         }
     }
-    continue_in(scopes, package, current, path, next, depth)
+    continue_in(scopes, package, current, path, next, depth, false)
 }
 
 /// Resolves the segments of `path` from `next` on, starting in module `current`
-/// of `package`.
+/// of `package` (`tentative`: a module on the way was found through a glob that
+/// may bring another configuration's item, so a missing name is unknown).
 fn continue_in(
     scopes: &mut impl Scopes,
     mut package: u32,
@@ -609,6 +700,7 @@ fn continue_in(
     path: &[String],
     next: usize,
     depth: u32,
+    mut tentative: bool,
 ) -> Resolution {
     for (index, segment) in path.iter().enumerate().skip(next) {
         if segment == "self" {
@@ -618,16 +710,23 @@ fn continue_in(
         if places.is_empty() {
             return Resolution::Unknown;
         }
-        match find(scopes, package, &current, &places, segment, &mut Vec::new(), depth).next(segment) {
-            Next::Into(at, module) => (package, current) = (at, module),
+        let key = (package, current.clone(), segment.clone());
+        let found = match scopes.memo().names.get(&key) {
+            Some(found) => found.clone(),
+            None => {
+                let found = find(scopes, package, &current, &places, segment, &mut Default::default(), depth);
+                scopes.memo().names.insert(key, found.clone());
+                found
+            }
+        };
+        match found.next(segment) {
+            Next::Into(at, module, found_tentatively) => {
+                (package, current) = (at, module);
+                tentative |= found_tentatively;
+            }
             Next::Done(resolution) => return resolution,
             Next::Missing { open } => {
-                if !current.contains("::")
-                    && let Some((file, module)) = scopes.exported_macro(package, &current, segment)
-                {
-                    return Resolution::Def { file, module, name: segment.clone() };
-                }
-                return if open {
+                return if open || tentative {
                     Resolution::Unknown
                 } else {
                     Resolution::Unresolved { segment: index as u32 }

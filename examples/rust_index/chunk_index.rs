@@ -52,7 +52,7 @@ chunkdb::chunk_schema! {
             /// attribute macro, a derive that may define names, a syntax error).
             OpenModule { macros: bool },
             /// A glob import (`use a::b::*`): the path it imports from.
-            GlobImport { path: Vec<String> },
+            GlobImport { path: Vec<String>, cfg: bool },
             /// One path a `use` imports.
             Import { module: String, path: Vec<String>, glob: bool, cfg: bool },
             /// A `mod` declaration.
@@ -67,8 +67,11 @@ chunkdb::chunk_schema! {
             },
             /// An item-level `include!("…")`: its inline module and the path.
             Include { module: String, path: String },
-            /// A `mod` in the body of an argument-less `macro_rules!` template.
-            TemplateMod { template: String, module: String, name: String, inline: bool, cfg: bool },
+            /// An argument-less `macro_rules!` template: its name and the inline
+            /// module its items are collected under.
+            Template { name: String, body: String },
+            /// A `mod` in the body of the template before it.
+            TemplateMod { module: String, name: String, inline: bool, cfg: bool },
             /// An argument-less item-level macro call: its inline module and name.
             MacroCall { module: String, name: String },
             /// A `#[macro_export]` macro: its inline module and name.
@@ -120,13 +123,16 @@ chunkdb::chunk_schema! {
             /// Module-level names by file, inline module and name: what resolution reads.
             scope holds ScopeEntry key (file: u32, module: String, name: String, seq: u32),
             open holds OpenModule key (file: u32, module: String),
+            /// Modules the module tree found calling a macro that is no template.
+            unexpanded holds OpenModule key (file: u32, module: String),
             /// Glob imports by file and inline module: what resolution follows.
             globs holds GlobImport key (file: u32, module: String, seq: u32),
             imports holds Import key (file: u32, seq: u32),
             mods holds ModuleDecl key (file: u32, seq: u32),
             exports holds ExportedMacro key (file: u32, seq: u32),
             includes holds Include key (file: u32, seq: u32),
-            templates holds TemplateMod key (file: u32, seq: u32),
+            /// Each template, followed by its `mod`s.
+            templates holds Template, TemplateMod key (file: u32, seq: u32),
             calls holds MacroCall key (file: u32, seq: u32),
             crate_macros holds CrateMacro key (package: u32, root: String, name: String),
             type_uses holds TypeUse key (file: u32, seq: u32),
@@ -879,7 +885,7 @@ fn parse(ctx: &TaskContext<RustIndex>, file: u32, pieces: &PieceMemo) -> Result<
         ctx.put(RustIndex::OPEN, OpenKey::new(file, module), OpenModule { macros: true })?;
     }
     for (seq, used) in summary.uses.iter().filter(|used| used.glob).enumerate() {
-        let glob = GlobImport { path: used.path.clone() };
+        let glob = GlobImport { path: used.path.clone(), cfg: used.cfg };
         ctx.put(RustIndex::GLOBS, GlobsKey::new(file, &used.module, seq as u32), glob)?;
     }
     for (seq, used) in summary.uses.iter().enumerate() {
@@ -903,17 +909,21 @@ fn parse(ctx: &TaskContext<RustIndex>, file: u32, pieces: &PieceMemo) -> Result<
         ctx.put(RustIndex::MODS, ModsKey::new(file, seq), module)?;
         ctx.put(RustIndex::POSITIONS, PositionsKey::new(file, MOD, seq), position(decl.span))?;
     }
-    let template_mods =
-        summary.templates.iter().flat_map(|(template, mods)| mods.iter().map(move |decl| (template, decl)));
-    for (seq, (template, decl)) in template_mods.enumerate() {
-        let record = TemplateMod {
-            template: template.clone(),
-            module: decl.module.clone(),
-            name: decl.name.clone(),
-            inline: decl.inline,
-            cfg: decl.cfg,
-        };
-        ctx.put(RustIndex::TEMPLATES, TemplatesKey::new(file, seq as u32), record)?;
+    let mut seq = 0;
+    for template in &summary.templates {
+        let record = Template { name: template.name.clone(), body: template.body.clone() };
+        ctx.put(RustIndex::TEMPLATES, TemplatesKey::new(file, seq), record)?;
+        seq += 1;
+        for decl in &template.mods {
+            let record = TemplateMod {
+                module: decl.module.clone(),
+                name: decl.name.clone(),
+                inline: decl.inline,
+                cfg: decl.cfg,
+            };
+            ctx.put(RustIndex::TEMPLATES, TemplatesKey::new(file, seq), record)?;
+            seq += 1;
+        }
     }
     for (seq, (module, name)) in summary.calls.iter().enumerate() {
         let call = MacroCall { module: module.clone(), name: name.clone() };
@@ -1009,6 +1019,9 @@ fn modules(ctx: &TaskContext<RustIndex>, package: u32) -> Result<(), TaskError> 
             MissingModule { message: message.clone() },
         )?;
     }
+    for (file, module) in &tree.unexpanded {
+        ctx.put(RustIndex::UNEXPANDED, UnexpandedKey::new(*file, module), OpenModule { macros: true })?;
+    }
     for (root, name, file, module) in &tree.macros {
         ctx.put(
             RustIndex::CRATE_MACROS,
@@ -1049,9 +1062,16 @@ fn outline_of(ctx: &TaskContext<RustIndex>, file: u32) -> Result<Outline, TaskEr
         .collect();
     let found =
         ctx.partition(RustIndex::TEMPLATES).begins_with(TemplatesKey::prefix().file(file)).execute()?;
-    let mut templates: Vec<(String, Vec<ModDecl>)> = Vec::new();
-    for record in found.records().filter_map(|record| record.as_template_mod()) {
-        let decl = ModDecl {
+    let mut templates: Vec<syntax::Template> = Vec::new();
+    for record in found.records() {
+        if let Some(template) = record.as_template() {
+            let (name, body) = (template.name.to_string(), template.body.to_string());
+            templates.push(syntax::Template { name, body, mods: Vec::new() });
+        }
+        let (Some(record), Some(template)) = (record.as_template_mod(), templates.last_mut()) else {
+            continue;
+        };
+        template.mods.push(ModDecl {
             module: record.module.to_string(),
             name: record.name.to_string(),
             inline: record.inline,
@@ -1060,11 +1080,7 @@ fn outline_of(ctx: &TaskContext<RustIndex>, file: u32) -> Result<Outline, TaskEr
             cfg: record.cfg,
             opaque: false,
             span: Span::default(),
-        };
-        match templates.last_mut() {
-            Some((template, mods)) if *template == record.template.as_str() => mods.push(decl),
-            _ => templates.push((record.template.to_string(), vec![decl])),
-        }
+        });
     }
     let found = ctx.partition(RustIndex::CALLS).begins_with(CallsKey::prefix().file(file)).execute()?;
     let calls = found
@@ -1082,10 +1098,11 @@ struct ContextScopes<'c> {
     modules: HashMap<(u32, String), Vec<(u32, String)>>,
     lookups: HashMap<(u32, String, String), Lookup>,
     open: HashMap<(u32, String), bool>,
-    globs: HashMap<(u32, String), Vec<Vec<String>>>,
+    globs: HashMap<(u32, String), Vec<analysis::Glob>>,
     deps: HashMap<(u32, String), Option<Dep>>,
     macros: HashMap<(u32, String, String), Option<(u32, String)>>,
     facts: HashMap<u32, PackageFacts>,
+    memo: analysis::ResolutionMemo,
     failed: Option<TaskError>,
 }
 
@@ -1138,26 +1155,30 @@ impl Scopes for ContextScopes<'_> {
             return *found;
         }
         let ctx = self.ctx;
-        let found = ctx.partition(RustIndex::OPEN).exact(OpenKey::new(file, inline)).count().map(|n| n > 0);
+        let found = ctx.partition(RustIndex::OPEN).exact(OpenKey::new(file, inline)).count().and_then(|n| {
+            Ok(n > 0
+                || ctx.partition(RustIndex::UNEXPANDED).exact(UnexpandedKey::new(file, inline)).count()? > 0)
+        });
         let found = self.note(found);
         self.open.insert((file, inline.to_owned()), found);
         found
     }
 
-    fn globs(&mut self, file: u32, inline: &str) -> Vec<Vec<String>> {
+    fn globs(&mut self, file: u32, inline: &str) -> Vec<analysis::Glob> {
         let key = (file, inline.to_owned());
         if let Some(found) = self.globs.get(&key) {
             return found.clone();
         }
         let ctx = self.ctx;
-        let found: Vec<Vec<String>> = self.note((|| {
+        let found: Vec<analysis::Glob> = self.note((|| {
             let found = ctx
                 .partition(RustIndex::GLOBS)
                 .begins_with(GlobsKey::prefix().file(file).module(inline))
                 .execute()?;
             Ok(found
                 .records()
-                .filter_map(|r| r.as_glob_import().map(|g| g.path.iter().map(ToString::to_string).collect()))
+                .filter_map(|r| r.as_glob_import())
+                .map(|glob| (glob.path.iter().map(ToString::to_string).collect(), glob.cfg))
                 .collect())
         })());
         self.globs.insert(key, found.clone());
@@ -1201,6 +1222,10 @@ impl Scopes for ContextScopes<'_> {
         found
     }
 
+    fn memo(&mut self) -> &mut analysis::ResolutionMemo {
+        &mut self.memo
+    }
+
     fn facts(&mut self, package: u32) -> PackageFacts {
         if let Some(found) = self.facts.get(&package) {
             return *found;
@@ -1226,8 +1251,9 @@ impl Scopes for ContextScopes<'_> {
 
 /// Items win over imports; the first item in source order wins among items.
 pub fn lookup_of(kinds: &[Kind]) -> Lookup {
-    match kinds.iter().find(|kind| **kind != Kind::Import) {
-        Some(kind) => Lookup::Def(*kind),
+    let first = |wanted: fn(&Kind) -> bool| kinds.iter().copied().find(wanted);
+    match first(|kind| !matches!(kind, Kind::Import | Kind::Macro)).or(first(|kind| *kind == Kind::Macro)) {
+        Some(kind) => Lookup::Def(kind),
         None if kinds.is_empty() => Lookup::Nothing,
         None => Lookup::Import,
     }
@@ -1310,6 +1336,7 @@ fn resolve(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError> {
         deps: HashMap::new(),
         macros: HashMap::new(),
         facts: HashMap::new(),
+        memo: analysis::ResolutionMemo::default(),
         failed: None,
     };
     let mut unknown = [0u32; 2];

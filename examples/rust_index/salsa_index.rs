@@ -165,7 +165,7 @@ struct FileScope {
     /// The inline modules that may hold names nobody can list (`summary.open`).
     open: Vec<String>,
     /// Inline module → the paths its glob imports import from.
-    globs: HashMap<String, Vec<Vec<String>>>,
+    globs: HashMap<String, Vec<analysis::Glob>>,
 }
 
 /// The file's scope table.
@@ -174,17 +174,22 @@ fn file_scope(db: &dyn salsa::Database, file: SourceFile) -> FileScope {
     let summary = parse(db, file);
     let mut names: HashMap<String, HashMap<String, Lookup>> = HashMap::new();
     for def in summary.defs.iter().filter(|def| def.container.is_none()) {
-        // A module is `Lookup::Def(Kind::Module)`, which resolution descends into.
-        names.entry(def.module.clone()).or_default().entry(def.name.clone()).or_insert(Lookup::Def(def.kind));
+        // A module is `Lookup::Def(Kind::Module)`, which resolution descends into;
+        // a macro answers only where no other item has its name.
+        let entry = names.entry(def.module.clone()).or_default().entry(def.name.clone());
+        let known = entry.or_insert(Lookup::Def(def.kind));
+        if *known == Lookup::Def(super::syntax::Kind::Macro) {
+            *known = Lookup::Def(def.kind);
+        }
     }
     for used in &summary.uses {
         if let Some(binding) = &used.binding {
             names.entry(used.module.clone()).or_default().entry(binding.clone()).or_insert(Lookup::Import);
         }
     }
-    let mut globs: HashMap<String, Vec<Vec<String>>> = HashMap::new();
+    let mut globs: HashMap<String, Vec<analysis::Glob>> = HashMap::new();
     for used in summary.uses.iter().filter(|used| used.glob) {
-        globs.entry(used.module.clone()).or_default().push(used.path.clone());
+        globs.entry(used.module.clone()).or_default().push((used.path.clone(), used.cfg));
     }
     FileScope { names, open: summary.open.clone(), globs }
 }
@@ -282,6 +287,16 @@ fn missing_mods(db: &dyn salsa::Database, file: SourceFile) -> Vec<(u32, String)
         .collect()
 }
 
+/// The file's inline modules holding an argument-less macro call that is no
+/// template of its crate.
+#[salsa::tracked(returns(ref), persist)]
+fn unexpanded(db: &dyn salsa::Database, file: SourceFile) -> Vec<String> {
+    let Some(package) = package_input(db, file.package(db)) else { return Vec::new() };
+    let id = file.id(db);
+    let tree = module_tree(db, package);
+    tree.unexpanded.iter().filter(|(file, _)| *file == id).map(|(_, inline)| inline.clone()).collect()
+}
+
 // ---------------------------------------------------------------------------------
 // Resolution and diagnostics
 // ---------------------------------------------------------------------------------
@@ -300,6 +315,7 @@ struct QueryScopes<'db> {
     db: &'db dyn salsa::Database,
     /// The files met so far (the resolving file, and those `module` answered with).
     known: Vec<(u32, SourceFile)>,
+    memo: analysis::ResolutionMemo,
 }
 
 impl QueryScopes<'_> {
@@ -331,10 +347,13 @@ impl Scopes for QueryScopes<'_> {
     }
 
     fn is_open(&mut self, file: u32, inline: &str) -> bool {
-        self.file(file).is_some_and(|file| file_scope(self.db, file).open.iter().any(|open| open == inline))
+        self.file(file).is_some_and(|file| {
+            file_scope(self.db, file).open.iter().any(|open| open == inline)
+                || unexpanded(self.db, file).iter().any(|open| open == inline)
+        })
     }
 
-    fn globs(&mut self, file: u32, inline: &str) -> Vec<Vec<String>> {
+    fn globs(&mut self, file: u32, inline: &str) -> Vec<analysis::Glob> {
         let Some(file) = self.file(file) else { return Vec::new() };
         file_scope(self.db, file).globs.get(inline).cloned().unwrap_or_default()
     }
@@ -353,6 +372,10 @@ impl Scopes for QueryScopes<'_> {
         Some((*file, module.clone()))
     }
 
+    fn memo(&mut self) -> &mut analysis::ResolutionMemo {
+        &mut self.memo
+    }
+
     fn facts(&mut self, package: u32) -> PackageFacts {
         package_input(self.db, package).map(|input| input.facts(self.db)).unwrap_or_default()
     }
@@ -363,7 +386,7 @@ impl Scopes for QueryScopes<'_> {
 fn resolve(db: &dyn salsa::Database, file: SourceFile) -> Resolved {
     let Some((module, file_cfg, quiet)) = file_module(db, file) else { return Resolved::default() };
     let (package, id) = (file.package(db), file.id(db));
-    let mut scopes = QueryScopes { db, known: vec![(id, file)] };
+    let mut scopes = QueryScopes { db, known: vec![(id, file)], memo: analysis::ResolutionMemo::default() };
     let at = |scopes: &mut QueryScopes<'_>, inline: &str, path: &[String], cfg: bool, ty: bool| {
         // A quiet file's names live in a scope this index cannot follow.
         let cfg = cfg || *quiet;

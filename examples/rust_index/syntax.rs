@@ -198,6 +198,23 @@ pub struct ModDecl {
     pub span: Span,
 }
 
+/// A `macro_rules!` whose one rule takes nothing and gives items: a call of it puts
+/// those items where it is written. Its items other than `mod`s are collected in
+/// the defining file under the inline module `body` (the macro's name and a `!`,
+/// which no real module has), under a `cfg` (their paths are the caller's, so they
+/// are never reported where the macro is defined); the module tree adds that body
+/// to each calling module's scope.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Template {
+    /// The macro's name.
+    pub name: String,
+    /// The inline module its items are collected under.
+    pub body: String,
+    /// Its `mod` declarations (their `module` relative to the body, no spans): a
+    /// call declares them as if written there.
+    pub mods: Vec<ModDecl>,
+}
+
 /// A type path in signatures (parameters, return types, fields, impl headers): one
 /// per distinct (module, path) of a file, since each resolves the same wherever it
 /// is written, with every place it is written.
@@ -234,8 +251,9 @@ pub struct Summary {
     /// Type paths in signatures, in order of first occurrence.
     pub refs: Vec<TypeRef>,
     /// Inline modules (relative to the file) whose names cannot all be listed: they
-    /// hold an item-level macro call or an item a macro attribute or derive may add
-    /// names beside (`""` for a file that does not parse). Glob imports are
+    /// hold an item-level macro call (but an argument-less one, see `calls`) or an
+    /// item a macro attribute or derive may add names beside (`""` for a file that
+    /// does not parse). Glob imports are
     /// followed instead (see `uses`).
     pub open: Vec<String>,
     /// The syntax error, if the file does not parse (then nothing else is known).
@@ -246,10 +264,11 @@ pub struct Summary {
     /// The files its item-level `include!("…")` calls pull in: (inline module,
     /// path as written).
     pub includes: Vec<(String, String)>,
-    /// Its `macro_rules!` with one rule taking nothing (`() => { items }`): name,
-    /// and the `mod` declarations of the items (serde's `crate_root!`).
-    pub templates: Vec<(String, Vec<ModDecl>)>,
-    /// Its item-level macro calls without arguments: (inline module, name).
+    /// Its `macro_rules!` with one rule taking nothing (`() => { items }`, serde's
+    /// `crate_root!`, libc's `prelude!`).
+    pub templates: Vec<Template>,
+    /// Its item-level macro calls without arguments: (inline module, name). Such a
+    /// call opens its module unless it calls a template of the crate.
     pub calls: Vec<(String, String)>,
 }
 
@@ -887,6 +906,27 @@ impl Collector {
                 self.def(module, &s.ident, Kind::Static, &s.vis, &s.attrs);
                 self.types(module, &s.ty);
             }
+            // `extern "C" { fn f(); static S: T; type T; }` declares items of the
+            // enclosing module.
+            syn::Item::ForeignMod(foreign) => {
+                for inner in &foreign.items {
+                    match inner {
+                        syn::ForeignItem::Fn(f) => {
+                            self.def(module, &f.sig.ident, Kind::Function, &f.vis, &f.attrs);
+                            self.with_cfg(&f.attrs, |this| this.signature(module, &f.sig));
+                        }
+                        syn::ForeignItem::Static(s) => {
+                            self.def(module, &s.ident, Kind::Static, &s.vis, &s.attrs);
+                            self.with_cfg(&s.attrs, |this| this.types(module, &s.ty));
+                        }
+                        syn::ForeignItem::Type(t) => {
+                            self.def(module, &t.ident, Kind::TypeAlias, &t.vis, &t.attrs)
+                        }
+                        // A macro among foreign items may declare anything.
+                        _ => self.open(module),
+                    }
+                }
+            }
             syn::Item::ExternCrate(e) => {
                 let name = e.rename.as_ref().map_or(&e.ident, |(_, rename)| rename);
                 self.def(module, name, Kind::ExternCrate, &e.vis, &e.attrs);
@@ -900,21 +940,27 @@ impl Collector {
                                 .iter()
                                 .any(|meta| meta.path().is_ident("macro_export"))
                     });
-                    if exported {
+                    // A macro the items of a macro call define may be exported by it
+                    // (tokio's `doc! { macro_rules! try_join { … } }`).
+                    if exported || self.opaque {
                         self.summary.exports.push((module.to_owned(), name_of(name)));
                     }
                     if let Some(items) = empty_rule_body(&m.mac.tokens).as_ref().and_then(macro_items) {
-                        let mut body = Collector::default();
-                        body.items("", &items);
-                        let mods: Vec<ModDecl> = body
-                            .summary
-                            .mods
+                        let body = join(module, &format!("{}!", name_of(name)));
+                        let first_mod = self.summary.mods.len();
+                        let outer = std::mem::replace(&mut self.cfg, true);
+                        self.items(&body, &items);
+                        self.cfg = outer;
+                        let mods = self.summary.mods.split_off(first_mod);
+                        let mods = mods
                             .into_iter()
-                            .map(|decl| ModDecl { span: Span::default(), ..decl })
+                            .map(|decl| {
+                                let inner = decl.module.strip_prefix(body.as_str()).unwrap_or_default();
+                                let module = inner.trim_start_matches("::").to_owned();
+                                ModDecl { module, span: Span::default(), ..decl }
+                            })
                             .collect();
-                        if !mods.is_empty() {
-                            self.summary.templates.push((name_of(name), mods));
-                        }
+                        self.summary.templates.push(Template { name: name_of(name), body, mods });
                     }
                 }
                 _ => {
@@ -928,16 +974,24 @@ impl Collector {
                     {
                         self.summary.includes.push((module.to_owned(), path.value()));
                     }
+                    // `compile_error!` and `global_asm!` define no names.
+                    if matches!(name.as_str(), "compile_error" | "global_asm") {
+                        return;
+                    }
                     let items = if name == "cfg_if" {
                         cfg_if_items(&m.mac.tokens)
                     } else {
                         macro_items(&m.mac.tokens)
                     };
                     // `cfg_if!` and `cfg_*!` wrappers (tokio's `cfg_rt!`) only put a
-                    // `cfg` on the items they are given; any other macro may add names,
-                    // or do anything with the items it is given.
-                    let transparent = name == "cfg_if" || name.starts_with("cfg_");
-                    if items.is_none() || !transparent {
+                    // `cfg` on the items they are given, `thread_local!` defines the
+                    // statics it is given; any other macro may add names, or do
+                    // anything with the items it is given.
+                    let transparent = name == "cfg_if" || name.starts_with("cfg_") || name == "thread_local";
+                    // An argument-less call opens its module only if it is no template
+                    // of the crate: the module tree decides.
+                    let call = m.mac.tokens.is_empty() && m.mac.path.segments.len() == 1;
+                    if !call && (items.is_none() || !transparent) {
                         self.open(module);
                     }
                     // Items the call is given, under a `cfg` (the macro may drop them).
