@@ -254,6 +254,36 @@ fn queries_find_symbols_and_definitions() {
 }
 
 #[test]
+fn a_view_answers_from_its_state_while_edits_commit() {
+    fn shared<T: Send + Sync>(_: &T) {}
+    let (mut session, _) = Session::build(workspace());
+    let (_, lib) = session.index.locate("app/src/lib.rs").expect("the lib exists");
+    let (util, _) = session.index.locate("util/src/strings.rs").expect("the file exists");
+    let before = session.index.view();
+    shared(&before);
+    let strings = |view: &chunk_index::View| {
+        let (file, _) = view.goto_definition(lib, 6, 20)?;
+        view.file_name(file)
+    };
+    // A reader on another thread keeps its answer while `shout` is renamed and
+    // the edit commits.
+    std::thread::scope(|scope| {
+        let reader =
+            scope.spawn(|| (0..200).all(|_| strings(&before).as_deref() == Some("util/src/strings.rs")));
+        session.index.set_text(util, "src/strings.rs", &UTIL_STRINGS.replace("shout", "yell"));
+        session.index.check();
+        assert!(reader.join().expect("the reader does not panic"));
+    });
+    assert_eq!(strings(&before).as_deref(), Some("util/src/strings.rs"));
+    assert_eq!(strings(&session.index.view()), None, "the new state no longer has `shout`");
+    // The importer's new diagnostic is in the new state only.
+    let unresolved = |view: &chunk_index::View| {
+        view.diagnostics_of(lib).iter().filter(|d| d.message.contains("shout")).count()
+    };
+    assert_eq!((unresolved(&before), unresolved(&session.index.view())), (0, 1));
+}
+
+#[test]
 fn an_edit_parses_only_the_pieces_it_changed() {
     let memo = chunk_index::PieceMemo::default();
     let text = "use a::b;\n\n/// F.\nfn f() -> b::T {\n    1\n}\n\nstruct S { t: b::T }\n";

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use chunkdb::{ContentHash, Database, DriveError, DriveReport, Driver, StableHasher, TaskContext};
+use chunkdb::{ContentHash, Database, DriveError, DriveReport, Driver, Snapshot, StableHasher, TaskContext};
 
 use super::analysis::{
     self, Dependency as Dep, Diagnostic, Lookup, Outline, PackageFacts, Resolution, Scopes, Site,
@@ -182,6 +182,9 @@ pub struct ChunkIndex {
     db: Database<RustIndex>,
     pieces: PieceMemo,
     packages: Vec<PackageState>,
+    /// Every file's display name (`package/path`) by id, shared with the views
+    /// (copied on write while a view holds it).
+    names: Arc<HashMap<u32, String>>,
     next_file: u32,
     parallel: bool,
     /// The last drive's report.
@@ -234,13 +237,21 @@ impl ChunkIndex {
 
     /// The display name (`package/path`) of file `file`.
     pub fn file_name(&self, file: u32) -> Option<String> {
-        self.packages.iter().find_map(|package| {
-            package
-                .files
-                .iter()
-                .find(|(_, id)| **id == file)
-                .map(|(path, _)| format!("{}/{path}", package.name))
-        })
+        self.names.get(&file).cloned()
+    }
+
+    /// The index as it is now, for queries: a view keeps answering from this state
+    /// while later edits commit (it is `Send` and `Sync`: a language server answers
+    /// requests from it on other threads).
+    pub fn view(&self) -> View {
+        View { snapshot: self.db.snapshot(), names: Arc::clone(&self.names) }
+    }
+
+    /// Adds file `file` at `path` of `package`.
+    fn add_file(&mut self, package: usize, path: &str, file: u32) {
+        let state = &mut self.packages[package];
+        state.files.insert(path.to_owned(), file);
+        Arc::make_mut(&mut self.names).insert(file, format!("{}/{path}", state.name));
     }
 
     /// The package and path of a display name.
@@ -292,134 +303,19 @@ impl ChunkIndex {
     }
 
     /// Workspace symbols whose name contains `query` (case-insensitive), as
-    /// (file name, symbol), at most `limit`, best first (exact, prefix, then
-    /// substring; shorter names first).
+    /// (file name, symbol), at most `limit`, best first (see [`View::workspace_symbols`]).
     pub fn workspace_symbols(&self, query: &str, limit: usize) -> Vec<(String, Symbol)> {
-        let needle = query.to_lowercase();
-        let snapshot = self.db.snapshot();
-        let found = snapshot
-            .partition(RustIndex::SYMBOLS)
-            .filter_map(|hit| {
-                let symbol = hit.record().as_symbol()?;
-                let name = symbol.name.to_lowercase();
-                let rank = if name == needle {
-                    0
-                } else if name.starts_with(&needle) {
-                    1
-                } else if name.contains(&needle) {
-                    2
-                } else {
-                    return None;
-                };
-                let file = SymbolsKey::decode(hit.sort_key())?.file;
-                Some((rank, symbol.name.len(), file, symbol.to_owned()))
-            })
-            .unwrap_or_default();
-        let mut found = found;
-        found.sort_by_key(|a| (a.0, a.1, a.2, a.3.line));
-        found
-            .into_iter()
-            .take(limit)
-            .map(|(_, _, file, symbol)| (self.file_name(file).unwrap_or_default(), symbol))
-            .collect()
+        self.view().workspace_symbols(query, limit)
     }
 
-    /// Go to definition: the import or type use at (`line`, `column`) of `file`,
-    /// followed through re-exports, to the item (or module) it names, as (file,
-    /// span). `None` when nothing resolvable is there.
+    /// Go to definition (see [`View::goto_definition`]).
     pub fn goto_definition(&self, file: u32, line: u32, column: u32) -> Option<(u32, Span)> {
-        let snapshot = self.db.snapshot();
-        let at = snapshot
-            .partition(RustIndex::POSITIONS)
-            .begins_with(PositionsKey::prefix().file(file))
-            .execute()
-            .ok()?
-            .iter()
-            .find_map(|hit| {
-                let key = PositionsKey::decode(hit.sort_key())?;
-                let found = match hit.record() {
-                    RustIndexRecordRef::Position(position) => {
-                        key.what == IMPORT && record_span!(position).contains(line, column)
-                    }
-                    RustIndexRecordRef::Occurrences(occurrences) => {
-                        spans_of(occurrences).any(|span| span.contains(line, column))
-                    }
-                    _ => false,
-                };
-                found.then_some((key.what, key.seq))
-            })?;
-        let resolved = snapshot
-            .partition(RustIndex::RESOLUTIONS)
-            .exact(ResolutionsKey::new(file, at.0, at.1))
-            .execute()
-            .ok()?;
-        let mut resolution = decode_resolution(resolved.records().next()?.as_resolved()?);
-        for _ in 0..8 {
-            match resolution {
-                Resolution::Def { file, module, name } => return self.definition_span(file, &module, &name),
-                Resolution::Module { package, path } => {
-                    let module = snapshot
-                        .partition(RustIndex::MODULES)
-                        .begins_with(ModulesKey::prefix().package(package).path(&path))
-                        .execute()
-                        .ok()?;
-                    let module = module.records().next()?.as_module()?.to_owned();
-                    if module.inline.is_empty() {
-                        return Some((module.file, Span { line: 1, column: 0, end_line: 1, end_column: 0 }));
-                    }
-                    let (parent, name) =
-                        module.inline.rsplit_once("::").unwrap_or(("", module.inline.as_str()));
-                    return self.definition_span(module.file, parent, name);
-                }
-                Resolution::Import { file, module, name } => {
-                    // A re-export: follow the import that binds `name` there.
-                    let imports = snapshot
-                        .partition(RustIndex::IMPORTS)
-                        .begins_with(ImportsKey::prefix().file(file))
-                        .execute()
-                        .ok()?;
-                    let seq = imports.iter().find_map(|hit| {
-                        let import = hit.record().as_import()?;
-                        let binds =
-                            import.path.last().is_some_and(|last| *last == name) && import.module == module;
-                        binds.then(|| ImportsKey::decode(hit.sort_key()).map(|key| key.seq)).flatten()
-                    })?;
-                    let next = snapshot
-                        .partition(RustIndex::RESOLUTIONS)
-                        .exact(ResolutionsKey::new(file, IMPORT, seq))
-                        .execute()
-                        .ok()?;
-                    resolution = decode_resolution(next.records().next()?.as_resolved()?);
-                }
-                _ => return None,
-            }
-        }
-        None
-    }
-
-    fn definition_span(&self, file: u32, module: &str, name: &str) -> Option<(u32, Span)> {
-        let snapshot = self.db.snapshot();
-        let symbols = snapshot
-            .partition(RustIndex::SYMBOLS)
-            .begins_with(SymbolsKey::prefix().file(file))
-            .execute()
-            .ok()?;
-        symbols.records().filter_map(|record| record.as_symbol()).find_map(|symbol| {
-            (symbol.container.is_none() && symbol.module == module && symbol.name == name)
-                .then_some((file, record_span!(symbol)))
-        })
+        self.view().goto_definition(file, line, column)
     }
 
     /// The diagnostics of one file, in order.
     pub fn diagnostics_of(&self, file: u32) -> Vec<Diagnostic> {
-        let snapshot = self.db.snapshot();
-        let found = snapshot
-            .partition(RustIndex::DIAGNOSTICS)
-            .begins_with(DiagnosticsKey::prefix().file(file))
-            .execute();
-        found
-            .map(|found| found.records().filter_map(|r| r.as_problem().map(diagnostic_of)).collect())
-            .unwrap_or_default()
+        self.view().diagnostics_of(file)
     }
 
     /// How many files the index holds.
@@ -565,8 +461,7 @@ impl ChunkIndex {
     pub fn resume(sample: &Sample, db: Database<RustIndex>) -> chunkdb::Result<Self> {
         let index = Self::load_into(sample, db);
         let snapshot = index.db.snapshot();
-        let known =
-            |file: u32| index.packages.iter().any(|package| package.files.values().any(|f| *f == file));
+        let known = |file: u32| index.names.contains_key(&file);
         let gone: Vec<u32> = snapshot
             .partition(RustIndex::SOURCES)
             .execute()?
@@ -603,24 +498,24 @@ impl ChunkIndex {
             db,
             pieces: PieceMemo::default(),
             packages: Vec::new(),
+            names: Arc::default(),
             next_file: 0,
             parallel: true,
             last: DriveReport::default(),
         };
         for package in &sample.packages {
-            let mut files = BTreeMap::new();
-            for (path, text) in &package.files {
-                let file = index.next_file;
-                index.next_file += 1;
-                files.insert(path.clone(), file);
-                index.write_source(file, text);
-            }
             index.packages.push(PackageState {
                 name: package.name.clone(),
-                files,
+                files: BTreeMap::new(),
                 manifest: package.manifest.clone(),
                 deps: package.deps.clone(),
             });
+            for (path, text) in &package.files {
+                let file = index.next_file;
+                index.next_file += 1;
+                index.add_file(index.packages.len() - 1, path, file);
+                index.write_source(file, text);
+            }
         }
         for package in 0..index.packages.len() {
             index.write_package(package);
@@ -645,7 +540,7 @@ impl Pipeline for ChunkIndex {
             None => {
                 let file = self.next_file;
                 self.next_file += 1;
-                self.packages[package].files.insert(path.to_owned(), file);
+                self.add_file(package, path, file);
                 self.write_source(file, text);
                 self.write_package(package);
             }
@@ -654,6 +549,7 @@ impl Pipeline for ChunkIndex {
 
     fn remove_file(&mut self, package: usize, path: &str) {
         if let Some(file) = self.packages[package].files.remove(path) {
+            Arc::make_mut(&mut self.names).remove(&file);
             self.db.remove_task(format!("source:{file}"));
             self.pieces.forget(file);
             self.write_package(package);
@@ -662,13 +558,7 @@ impl Pipeline for ChunkIndex {
 
     fn diagnostics(&self) -> Vec<(String, Diagnostic)> {
         let snapshot = self.db.snapshot();
-        let names: HashMap<u32, String> = self
-            .packages
-            .iter()
-            .flat_map(|package| {
-                package.files.iter().map(|(path, file)| (*file, format!("{}/{path}", package.name)))
-            })
-            .collect();
+        let names = &self.names;
         let mut found: Vec<(String, Diagnostic)> = snapshot
             .partition(RustIndex::DIAGNOSTICS)
             .execute()
@@ -684,6 +574,153 @@ impl Pipeline for ChunkIndex {
             .unwrap_or_default();
         found.sort();
         found
+    }
+}
+
+/// One state of the index, for queries: a snapshot and the file names of that
+/// moment. Every answer of a view is of the same state, however many edits commit
+/// meanwhile, and taking one costs two reference counts.
+#[derive(Clone)]
+pub struct View {
+    snapshot: Snapshot<RustIndex>,
+    names: Arc<HashMap<u32, String>>,
+}
+
+impl View {
+    /// The display name (`package/path`) of file `file`.
+    pub fn file_name(&self, file: u32) -> Option<String> {
+        self.names.get(&file).cloned()
+    }
+
+    /// Workspace symbols whose name contains `query` (case-insensitive), as
+    /// (file name, symbol), at most `limit`, best first (exact, prefix, then
+    /// substring; shorter names first).
+    pub fn workspace_symbols(&self, query: &str, limit: usize) -> Vec<(String, Symbol)> {
+        let needle = query.to_lowercase();
+        let snapshot = &self.snapshot;
+        let found = snapshot
+            .partition(RustIndex::SYMBOLS)
+            .filter_map(|hit| {
+                let symbol = hit.record().as_symbol()?;
+                let name = symbol.name.to_lowercase();
+                let rank = if name == needle {
+                    0
+                } else if name.starts_with(&needle) {
+                    1
+                } else if name.contains(&needle) {
+                    2
+                } else {
+                    return None;
+                };
+                let file = SymbolsKey::decode(hit.sort_key())?.file;
+                Some((rank, symbol.name.len(), file, symbol.to_owned()))
+            })
+            .unwrap_or_default();
+        let mut found = found;
+        found.sort_by_key(|a| (a.0, a.1, a.2, a.3.line));
+        found
+            .into_iter()
+            .take(limit)
+            .map(|(_, _, file, symbol)| (self.file_name(file).unwrap_or_default(), symbol))
+            .collect()
+    }
+
+    /// Go to definition: the import or type use at (`line`, `column`) of `file`,
+    /// followed through re-exports, to the item (or module) it names, as (file,
+    /// span). `None` when nothing resolvable is there.
+    pub fn goto_definition(&self, file: u32, line: u32, column: u32) -> Option<(u32, Span)> {
+        let snapshot = &self.snapshot;
+        let at = snapshot
+            .partition(RustIndex::POSITIONS)
+            .begins_with(PositionsKey::prefix().file(file))
+            .execute()
+            .ok()?
+            .iter()
+            .find_map(|hit| {
+                let key = PositionsKey::decode(hit.sort_key())?;
+                let found = match hit.record() {
+                    RustIndexRecordRef::Position(position) => {
+                        key.what == IMPORT && record_span!(position).contains(line, column)
+                    }
+                    RustIndexRecordRef::Occurrences(occurrences) => {
+                        spans_of(occurrences).any(|span| span.contains(line, column))
+                    }
+                    _ => false,
+                };
+                found.then_some((key.what, key.seq))
+            })?;
+        let resolved = snapshot
+            .partition(RustIndex::RESOLUTIONS)
+            .exact(ResolutionsKey::new(file, at.0, at.1))
+            .execute()
+            .ok()?;
+        let mut resolution = decode_resolution(resolved.records().next()?.as_resolved()?);
+        for _ in 0..8 {
+            match resolution {
+                Resolution::Def { file, module, name } => return self.definition_span(file, &module, &name),
+                Resolution::Module { package, path } => {
+                    let module = snapshot
+                        .partition(RustIndex::MODULES)
+                        .begins_with(ModulesKey::prefix().package(package).path(&path))
+                        .execute()
+                        .ok()?;
+                    let module = module.records().next()?.as_module()?.to_owned();
+                    if module.inline.is_empty() {
+                        return Some((module.file, Span { line: 1, column: 0, end_line: 1, end_column: 0 }));
+                    }
+                    let (parent, name) =
+                        module.inline.rsplit_once("::").unwrap_or(("", module.inline.as_str()));
+                    return self.definition_span(module.file, parent, name);
+                }
+                Resolution::Import { file, module, name } => {
+                    // A re-export: follow the import that binds `name` there.
+                    let imports = snapshot
+                        .partition(RustIndex::IMPORTS)
+                        .begins_with(ImportsKey::prefix().file(file))
+                        .execute()
+                        .ok()?;
+                    let seq = imports.iter().find_map(|hit| {
+                        let import = hit.record().as_import()?;
+                        let binds =
+                            import.path.last().is_some_and(|last| *last == name) && import.module == module;
+                        binds.then(|| ImportsKey::decode(hit.sort_key()).map(|key| key.seq)).flatten()
+                    })?;
+                    let next = snapshot
+                        .partition(RustIndex::RESOLUTIONS)
+                        .exact(ResolutionsKey::new(file, IMPORT, seq))
+                        .execute()
+                        .ok()?;
+                    resolution = decode_resolution(next.records().next()?.as_resolved()?);
+                }
+                _ => return None,
+            }
+        }
+        None
+    }
+
+    fn definition_span(&self, file: u32, module: &str, name: &str) -> Option<(u32, Span)> {
+        let snapshot = &self.snapshot;
+        let symbols = snapshot
+            .partition(RustIndex::SYMBOLS)
+            .begins_with(SymbolsKey::prefix().file(file))
+            .execute()
+            .ok()?;
+        symbols.records().filter_map(|record| record.as_symbol()).find_map(|symbol| {
+            (symbol.container.is_none() && symbol.module == module && symbol.name == name)
+                .then_some((file, record_span!(symbol)))
+        })
+    }
+
+    /// The diagnostics of one file, in order.
+    pub fn diagnostics_of(&self, file: u32) -> Vec<Diagnostic> {
+        let snapshot = &self.snapshot;
+        let found = snapshot
+            .partition(RustIndex::DIAGNOSTICS)
+            .begins_with(DiagnosticsKey::prefix().file(file))
+            .execute();
+        found
+            .map(|found| found.records().filter_map(|r| r.as_problem().map(diagnostic_of)).collect())
+            .unwrap_or_default()
     }
 }
 
