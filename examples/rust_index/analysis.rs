@@ -309,8 +309,9 @@ pub trait Scopes {
     fn memo(&mut self) -> &mut ResolutionMemo;
 }
 
-/// What a resolution pass has worked out already: what each glob import names
-/// (libc's platform modules import each other's items by globs, many deep).
+/// What a resolution pass has worked out already: what each glob import names and
+/// what a module holds under a name (libc's platform modules import each other's
+/// items by globs, many deep, and every path of a file walks them again).
 #[derive(Default)]
 pub struct ResolutionMemo {
     /// (package, module, file, inline module, glob path) → what the path resolves
