@@ -166,6 +166,7 @@ macro_rules! record_span {
         }
     }};
 }
+#[allow(unused_imports)] // Not every program that includes this file uses it.
 pub(crate) use record_span;
 
 const IMPORT: u8 = 0;
@@ -596,6 +597,12 @@ impl View {
     /// (file name, symbol), at most `limit`, best first (exact, prefix, then
     /// substring; shorter names first).
     pub fn workspace_symbols(&self, query: &str, limit: usize) -> Vec<(String, Symbol)> {
+        let found = self.symbols_matching(query, limit).into_iter();
+        found.map(|(file, symbol)| (self.file_name(file).unwrap_or_default(), symbol)).collect()
+    }
+
+    /// As [`workspace_symbols`](Self::workspace_symbols), with file ids.
+    pub fn symbols_matching(&self, query: &str, limit: usize) -> Vec<(u32, Symbol)> {
         let needle = query.to_lowercase();
         let snapshot = &self.snapshot;
         let found = snapshot
@@ -618,19 +625,21 @@ impl View {
             .unwrap_or_default();
         let mut found = found;
         found.sort_by_key(|a| (a.0, a.1, a.2, a.3.line));
-        found
-            .into_iter()
-            .take(limit)
-            .map(|(_, _, file, symbol)| (self.file_name(file).unwrap_or_default(), symbol))
-            .collect()
+        found.into_iter().take(limit).map(|(_, _, file, symbol)| (file, symbol)).collect()
     }
 
     /// Go to definition: the import or type use at (`line`, `column`) of `file`,
     /// followed through re-exports, to the item (or module) it names, as (file,
     /// span). `None` when nothing resolvable is there.
     pub fn goto_definition(&self, file: u32, line: u32, column: u32) -> Option<(u32, Span)> {
-        let snapshot = &self.snapshot;
-        let at = snapshot
+        let (what, seq) = self.path_at(file, line, column)?;
+        self.definition_of(file, what, seq)
+    }
+
+    /// The import (`what` = [`IMPORT`], its `seq`) or type use whose span holds
+    /// (`line`, `column`) of `file`.
+    fn path_at(&self, file: u32, line: u32, column: u32) -> Option<(u8, u32)> {
+        self.snapshot
             .partition(RustIndex::POSITIONS)
             .begins_with(PositionsKey::prefix().file(file))
             .execute()
@@ -648,13 +657,23 @@ impl View {
                     _ => false,
                 };
                 found.then_some((key.what, key.seq))
-            })?;
+            })
+    }
+
+    /// Where the path (`what`, `seq`) of `file` leads, followed through re-exports.
+    fn definition_of(&self, file: u32, what: u8, seq: u32) -> Option<(u32, Span)> {
+        let snapshot = &self.snapshot;
         let resolved = snapshot
             .partition(RustIndex::RESOLUTIONS)
-            .exact(ResolutionsKey::new(file, at.0, at.1))
+            .exact(ResolutionsKey::new(file, what, seq))
             .execute()
             .ok()?;
-        let mut resolution = decode_resolution(resolved.records().next()?.as_resolved()?);
+        self.follow(decode_resolution(resolved.records().next()?.as_resolved()?))
+    }
+
+    /// The definition `resolution` leads to, following re-exports (at most eight).
+    fn follow(&self, mut resolution: Resolution) -> Option<(u32, Span)> {
+        let snapshot = &self.snapshot;
         for _ in 0..8 {
             match resolution {
                 Resolution::Def { file, module, name } => return self.definition_span(file, &module, &name),
@@ -698,6 +717,89 @@ impl View {
         None
     }
 
+    /// The definition at (`line`, `column`) of `file`: where the path there leads,
+    /// or the item whose name is there. As (file, span of the name).
+    pub fn definition_at(&self, file: u32, line: u32, column: u32) -> Option<(u32, Span)> {
+        self.goto_definition(file, line, column).or_else(|| {
+            let span =
+                self.symbols_of(file).iter().map(symbol_span).find(|span| span.contains(line, column))?;
+            Some((file, span))
+        })
+    }
+
+    /// The symbol whose name is at `span` of `file` (a span [`definition_at`]
+    /// returned).
+    ///
+    /// [`definition_at`]: Self::definition_at
+    pub fn symbol_named_at(&self, file: u32, span: Span) -> Option<Symbol> {
+        self.symbols_of(file)
+            .into_iter()
+            .find(|symbol| (symbol.line, symbol.column) == (span.line, span.column))
+    }
+
+    /// Every place whose import or signature type path leads to the definition at
+    /// `target` (as [`definition_at`](Self::definition_at) gives it), as (file,
+    /// span), in file order.
+    pub fn references(&self, target: (u32, Span)) -> Vec<(u32, Span)> {
+        let snapshot = &self.snapshot;
+        // A whole file (a module's definition) has no name to filter on.
+        let name = self.symbol_named_at(target.0, target.1).map(|symbol| symbol.name);
+        let Ok(found) = snapshot.partition(RustIndex::RESOLUTIONS).execute() else {
+            return Vec::new();
+        };
+        let mut places = Vec::new();
+        for hit in found.iter() {
+            let (Some(key), Some(resolved)) =
+                (ResolutionsKey::decode(hit.sort_key()), hit.record().as_resolved())
+            else {
+                continue;
+            };
+            // Cheap filter before following re-exports: the last segment names the item.
+            let status = resolved.status;
+            if matches!(status, 3 | 5)
+                || name.as_deref().is_some_and(|name| resolved.name.as_str() != name && status != 1)
+            {
+                continue;
+            }
+            if self.follow(decode_resolution(resolved)) != Some(target) {
+                continue;
+            }
+            let spans = snapshot
+                .partition(RustIndex::POSITIONS)
+                .exact(PositionsKey::new(key.file, key.what, key.seq))
+                .execute();
+            for record in spans.iter().flat_map(|found| found.records()) {
+                match record {
+                    RustIndexRecordRef::Position(position) => places.push((key.file, record_span!(position))),
+                    RustIndexRecordRef::Occurrences(occurrences) => {
+                        places.extend(spans_of(occurrences).map(|span| (key.file, span)))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        places.sort_by_key(|(file, span)| (*file, span.line, span.column));
+        places.dedup();
+        places
+    }
+
+    /// The symbols of `file`, in order.
+    pub fn symbols_of(&self, file: u32) -> Vec<Symbol> {
+        self.snapshot
+            .partition(RustIndex::SYMBOLS)
+            .begins_with(SymbolsKey::prefix().file(file))
+            .execute()
+            .map(|found| found.records().filter_map(|r| r.as_symbol().map(|s| s.to_owned())).collect())
+            .unwrap_or_default()
+    }
+
+    /// The text of `file` in this state.
+    pub fn text_of(&self, file: u32) -> Option<String> {
+        let found =
+            self.snapshot.partition(RustIndex::SOURCES).exact(SourcesKey::new(file)).execute().ok()?;
+        found.records().find_map(|record| record.as_source().map(|source| source.text.to_string()))
+    }
+
     fn definition_span(&self, file: u32, module: &str, name: &str) -> Option<(u32, Span)> {
         let snapshot = &self.snapshot;
         let symbols = snapshot
@@ -721,6 +823,16 @@ impl View {
         found
             .map(|found| found.records().filter_map(|r| r.as_problem().map(diagnostic_of)).collect())
             .unwrap_or_default()
+    }
+}
+
+/// Where a symbol's name is.
+pub fn symbol_span(symbol: &Symbol) -> Span {
+    Span {
+        line: symbol.line,
+        column: symbol.column,
+        end_line: symbol.end_line,
+        end_column: symbol.end_column,
     }
 }
 

@@ -1,0 +1,447 @@
+//! The server's threads and its message loop.
+//!
+//! - The reading thread (the caller's) reads each message from the client and hands
+//!   it on: document changes to the indexing thread, requests to the workers.
+//! - The indexing thread owns the workspace ([`Host`]): it applies every change that
+//!   has arrived (a burst of typing is one batch), drives the pipeline, publishes the
+//!   new state for the workers and then the diagnostics that changed.
+//! - Workers answer requests from the newest published state: a snapshot, so a
+//!   request never waits for an edit being committed, and none is cancelled by one.
+//! - The writing thread writes every outgoing message in order.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use lsp_server::{ErrorCode, Message, Notification, Request, RequestId, Response};
+use lsp_types::notification::{self as note, Notification as _};
+use lsp_types::request::{self as req, Request as _};
+use lsp_types::{
+    CancelParams, DidChangeTextDocumentParams, DidChangeWatchedFilesParams,
+    DidChangeWatchedFilesRegistrationOptions, DidCloseTextDocumentParams, DidOpenTextDocumentParams,
+    FileSystemWatcher, GlobPattern, InitializeParams, InitializeResult, LogMessageParams, MessageType,
+    NumberOrString, ProgressParams, ProgressParamsValue, Registration, RegistrationParams, ServerInfo,
+    WorkDoneProgress, WorkDoneProgressBegin, WorkDoneProgressCreateParams, WorkDoneProgressEnd,
+    WorkDoneProgressReport,
+};
+
+use super::handlers::{self, Published};
+use super::host::{Change, Host};
+use super::text;
+
+/// How the server runs.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// The workspace to index (default: the client's first workspace folder).
+    pub root: Option<PathBuf>,
+    /// Where the index persists between runs (default: nowhere, a cold start).
+    pub cache: Option<PathBuf>,
+    /// Threads answering requests.
+    pub workers: usize,
+}
+
+/// Sends messages to the client.
+#[derive(Clone)]
+struct Client {
+    out: Sender<Message>,
+    next_id: Arc<AtomicI32>,
+}
+
+impl Client {
+    fn notify<N: lsp_types::notification::Notification>(&self, params: N::Params) {
+        let _ = self.out.send(Notification::new(N::METHOD.to_owned(), params).into());
+    }
+
+    fn request<R: lsp_types::request::Request>(&self, params: R::Params) {
+        let id = RequestId::from(format!("chunkdb/{}", self.next_id.fetch_add(1, Ordering::Relaxed)));
+        let _ = self.out.send(Request::new(id, R::METHOD.to_owned(), params).into());
+    }
+
+    fn log(&self, typ: MessageType, message: impl Into<String>) {
+        self.notify::<note::LogMessage>(LogMessageParams { typ, message: message.into() });
+    }
+
+    fn respond(&self, response: Response) {
+        let _ = self.out.send(response.into());
+    }
+
+    fn progress(&self, token: &str, value: WorkDoneProgress) {
+        self.notify::<note::Progress>(ProgressParams {
+            token: NumberOrString::String(token.to_owned()),
+            value: ProgressParamsValue::WorkDone(value),
+        });
+    }
+}
+
+/// Requests being answered, and whether the client cancelled each.
+type Pending = Arc<Mutex<HashMap<RequestId, bool>>>;
+
+/// Serves one client on `input` and `output` until it sends `exit` (or closes the
+/// input). Returns the process's exit code: 0 after `shutdown` then `exit`, 1
+/// otherwise, as the protocol asks.
+pub fn serve(mut input: impl BufRead, output: impl Write + Send + 'static, options: Options) -> i32 {
+    let (out, outgoing) = unbounded::<Message>();
+    let writer = thread::spawn(move || write_all(outgoing, output));
+    let client = Client { out, next_id: Arc::default() };
+    let code = match initialize(&mut input, &client) {
+        Some(params) => run(&mut input, &client, &options, &params),
+        None => 1,
+    };
+    drop(client);
+    let _ = writer.join();
+    code
+}
+
+fn write_all(outgoing: Receiver<Message>, mut output: impl Write) {
+    for message in outgoing {
+        if message.write(&mut output).is_err() {
+            // The client is gone; reading will end too.
+            return;
+        }
+    }
+}
+
+/// Reads until the `initialize` request and answers it; `None` if the client went
+/// away (or exited) first.
+fn initialize(input: &mut impl BufRead, client: &Client) -> Option<InitializeParams> {
+    loop {
+        match Message::read(input) {
+            Ok(Some(Message::Request(request))) if request.method == req::Initialize::METHOD => {
+                match serde_json::from_value::<InitializeParams>(request.params) {
+                    Ok(params) => {
+                        let result = InitializeResult {
+                            capabilities: handlers::capabilities(),
+                            server_info: Some(ServerInfo {
+                                name: "chunkdb-rust-lsp".into(),
+                                version: Some(env!("CARGO_PKG_VERSION").into()),
+                            }),
+                        };
+                        client.respond(Response::new_ok(request.id, result));
+                        return Some(params);
+                    }
+                    Err(error) => client.respond(Response::new_err(
+                        request.id,
+                        ErrorCode::InvalidParams as i32,
+                        format!("invalid initialize parameters: {error}"),
+                    )),
+                }
+            }
+            Ok(Some(Message::Request(request))) => client.respond(Response::new_err(
+                request.id,
+                ErrorCode::ServerNotInitialized as i32,
+                format!("`{}` before `initialize`: initialize first", request.method),
+            )),
+            Ok(Some(Message::Notification(notification))) if notification.method == note::Exit::METHOD => {
+                return None;
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => return None,
+            Err(error) if error.kind() == std::io::ErrorKind::InvalidData => {
+                client.log(MessageType::ERROR, format!("a malformed message was ignored: {error}"));
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+/// The workspace root: the option, else the client's first folder, else its root URI.
+fn root_of(options: &Options, params: &InitializeParams) -> PathBuf {
+    #[allow(deprecated)] // Older clients send only `rootUri` (or `rootPath`).
+    let from_client = params
+        .workspace_folders
+        .iter()
+        .flatten()
+        .find_map(|folder| text::path_of(&folder.uri))
+        .or_else(|| params.root_uri.as_ref().and_then(text::path_of))
+        .or_else(|| params.root_path.as_ref().map(PathBuf::from));
+    options.root.clone().or(from_client).unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn run(input: &mut impl BufRead, client: &Client, options: &Options, params: &InitializeParams) -> i32 {
+    let published: Arc<RwLock<Option<Published>>> = Arc::default();
+    let pending: Pending = Arc::default();
+    let (changes, changed) = unbounded::<Change>();
+    let (requests, requested) = unbounded::<Request>();
+    let progress = params.capabilities.window.as_ref().and_then(|w| w.work_done_progress).unwrap_or(false);
+    let indexer = {
+        let (client, published, root, cache) =
+            (client.clone(), Arc::clone(&published), root_of(options, params), options.cache.clone());
+        thread::spawn(move || index(&client, &published, root, cache, progress, changed))
+    };
+    let workers: Vec<_> = (0..options.workers.max(1))
+        .map(|_| {
+            let (client, published, pending, requested) =
+                (client.clone(), Arc::clone(&published), Arc::clone(&pending), requested.clone());
+            thread::spawn(move || answer(&client, &published, &pending, requested))
+        })
+        .collect();
+    let watch = params
+        .capabilities
+        .workspace
+        .as_ref()
+        .and_then(|w| w.did_change_watched_files.as_ref())
+        .and_then(|w| w.dynamic_registration)
+        .unwrap_or(false);
+    let mut shutdown = false;
+    loop {
+        let message = match Message::read(input) {
+            Ok(Some(message)) => message,
+            Ok(None) => break,
+            Err(error) if error.kind() == std::io::ErrorKind::InvalidData => {
+                client.log(MessageType::ERROR, format!("a malformed message was ignored: {error}"));
+                continue;
+            }
+            Err(error) => {
+                client.log(MessageType::ERROR, format!("cannot read from the client: {error}"));
+                break;
+            }
+        };
+        match message {
+            Message::Request(request) if shutdown => client.respond(Response::new_err(
+                request.id,
+                ErrorCode::InvalidRequest as i32,
+                format!("`{}` after `shutdown`: only `exit` is expected now", request.method),
+            )),
+            Message::Request(request) if request.method == req::Shutdown::METHOD => {
+                shutdown = true;
+                client.respond(Response::new_ok(request.id, ()));
+            }
+            Message::Request(request) if request.method == req::Initialize::METHOD => {
+                client.respond(Response::new_err(
+                    request.id,
+                    ErrorCode::InvalidRequest as i32,
+                    "`initialize` was already received".into(),
+                ))
+            }
+            Message::Request(request) => {
+                pending.lock().expect("no thread panics holding it").insert(request.id.clone(), false);
+                let _ = requests.send(request);
+            }
+            Message::Notification(notification) if notification.method == note::Exit::METHOD => break,
+            Message::Notification(notification) => {
+                if notification.method == note::Initialized::METHOD && watch {
+                    register_watchers(client);
+                }
+                notice(client, &pending, &changes, notification);
+            }
+            Message::Response(_) => {}
+        }
+    }
+    drop((changes, requests));
+    for worker in workers {
+        let _ = worker.join();
+    }
+    let _ = indexer.join();
+    if shutdown { 0 } else { 1 }
+}
+
+/// Asks the client to report `.rs` files created, changed or deleted on disk.
+fn register_watchers(client: &Client) {
+    let options = DidChangeWatchedFilesRegistrationOptions {
+        watchers: vec![FileSystemWatcher { glob_pattern: GlobPattern::String("**/*.rs".into()), kind: None }],
+    };
+    client.request::<req::RegisterCapability>(RegistrationParams {
+        registrations: vec![Registration {
+            id: "chunkdb/watched-files".into(),
+            method: note::DidChangeWatchedFiles::METHOD.into(),
+            register_options: Some(serde_json::to_value(options).expect("LSP types serialise")),
+        }],
+    });
+}
+
+/// Handles a notification from the client.
+fn notice(client: &Client, pending: &Pending, changes: &Sender<Change>, notification: Notification) {
+    let method = notification.method.clone();
+    let change = match method.as_str() {
+        note::DidOpenTextDocument::METHOD => {
+            notification.extract::<DidOpenTextDocumentParams>(&method).map(|p| {
+                Some(Change::Open {
+                    uri: p.text_document.uri,
+                    text: p.text_document.text,
+                    version: p.text_document.version,
+                })
+            })
+        }
+        note::DidChangeTextDocument::METHOD => {
+            notification.extract::<DidChangeTextDocumentParams>(&method).map(|p| {
+                Some(Change::Edit {
+                    uri: p.text_document.uri,
+                    changes: p.content_changes,
+                    version: p.text_document.version,
+                })
+            })
+        }
+        note::DidCloseTextDocument::METHOD => notification
+            .extract::<DidCloseTextDocumentParams>(&method)
+            .map(|p| Some(Change::Close { uri: p.text_document.uri })),
+        note::DidChangeWatchedFiles::METHOD => notification
+            .extract::<DidChangeWatchedFilesParams>(&method)
+            .map(|p| Some(Change::Watched(p.changes))),
+        note::Cancel::METHOD => notification.extract::<CancelParams>(&method).map(|p| {
+            let id = match p.id {
+                NumberOrString::Number(id) => RequestId::from(id),
+                NumberOrString::String(id) => RequestId::from(id),
+            };
+            if let Some(cancelled) = pending.lock().expect("no thread panics holding it").get_mut(&id) {
+                *cancelled = true;
+            }
+            None
+        }),
+        // The text is already known from the changes.
+        note::DidSaveTextDocument::METHOD | note::Initialized::METHOD | note::SetTrace::METHOD => Ok(None),
+        _ if method.starts_with("$/") => Ok(None),
+        _ => {
+            client.log(MessageType::LOG, format!("the notification `{method}` is not handled: ignored"));
+            Ok(None)
+        }
+    };
+    match change {
+        Ok(Some(change)) => {
+            let _ = changes.send(change);
+        }
+        Ok(None) => {}
+        Err(error) => client.log(MessageType::ERROR, format!("`{method}` was ignored: {error}")),
+    }
+}
+
+/// A worker: answers requests from the newest published state.
+fn answer(
+    client: &Client,
+    published: &RwLock<Option<Published>>,
+    pending: &Pending,
+    requested: Receiver<Request>,
+) {
+    for request in requested {
+        let id = request.id.clone();
+        let cancelled =
+            pending.lock().expect("no thread panics holding it").get(&id).copied().unwrap_or(false);
+        let response = if cancelled {
+            Response::new_err(id.clone(), ErrorCode::RequestCanceled as i32, "cancelled by the client".into())
+        } else {
+            let state = published.read().expect("no thread panics holding it").clone();
+            let method = request.method.clone();
+            std::panic::catch_unwind(AssertUnwindSafe(|| handlers::respond(request, state.as_ref())))
+                .unwrap_or_else(|_| {
+                    Response::new_err(
+                        id.clone(),
+                        ErrorCode::InternalError as i32,
+                        format!("the server failed answering `{method}` (a bug: please report it)"),
+                    )
+                })
+        };
+        pending.lock().expect("no thread panics holding it").remove(&id);
+        client.respond(response);
+    }
+}
+
+/// The indexing thread: builds the workspace's index, then applies changes as they
+/// come, publishing each new state and the diagnostics that changed.
+fn index(
+    client: &Client,
+    published: &RwLock<Option<Published>>,
+    root: PathBuf,
+    cache: Option<PathBuf>,
+    progress: bool,
+    changed: Receiver<Change>,
+) {
+    const TOKEN: &str = "chunkdb/indexing";
+    if progress {
+        client.request::<req::WorkDoneProgressCreate>(WorkDoneProgressCreateParams {
+            token: NumberOrString::String(TOKEN.into()),
+        });
+        client.progress(
+            TOKEN,
+            WorkDoneProgress::Begin(WorkDoneProgressBegin {
+                title: "Indexing".into(),
+                message: Some(root.display().to_string()),
+                percentage: Some(0),
+                ..WorkDoneProgressBegin::default()
+            }),
+        );
+    }
+    let started = Instant::now();
+    let reported = AtomicUsize::new(0);
+    let report = |done: usize, total: usize| {
+        let percent = (done * 100 / total.max(1)).min(99);
+        if progress && percent >= reported.load(Ordering::Relaxed) + 5 {
+            reported.store(percent, Ordering::Relaxed);
+            client.progress(
+                TOKEN,
+                WorkDoneProgress::Report(WorkDoneProgressReport {
+                    message: Some(format!("{done} tasks run")),
+                    percentage: Some(percent as u32),
+                    ..WorkDoneProgressReport::default()
+                }),
+            );
+        }
+    };
+    let host = Host::start(&root, cache.as_deref(), &report);
+    let mut host = match host {
+        Ok(host) => host,
+        Err(error) => {
+            client.log(MessageType::ERROR, error.to_string());
+            client.notify::<note::ShowMessage>(lsp_types::ShowMessageParams {
+                typ: MessageType::ERROR,
+                message: format!("chunkdb: {error}"),
+            });
+            if progress {
+                client.progress(
+                    TOKEN,
+                    WorkDoneProgress::End(WorkDoneProgressEnd { message: Some(error.to_string()) }),
+                );
+            }
+            // Changes are still read (and dropped) until the client exits.
+            for _ in changed {}
+            return;
+        }
+    };
+    let summary = format!(
+        "{} files of {} indexed in {:.0} ms{}",
+        host.file_count(),
+        root.display(),
+        started.elapsed().as_secs_f64() * 1e3,
+        if cache.is_some() { " (with a cache)" } else { "" }
+    );
+    *published.write().expect("no thread panics holding it") = Some(host.published());
+    if progress {
+        client.progress(TOKEN, WorkDoneProgress::End(WorkDoneProgressEnd { message: Some(summary.clone()) }));
+    }
+    client.log(MessageType::INFO, summary);
+    for diagnostics in host.initial_diagnostics() {
+        client.notify::<note::PublishDiagnostics>(diagnostics);
+    }
+    while let Ok(first) = changed.recv() {
+        // Everything that arrived meanwhile is one batch: typing is not driven key by key.
+        let batch: Vec<Change> = std::iter::once(first).chain(changed.try_iter()).collect();
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            for change in batch {
+                for line in host.apply(change) {
+                    client.log(MessageType::WARNING, line);
+                }
+            }
+            host.check()
+        }));
+        let Ok(diagnostics) = outcome else {
+            client.log(
+                MessageType::ERROR,
+                "indexing an edit failed (a bug: please report it); restart the server",
+            );
+            continue;
+        };
+        *published.write().expect("no thread panics holding it") = Some(host.published());
+        for diagnostics in diagnostics {
+            client.notify::<note::PublishDiagnostics>(diagnostics);
+        }
+    }
+    if cache.is_some()
+        && let Err(error) = host.flush()
+    {
+        client.log(MessageType::ERROR, format!("the cache could not be written: {error}"));
+    }
+}
