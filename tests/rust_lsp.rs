@@ -288,3 +288,58 @@ fn exit_without_shutdown_and_a_closed_input_end_the_server_with_code_1() {
     client.notify("exit", Value::Null);
     assert_eq!(client.wait_exit(), Some(1));
 }
+
+/// Neovim's own LSP client (Debian's `neovim`, 0.7 or later) drives the server
+/// (`tests/nvim/lsp_session.lua`): definition, a diagnostic that appears and clears
+/// as the buffer is edited, hover. Without `nvim` on the PATH the test says so and
+/// passes, unless `CHUNKDB_REQUIRE_NVIM` is set (`.ci/run` installs Neovim and sets it).
+#[test]
+fn a_real_editor_neovim_sees_definitions_diagnostics_and_hovers() {
+    let nvim = Command::new("nvim").arg("--version").output();
+    if nvim.is_err() {
+        assert!(
+            std::env::var_os("CHUNKDB_REQUIRE_NVIM").is_none(),
+            "CHUNKDB_REQUIRE_NVIM is set but `nvim` is not on the PATH (apt-get install neovim)"
+        );
+        eprintln!("skipped: `nvim` is not on the PATH (apt-get install neovim to run this test)");
+        return;
+    }
+    let dir = fixture();
+    let out = dir.path().join("nvim-results.txt");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nvim/lsp_session.lua");
+    let mut child = Command::new("nvim")
+        .args(["--headless", "--clean", "-c"])
+        .arg(format!("luafile {}", script.display()))
+        .env("CHUNKDB_LSP_SERVER", server_binary())
+        .env("CHUNKDB_LSP_ROOT", dir.path())
+        .env("CHUNKDB_LSP_OUT", &out)
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("nvim starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("Neovim did not finish its session within 180 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let results = std::fs::read_to_string(&out).expect("the Lua script writes its results");
+    let checks: Vec<&str> = results.lines().collect();
+    assert_eq!(
+        checks,
+        [
+            "ok start the server",
+            "ok initialize",
+            "ok definition",
+            "ok diagnostic appears",
+            "ok diagnostic clears",
+            "ok hover",
+            "ok shut down"
+        ],
+        "what Neovim saw"
+    );
+}
