@@ -99,6 +99,21 @@ mod rust_index {
     pub mod script;
     pub mod session;
     pub mod syntax;
+
+    // The language server of `examples/rust_lsp/`, run as a child process of this
+    // binary (`--lsp-server ROOT`), and the client that measures it.
+    #[path = "../rust_lsp/handlers.rs"]
+    pub mod handlers;
+    #[path = "../rust_lsp/host.rs"]
+    pub mod host;
+    #[path = "../rust_lsp/bench.rs"]
+    pub mod lsp_bench;
+    #[path = "../../tests/support/lsp_client.rs"]
+    pub mod lsp_client;
+    #[path = "../rust_lsp/server.rs"]
+    pub mod server;
+    #[path = "../rust_lsp/text.rs"]
+    pub mod text;
 }
 
 /// Problem sizes; `--quick` shrinks them for CI smoke runs.
@@ -166,6 +181,15 @@ fn main() {
         println!("peak_kib {}", kib.map_or_else(|| "n/a".to_owned(), |kib| kib.to_string()));
         return;
     }
+    // `--lsp-server ROOT`: the language server on stdio, for the LSP figures.
+    if let [_, flag, root] = args.as_slice()
+        && flag == "--lsp-server"
+    {
+        COUNTING.store(false, Ordering::Relaxed);
+        let options =
+            rust_index::server::Options { root: Some(root.into()), workers: 2, ..Default::default() };
+        std::process::exit(rust_index::server::serve(std::io::stdin().lock(), std::io::stdout(), options));
+    }
     let quick = std::env::args().any(|arg| arg == "--quick");
     let sizes = Sizes::new(quick);
     println!(
@@ -218,6 +242,38 @@ fn main() {
     if rust_index::bench::RESTART_NAMES.iter().any(|(name, _, _)| wanted(name)) {
         restarts(quick, &wanted);
     }
+    if rust_index::lsp_bench::NAMES.iter().any(|(name, _, _)| wanted(name)) || wanted("lsp_registry") {
+        language_server(quick, &wanted);
+    }
+}
+
+/// The language server's figures: `rust_lsp` over stdio (this binary, run again as
+/// the server) against the same work in process, on the 1,000-file sample; then
+/// its latencies on the registry's whole sources.
+fn language_server(quick: bool, wanted: &dyn Fn(&str) -> bool) {
+    let sizes = if quick {
+        rust_index::lsp_bench::Sizes { files: 250, edit_trials: 3, requests: 100 }
+    } else {
+        rust_index::lsp_bench::Sizes { files: 1_000, edit_trials: 15, requests: 400 }
+    };
+    println!("language server: examples/rust_lsp over stdio");
+    COUNTING.store(false, Ordering::Relaxed);
+    let serve = |root: &std::path::Path| {
+        let mut command = std::process::Command::new(std::env::current_exe().expect("this binary's path"));
+        command.arg("--lsp-server").arg(root);
+        command
+    };
+    if rust_index::lsp_bench::NAMES.iter().any(|(name, _, _)| wanted(name)) {
+        print_figures(rust_index::lsp_bench::figures(sizes, &serve), wanted);
+    }
+    if wanted("lsp_registry") {
+        let sizes = rust_index::lsp_bench::Sizes { edit_trials: sizes.edit_trials.min(10), ..sizes };
+        match rust_index::lsp_bench::registry_latencies(sizes, &serve) {
+            Ok(line) => println!("info lsp_registry_latencies {line}"),
+            Err(why) => println!("info lsp_registry_latencies n/a ({why})"),
+        }
+    }
+    COUNTING.store(true, Ordering::Relaxed);
 }
 
 /// The warm-restart figures: the `rust_index` pipeline persisted, restarted from its

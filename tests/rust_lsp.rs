@@ -343,3 +343,38 @@ fn a_real_editor_neovim_sees_definitions_diagnostics_and_hovers() {
         "what Neovim saw"
     );
 }
+
+/// The scheduling policy of each thread of process `pid` (Linux's `/proc`).
+#[cfg(target_os = "linux")]
+fn thread_policies(pid: u32) -> Vec<u32> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("stat")).ok())
+        .filter_map(|stat| {
+            // Fields after the command name (in parentheses) start at field 3; the policy is field 41.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            rest.split(' ').nth(41 - 3)?.parse().ok()
+        })
+        .collect()
+}
+
+/// Indexing runs in the background (`SCHED_IDLE`, policy 5) unless
+/// `--normal-priority` says otherwise; the request-answering threads never do.
+#[cfg(target_os = "linux")]
+#[test]
+fn indexing_runs_in_the_background_unless_asked_not_to() {
+    const SCHED_IDLE: u32 = 5;
+    let dir = fixture();
+    for (args, background) in [(&[][..], true), (&["--normal-priority"][..], false)] {
+        let mut client = start(dir.path(), args);
+        client.initialize(dir.path());
+        client.wait_indexed();
+        let policies = thread_policies(client.pid());
+        assert!(
+            policies.iter().any(|p| *p != SCHED_IDLE),
+            "the reading thread is not in the background: {policies:?}"
+        );
+        assert_eq!(policies.contains(&SCHED_IDLE), background, "{args:?}: {policies:?}");
+        assert_eq!(client.shut_down(), Some(0));
+    }
+}

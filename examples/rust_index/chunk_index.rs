@@ -578,6 +578,9 @@ impl Pipeline for ChunkIndex {
     }
 }
 
+/// A position in the workspace: (file, 1-based line, character column).
+pub type Place = (u32, u32, u32);
+
 /// One state of the index, for queries: a snapshot and the file names of that
 /// moment. Every answer of a view is of the same state, however many edits commit
 /// meanwhile, and taking one costs two reference counts.
@@ -781,6 +784,22 @@ impl View {
         places.sort_by_key(|(file, span)| (*file, span.line, span.column));
         places.dedup();
         places
+    }
+
+    /// The first import (in key order) whose definition is in another file: where
+    /// its last segment is, as (file, line, column), and the definition. For probes
+    /// and benchmarks that need a definition that resolves.
+    pub fn definition_probe(&self) -> Option<(Place, (u32, Span))> {
+        let positions = self.snapshot.partition(RustIndex::POSITIONS).execute().ok()?;
+        positions.iter().find_map(|hit| {
+            let key = PositionsKey::decode(hit.sort_key())?;
+            let (IMPORT, Some(position)) = (key.what, hit.record().as_position()) else { return None };
+            let (line, column) =
+                (position.end_line.to_native(), position.end_column.to_native().saturating_sub(1));
+            let target =
+                self.goto_definition(key.file, line, column).filter(|(file, _)| *file != key.file)?;
+            Some(((key.file, line, column), target))
+        })
     }
 
     /// The symbols of `file`, in order.

@@ -842,24 +842,11 @@ fn line(file: &str, diagnostic: &analysis::Diagnostic) -> String {
     )
 }
 
-/// The first import (by file, then position) that resolves to an item in another
-/// file, and where go-to-definition takes it, as (`file:line:col`, `file:line:col`).
+/// An import of the workspace whose definition is in another file, as display
+/// positions (`crate/path:line:column`, 1-based): from, to.
 fn definition_probe(index: &ChunkIndex) -> Option<(String, String)> {
-    let snapshot = index.db().snapshot();
-    let positions = snapshot.partition(chunk_index::RustIndex::POSITIONS).execute().ok()?;
-    for hit in positions.iter() {
-        let key = chunk_index::PositionsKey::decode(hit.sort_key())?;
-        let (0, Some(position)) = (key.what, hit.record().as_position()) else { continue };
-        if let Some((file, span)) = index.goto_definition(
-            key.file,
-            position.end_line.to_native(),
-            position.end_column.to_native().saturating_sub(1),
-        ) && file != key.file
-        {
-            let from = format!("{}:{}:{}", index.file_name(key.file)?, position.line, position.column + 1);
-            let to = format!("{}:{}:{}", index.file_name(file)?, span.line, span.column + 1);
-            return Some((from, to));
-        }
-    }
-    None
+    let ((file, line, column), (target, span)) = index.view().definition_probe()?;
+    let from = format!("{}:{line}:{}", index.file_name(file)?, column + 1);
+    let to = format!("{}:{}:{}", index.file_name(target)?, span.line, span.column + 1);
+    Some((from, to))
 }

@@ -32,7 +32,7 @@ mod text;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: rust_lsp [PATH] [--cache DIR] [--threads N]
+const USAGE: &str = "usage: rust_lsp [PATH] [--cache DIR] [--threads N] [--normal-priority]
 
 A language server for Rust on chunkdb, speaking the Language Server Protocol on
 stdin and stdout. It indexes PATH (default: the client's first workspace folder):
@@ -40,7 +40,14 @@ a workspace, a package, a directory of packages or a single file.
 
 Options:
   --cache DIR    persist the index in DIR: the next start restarts warm from it
-  --threads N    threads answering requests (default 2)
+  --threads N    threads answering workspace-symbol and references requests
+                 (default 2; definition, hover and document symbols are
+                 answered at once by the thread reading the requests)
+  --normal-priority
+                 index at the priority of other programs; by default indexing
+                 runs in the background (SCHED_IDLE on Linux): a request never
+                 waits for a core behind it, but while other programs keep
+                 every core busy, indexing waits for them
   -h, --help     print this help";
 
 fn options() -> Result<Option<server::Options>, String> {
@@ -51,6 +58,7 @@ fn options() -> Result<Option<server::Options>, String> {
         match arg.as_str() {
             "-h" | "--help" => return Ok(None),
             "--cache" => options.cache = Some(PathBuf::from(value("--cache")?)),
+            "--normal-priority" => options.normal_priority = true,
             "--threads" => {
                 let threads = value("--threads")?;
                 options.workers = threads

@@ -1,13 +1,17 @@
 //! The server's threads and its message loop.
 //!
 //! - The reading thread (the caller's) reads each message from the client and hands
-//!   it on: document changes to the indexing thread, requests to the workers.
+//!   it on: document changes to the indexing thread, requests that may take long
+//!   (workspace symbols, references) to the workers. It answers the quick ones
+//!   (definition, hover, document symbols) itself, from the newest published state:
+//!   a hand-off to another thread costs a wake-up, and on a core busy with an edit
+//!   the scheduler may let that wait for up to a time slice.
 //! - The indexing thread owns the workspace ([`Host`]): it applies every change that
 //!   has arrived (a burst of typing is one batch), drives the pipeline, publishes the
 //!   new state for the workers and then the diagnostics that changed.
 //! - Workers answer requests from the newest published state: a snapshot, so a
 //!   request never waits for an edit being committed, and none is cancelled by one.
-//! - The writing thread writes every outgoing message in order.
+//! - Every thread writes its own messages to the client, one whole message at a time.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -42,25 +46,33 @@ pub struct Options {
     pub root: Option<PathBuf>,
     /// Where the index persists between runs (default: nowhere, a cold start).
     pub cache: Option<PathBuf>,
-    /// Threads answering requests.
+    /// Threads answering the requests that may take long.
     pub workers: usize,
+    /// Index at the priority of everything else instead of in the background (see
+    /// `run_in_background`).
+    pub normal_priority: bool,
 }
 
 /// Sends messages to the client.
 #[derive(Clone)]
 struct Client {
-    out: Sender<Message>,
+    out: Arc<Mutex<Box<dyn Write + Send>>>,
     next_id: Arc<AtomicI32>,
 }
 
 impl Client {
+    fn send(&self, message: Message) {
+        // A client that stopped reading is gone; reading will end too.
+        let _ = message.write(&mut *self.out.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+    }
+
     fn notify<N: lsp_types::notification::Notification>(&self, params: N::Params) {
-        let _ = self.out.send(Notification::new(N::METHOD.to_owned(), params).into());
+        self.send(Notification::new(N::METHOD.to_owned(), params).into());
     }
 
     fn request<R: lsp_types::request::Request>(&self, params: R::Params) {
         let id = RequestId::from(format!("chunkdb/{}", self.next_id.fetch_add(1, Ordering::Relaxed)));
-        let _ = self.out.send(Request::new(id, R::METHOD.to_owned(), params).into());
+        self.send(Request::new(id, R::METHOD.to_owned(), params).into());
     }
 
     fn log(&self, typ: MessageType, message: impl Into<String>) {
@@ -68,7 +80,7 @@ impl Client {
     }
 
     fn respond(&self, response: Response) {
-        let _ = self.out.send(response.into());
+        self.send(response.into());
     }
 
     fn progress(&self, token: &str, value: WorkDoneProgress) {
@@ -86,24 +98,10 @@ type Pending = Arc<Mutex<HashMap<RequestId, bool>>>;
 /// input). Returns the process's exit code: 0 after `shutdown` then `exit`, 1
 /// otherwise, as the protocol asks.
 pub fn serve(mut input: impl BufRead, output: impl Write + Send + 'static, options: Options) -> i32 {
-    let (out, outgoing) = unbounded::<Message>();
-    let writer = thread::spawn(move || write_all(outgoing, output));
-    let client = Client { out, next_id: Arc::default() };
-    let code = match initialize(&mut input, &client) {
+    let client = Client { out: Arc::new(Mutex::new(Box::new(output))), next_id: Arc::default() };
+    match initialize(&mut input, &client) {
         Some(params) => run(&mut input, &client, &options, &params),
         None => 1,
-    };
-    drop(client);
-    let _ = writer.join();
-    code
-}
-
-fn write_all(outgoing: Receiver<Message>, mut output: impl Write) {
-    for message in outgoing {
-        if message.write(&mut output).is_err() {
-            // The client is gone; reading will end too.
-            return;
-        }
     }
 }
 
@@ -172,7 +170,8 @@ fn run(input: &mut impl BufRead, client: &Client, options: &Options, params: &In
     let indexer = {
         let (client, published, root, cache) =
             (client.clone(), Arc::clone(&published), root_of(options, params), options.cache.clone());
-        thread::spawn(move || index(&client, &published, root, cache, progress, changed))
+        let background = !options.normal_priority;
+        thread::spawn(move || index(&client, &published, root, cache, progress, background, changed))
     };
     let workers: Vec<_> = (0..options.workers.max(1))
         .map(|_| {
@@ -218,6 +217,9 @@ fn run(input: &mut impl BufRead, client: &Client, options: &Options, params: &In
                     ErrorCode::InvalidRequest as i32,
                     "`initialize` was already received".into(),
                 ))
+            }
+            Message::Request(request) if answered_inline(&request.method) => {
+                client.respond(answer_one(request, &published));
             }
             Message::Request(request) => {
                 pending.lock().expect("no thread panics holding it").insert(request.id.clone(), false);
@@ -310,7 +312,31 @@ fn notice(client: &Client, pending: &Pending, changes: &Sender<Change>, notifica
     }
 }
 
-/// A worker: answers requests from the newest published state.
+/// Whether the reading thread answers `method` itself: requests that take well
+/// under a millisecond whatever the workspace's size.
+fn answered_inline(method: &str) -> bool {
+    [req::GotoDefinition::METHOD, req::HoverRequest::METHOD, req::DocumentSymbolRequest::METHOD]
+        .contains(&method)
+}
+
+/// The answer to `request` from the newest published state (an internal error
+/// instead of a panic, should the handler have a bug).
+fn answer_one(request: Request, published: &RwLock<Option<Published>>) -> Response {
+    let (id, method) = (request.id.clone(), request.method.clone());
+    let state = published.read().expect("no thread panics holding it").clone();
+    std::panic::catch_unwind(AssertUnwindSafe(|| handlers::respond(request, state.as_ref()))).unwrap_or_else(
+        |_| {
+            Response::new_err(
+                id,
+                ErrorCode::InternalError as i32,
+                format!("the server failed answering `{method}` (a bug: please report it)"),
+            )
+        },
+    )
+}
+
+/// A worker: answers requests from the newest published state, unless the client
+/// cancelled them before they were taken up.
 fn answer(
     client: &Client,
     published: &RwLock<Option<Published>>,
@@ -324,16 +350,7 @@ fn answer(
         let response = if cancelled {
             Response::new_err(id.clone(), ErrorCode::RequestCanceled as i32, "cancelled by the client".into())
         } else {
-            let state = published.read().expect("no thread panics holding it").clone();
-            let method = request.method.clone();
-            std::panic::catch_unwind(AssertUnwindSafe(|| handlers::respond(request, state.as_ref())))
-                .unwrap_or_else(|_| {
-                    Response::new_err(
-                        id.clone(),
-                        ErrorCode::InternalError as i32,
-                        format!("the server failed answering `{method}` (a bug: please report it)"),
-                    )
-                })
+            answer_one(request, published)
         };
         pending.lock().expect("no thread panics holding it").remove(&id);
         client.respond(response);
@@ -348,9 +365,13 @@ fn index(
     root: PathBuf,
     cache: Option<PathBuf>,
     progress: bool,
+    background: bool,
     changed: Receiver<Change>,
 ) {
     const TOKEN: &str = "chunkdb/indexing";
+    if background {
+        run_in_background();
+    }
     if progress {
         client.request::<req::WorkDoneProgressCreate>(WorkDoneProgressCreateParams {
             token: NumberOrString::String(TOKEN.into()),
@@ -434,7 +455,10 @@ fn index(
             );
             continue;
         };
-        *published.write().expect("no thread panics holding it") = Some(host.published());
+        // The state replaced is dropped after the lock is released: readers never
+        // wait for what it frees.
+        let replaced = published.write().expect("no thread panics holding it").replace(host.published());
+        drop(replaced);
         for diagnostics in diagnostics {
             client.notify::<note::PublishDiagnostics>(diagnostics);
         }
@@ -443,5 +467,25 @@ fn index(
         && let Err(error) = host.flush()
     {
         client.log(MessageType::ERROR, format!("the cache could not be written: {error}"));
+    }
+}
+
+/// Indexing is background work: the indexing thread (and the pool threads it starts
+/// for parallel drives, which inherit its policy) is scheduled as `SCHED_IDLE` on
+/// Linux, so a request arriving while an edit is driven preempts it at once instead
+/// of waiting up to a time slice for a core (measured: p99 of definition/hover under
+/// a burst of edits 2.4× idle with a nice of 19, 1.1× with this). The price: while
+/// other programs keep every core busy, indexing waits for them.
+fn run_in_background() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: `sched_setscheduler` only reads `param`, a valid initialised value
+        // that outlives the call, and changes the scheduling of the calling thread
+        // (pid 0); it writes no memory of this process.
+        let result = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+        if result != 0 {
+            eprintln!("rust_lsp: indexing keeps its priority ({})", std::io::Error::last_os_error());
+        }
     }
 }

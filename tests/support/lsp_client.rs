@@ -59,6 +59,11 @@ impl LspClient {
         LspClient { child, stdin, incoming, notifications: VecDeque::new(), log: Vec::new(), next_id: 1 }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Writes raw bytes to the server (for malformed input).
     pub fn send_raw(&mut self, bytes: &[u8]) {
         let mut stdin = self.stdin.lock().unwrap();
@@ -68,6 +73,11 @@ impl LspClient {
 
     fn send(&mut self, message: Message) {
         message.write(&mut *self.stdin.lock().unwrap()).expect("the server reads its stdin");
+    }
+
+    /// A handle that sends notifications from another thread.
+    pub fn notifier(&self) -> Notifier {
+        Notifier { stdin: Arc::clone(&self.stdin) }
     }
 
     /// Sends a notification.
@@ -196,6 +206,20 @@ impl LspClient {
             assert!(Instant::now() < deadline, "the server did not exit within {PATIENCE:?}");
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+}
+
+/// Sends notifications to the server of an [`LspClient`], from any thread.
+#[derive(Clone)]
+pub struct Notifier {
+    stdin: Arc<Mutex<ChildStdin>>,
+}
+
+impl Notifier {
+    /// Sends a notification.
+    pub fn notify(&self, method: &str, params: Value) {
+        let message = Message::Notification(Notification::new(method.to_owned(), params));
+        message.write(&mut *self.stdin.lock().unwrap()).expect("the server reads its stdin");
     }
 }
 
