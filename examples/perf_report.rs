@@ -252,9 +252,9 @@ fn main() {
 /// its latencies on the registry's whole sources.
 fn language_server(quick: bool, wanted: &dyn Fn(&str) -> bool) {
     let sizes = if quick {
-        rust_index::lsp_bench::Sizes { files: 250, edit_trials: 3, requests: 100 }
+        rust_index::lsp_bench::Sizes { files: 250, edit_trials: 3, requests: 200 }
     } else {
-        rust_index::lsp_bench::Sizes { files: 1_000, edit_trials: 15, requests: 400 }
+        rust_index::lsp_bench::Sizes { files: 1_000, edit_trials: 15, requests: 1_000 }
     };
     println!("language server: examples/rust_lsp over stdio");
     COUNTING.store(false, Ordering::Relaxed);
