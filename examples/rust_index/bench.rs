@@ -153,8 +153,15 @@ pub fn figures(sizes: Sizes, peak: impl Fn(&str, usize) -> Option<u64>) -> Vec<F
         original.len()
     );
 
-    // Cold builds, interleaved.
-    let (mut chunk_cold, mut salsa_cold) = (Vec::new(), Vec::new());
+    // Cold builds, interleaved: chunkdb on all cores, salsa on one thread (the plain
+    // documented way) and salsa on all cores (a database handle per thread).
+    let (mut chunk_cold, mut salsa_cold, mut salsa_parallel_cold) = (Vec::new(), Vec::new(), Vec::new());
+    let mut parallel_same = true;
+    let chunk_diagnostics = {
+        let mut index = ChunkIndex::load(&small);
+        index.check();
+        index.diagnostics()
+    };
     for trial in 0..sizes.cold_trials {
         let chunk = || {
             let started = Instant::now();
@@ -164,26 +171,44 @@ pub fn figures(sizes: Sizes, peak: impl Fn(&str, usize) -> Option<u64>) -> Vec<F
             drop(index);
             elapsed
         };
-        let salsa = || {
+        let salsa = |parallel: bool| {
             let started = Instant::now();
             let mut index = SalsaIndex::load(&small);
-            index.check();
+            if parallel {
+                index.check_parallel();
+            } else {
+                index.check();
+            }
             let elapsed = started.elapsed();
+            let same = !parallel || index.diagnostics() == chunk_diagnostics;
             drop(index);
-            elapsed
+            (elapsed, same)
         };
-        if trial % 2 == 0 {
-            chunk_cold.push(chunk());
-            salsa_cold.push(salsa());
-        } else {
-            salsa_cold.push(salsa());
-            chunk_cold.push(chunk());
+        let mut run = |which: usize| match which {
+            0 => chunk_cold.push(chunk()),
+            1 => salsa_cold.push(salsa(false).0),
+            _ => {
+                let (elapsed, same) = salsa(true);
+                parallel_same &= same;
+                salsa_parallel_cold.push(elapsed);
+            }
+        };
+        for which in 0..3 {
+            run((trial + which) % 3);
         }
     }
-    // Each trial's pair ran back to back, so a slow spell of the shared machine slows
-    // both of a pair: the figure is the median of the pairs' ratios.
+    // Each trial's runs ran back to back, so a slow spell of the shared machine slows
+    // all of a trial: the figures are the medians of the trials' ratios.
     let cold_ratio = median_ratio(&chunk_cold, &salsa_cold);
-    let (chunk_cold, salsa_cold) = (median(chunk_cold), median(salsa_cold));
+    let cold_parallel_ratio = median_ratio(&chunk_cold, &salsa_parallel_cold);
+    let (chunk_cold, salsa_cold, salsa_parallel_cold) =
+        (median(chunk_cold), median(salsa_cold), median(salsa_parallel_cold));
+    let threads = rayon::current_num_threads();
+    println!(
+        "info cold_vs_salsa {cold_ratio:.3} (chunkdb on {threads} threads {:.3} ms vs salsa on one {:.3} ms: not a fair comparison, see cold_vs_salsa_parallel)",
+        ms(chunk_cold),
+        ms(salsa_cold)
+    );
 
     let mut chunk = ChunkIndex::load(&small);
     chunk.check();
@@ -220,12 +245,14 @@ pub fn figures(sizes: Sizes, peak: impl Fn(&str, usize) -> Option<u64>) -> Vec<F
     drop((chunk_large, salsa_large));
 
     println!(
-        "  results: the two systems' diagnostics are {}",
-        if same_results { "identical" } else { "DIFFERENT" }
+        "  results: the two systems' diagnostics are {}{}",
+        if same_results { "identical" } else { "DIFFERENT" },
+        if parallel_same { "" } else { " (salsa's parallel build: DIFFERENT)" }
     );
     println!("  {:<44} {:>12} {:>12}", "time (median)", "chunkdb ms", "salsa ms");
     let rows = [
         ("initial build, small sample", chunk_cold, salsa_cold),
+        ("initial build, salsa on every core", chunk_cold, salsa_parallel_cold),
         ("function-body edit", chunk_body, salsa_body),
         ("re-submit identical text", chunk_same, salsa_same),
         ("add a file and its mod line", chunk_add, salsa_add),
@@ -259,10 +286,16 @@ pub fn figures(sizes: Sizes, peak: impl Fn(&str, usize) -> Option<u64>) -> Vec<F
             format!("{:.3} ms vs {:.3} ms {what}", ms(a), ms(b)),
         )
     };
-    let mut cold =
-        measured("cold_vs_salsa", chunk_cold, salsa_cold, "(medians: chunkdb on all cores vs salsa)");
-    cold.1 = Ok(cold_ratio);
-    cold.4 = format!("{}; median of {} paired trials' ratios", cold.4, sizes.cold_trials);
+    let mut cold = measured(
+        "cold_vs_salsa_parallel",
+        chunk_cold,
+        salsa_parallel_cold,
+        &format!(
+            "(medians: chunkdb vs salsa, both on {threads} threads, salsa with a database handle per thread)"
+        ),
+    );
+    cold.1 = Ok(cold_parallel_ratio);
+    cold.4 = format!("{}; median of {} trials' ratios", cold.4, sizes.cold_trials);
     vec![
         cold,
         measured("edit_body_vs_salsa", chunk_body, salsa_body, "(chunkdb vs salsa)"),
@@ -280,7 +313,7 @@ pub fn figures(sizes: Sizes, peak: impl Fn(&str, usize) -> Option<u64>) -> Vec<F
 
 /// The names, ops and bounds of the real-source figures.
 pub const NAMES: &[(&str, &str, f64)] = &[
-    ("cold_vs_salsa", "<=", 0.7),
+    ("cold_vs_salsa_parallel", "<=", 0.9),
     ("edit_body_vs_salsa", "<=", 0.5),
     ("edit_body_vs_parse_floor", "<=", 1.5),
     ("edit_body_3k_vs_1k", "<=", 1.2),
