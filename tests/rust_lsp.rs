@@ -278,6 +278,40 @@ fn with_a_cache_the_second_start_is_warm_and_answers_the_same() {
     assert_eq!(answers[0], answers[1]);
     // The second start found the first one's index: a manifest is there.
     assert!(std::fs::read_dir(cache.path()).unwrap().count() > 1);
+
+    // A cache another server holds: the second server says so and indexes without it.
+    let mut holder = start(root, &["--cache", cache_arg]);
+    holder.initialize(root);
+    holder.wait_indexed();
+    let mut second = start(root, &["--cache", cache_arg]);
+    second.initialize(root);
+    let end = second.wait_indexed();
+    assert!(!end.params["value"]["message"].as_str().unwrap().contains("with a cache"), "{:?}", end.params);
+    let warned = second.log.iter().any(|n| {
+        n.method == "window/logMessage"
+            && n.params["message"].as_str().unwrap().contains("indexing without it")
+    });
+    assert!(warned, "the user is told why the cache was not used: {:?}", second.log);
+    assert_eq!(
+        second.request("textDocument/definition", position(&report, 3, at_point)).unwrap(),
+        answers[0]
+    );
+    assert_eq!(second.shut_down(), Some(0));
+    assert_eq!(holder.shut_down(), Some(0));
+
+    // A damaged cache: what is damaged is recomputed, and the answers are the same.
+    std::fs::write(cache.path().join("MANIFEST"), b"not a manifest").unwrap();
+    let mut client = start(root, &["--cache", cache_arg]);
+    client.initialize(root);
+    client.wait_indexed();
+    let warned =
+        client.log.iter().any(|n| n.params["message"].as_str().is_some_and(|m| m.contains("damaged")));
+    assert!(warned, "the damage is reported: {:?}", client.log);
+    assert_eq!(
+        client.request("textDocument/definition", position(&report, 3, at_point)).unwrap(),
+        answers[0]
+    );
+    assert_eq!(client.shut_down(), Some(0));
 }
 
 #[test]

@@ -29,9 +29,14 @@ pub struct Files {
 }
 
 impl Files {
-    /// The id of the file at `uri`.
+    /// The id of the file at `uri` (its path as the client spells it, or through
+    /// symbolic links: the index keeps package directories canonical).
     pub fn id_of(&self, uri: &Uri) -> Option<u32> {
-        self.by_path.get(&text::path_of(uri)?).copied()
+        let path = text::path_of(uri)?;
+        self.by_path.get(&path).copied().or_else(|| {
+            let (dir, name) = (path.parent()?, path.file_name()?);
+            self.by_path.get(&std::fs::canonicalize(dir).ok()?.join(name)).copied()
+        })
     }
 
     /// The URI of file `file`.

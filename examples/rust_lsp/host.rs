@@ -12,7 +12,7 @@ use lsp_types::{
 };
 
 use super::analysis::Diagnostic;
-use super::chunk_index::ChunkIndex;
+use super::chunk_index::{ChunkIndex, RustIndex};
 use super::handlers::{Files, Published};
 use super::sample::{self, Sample};
 use super::session::Pipeline;
@@ -37,8 +37,8 @@ pub enum StartError {
     /// The workspace could not be read.
     #[error("cannot read the workspace at {}: {error}", root.display())]
     Read { root: PathBuf, error: std::io::Error },
-    /// The cache directory could not be opened.
-    #[error("cannot open the cache {}: {error} (remove the directory to start cold)", dir.display())]
+    /// The cache directory could not be opened (the error says what to do).
+    #[error("cannot open the cache {}: {error}", dir.display())]
     Cache { dir: PathBuf, error: chunkdb::Error },
 }
 
@@ -52,6 +52,8 @@ pub struct Host {
     /// The files the editor holds open, with the version of their text.
     open: HashMap<u32, i32>,
     files: Arc<Files>,
+    /// Whether the index lives in a cache directory.
+    cached: bool,
     /// The diagnostics last published, by file, with the file's path (kept to clear
     /// them once the file is gone). Files without any are absent.
     published: HashMap<u32, (PathBuf, Vec<Diagnostic>)>,
@@ -60,22 +62,30 @@ pub struct Host {
 impl Host {
     /// Reads the workspace at `root` and builds its index (warm from `cache` when it
     /// holds an earlier run's), calling `progress` after each task run with how many
-    /// have run and about how many the build runs.
+    /// have run and about how many the build runs, and `log` with what the user
+    /// should know (a cache that could not be used).
     pub fn start(
         root: &Path,
         cache: Option<&Path>,
         progress: &(dyn Fn(usize, usize) + Sync),
+        log: &dyn Fn(String),
     ) -> Result<Host, StartError> {
         let sample =
             sample::load_tree(root).map_err(|error| StartError::Read { root: root.to_owned(), error })?;
-        let mut index = match cache {
-            Some(dir) => {
-                let db = chunkdb::Database::open(dir)
-                    .map_err(|error| StartError::Cache { dir: dir.to_owned(), error })?;
-                ChunkIndex::resume(&sample, db)
-                    .map_err(|error| StartError::Cache { dir: dir.to_owned(), error })?
-            }
-            None => ChunkIndex::load(&sample),
+        let (mut index, cached) = match cache {
+            Some(dir) => match open_cache(dir, log) {
+                Ok(db) => (
+                    ChunkIndex::resume(&sample, db)
+                        .map_err(|error| StartError::Cache { dir: dir.to_owned(), error })?,
+                    true,
+                ),
+                Err(error) => {
+                    // Another version's cache, or one another server holds: index without it.
+                    log(format!("{}; indexing without it", StartError::Cache { dir: dir.to_owned(), error }));
+                    (ChunkIndex::load(&sample), false)
+                }
+            },
+            None => (ChunkIndex::load(&sample), false),
         };
         // Three tasks a file (parse, resolve, diagnostics) and one a package (modules).
         let expected = 3 * sample.file_count() + sample.packages.len();
@@ -88,6 +98,7 @@ impl Host {
             texts: HashMap::new(),
             open: HashMap::new(),
             files: Arc::default(),
+            cached,
             published: HashMap::new(),
         };
         host.adopt(&sample);
@@ -114,6 +125,11 @@ impl Host {
     /// The state requests are answered from.
     pub fn published(&self) -> Published {
         Published { view: self.index.view(), files: Arc::clone(&self.files) }
+    }
+
+    /// Whether the index lives in a cache directory (it may have been refused).
+    pub fn cached(&self) -> bool {
+        self.cached
     }
 
     /// How many files the workspace has.
@@ -324,6 +340,21 @@ impl Host {
     /// Makes everything committed so far durable in the cache directory, if any.
     pub fn flush(&self) -> chunkdb::Result<()> {
         self.index.db().flush()
+    }
+}
+
+/// Opens the cache in `dir`. A damaged one is opened again dropping what is damaged
+/// (those tasks are recomputed): a cache is only ever a head start.
+fn open_cache(dir: &Path, log: &dyn Fn(String)) -> chunkdb::Result<chunkdb::Database<RustIndex>> {
+    match chunkdb::Database::open(dir) {
+        Err(error @ (chunkdb::Error::Corrupt { .. } | chunkdb::Error::CorruptManifest { .. })) => {
+            log(format!(
+                "the cache in {} is damaged ({error}): what is damaged is recomputed",
+                dir.display()
+            ));
+            chunkdb::OpenOptions::new().discard_damaged(true).check_at_open(true).open(dir)
+        }
+        opened => opened,
     }
 }
 

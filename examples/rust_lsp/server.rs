@@ -402,7 +402,8 @@ fn index(
             );
         }
     };
-    let host = Host::start(&root, cache.as_deref(), &report);
+    let warn = |message: String| client.log(MessageType::WARNING, message);
+    let host = Host::start(&root, cache.as_deref(), &report, &warn);
     let mut host = match host {
         Ok(host) => host,
         Err(error) => {
@@ -427,7 +428,7 @@ fn index(
         host.file_count(),
         root.display(),
         started.elapsed().as_secs_f64() * 1e3,
-        if cache.is_some() { " (with a cache)" } else { "" }
+        if host.cached() { " (with a cache)" } else { "" }
     );
     *published.write().expect("no thread panics holding it") = Some(host.published());
     if progress {
@@ -463,7 +464,7 @@ fn index(
             client.notify::<note::PublishDiagnostics>(diagnostics);
         }
     }
-    if cache.is_some()
+    if host.cached()
         && let Err(error) = host.flush()
     {
         client.log(MessageType::ERROR, format!("the cache could not be written: {error}"));
