@@ -285,6 +285,7 @@ fn restarts(quick: bool, wanted: &dyn Fn(&str) -> bool) {
         large: files,
         cold_trials: if quick { 1 } else { 5 },
         edit_trials: 1,
+        whole: false,
     };
     println!("warm restart: the rust_index pipeline persisted, {files} files");
     COUNTING.store(false, Ordering::Relaxed);
@@ -299,9 +300,9 @@ fn restarts(quick: bool, wanted: &dyn Fn(&str) -> bool) {
 /// twin, on whole crates from the cargo registry (SPEC: 1,000 and 3,000 files).
 fn real_source(quick: bool, wanted: &dyn Fn(&str) -> bool) {
     let sizes = if quick {
-        rust_index::bench::Sizes { small: 250, large: 750, cold_trials: 1, edit_trials: 5 }
+        rust_index::bench::Sizes { small: 250, large: 750, cold_trials: 1, edit_trials: 5, whole: false }
     } else {
-        rust_index::bench::Sizes { small: 1_000, large: 3_000, cold_trials: 5, edit_trials: 15 }
+        rust_index::bench::Sizes { small: 1_000, large: 3_000, cold_trials: 5, edit_trials: 15, whole: true }
     };
     println!("real-source pipeline: chunkdb vs salsa (examples/rust_index)");
     COUNTING.store(false, Ordering::Relaxed);

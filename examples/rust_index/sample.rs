@@ -448,6 +448,20 @@ pub fn registry_dirs() -> Vec<PathBuf> {
 /// order until they hold at least `files` `.rs` files. `None` when the registry holds
 /// fewer (build the project first: its dependencies fill it).
 pub fn registry_sample(files: usize) -> Option<Sample> {
+    let sample = registry_crates(files);
+    (sample.file_count() >= files).then_some(sample)
+}
+
+/// Every crate of the registry's sources (what a build unpacked there), in name
+/// order; `None` when they hold fewer than `at_least` `.rs` files.
+pub fn registry_whole(at_least: usize) -> Option<Sample> {
+    let sample = registry_crates(usize::MAX);
+    (sample.file_count() >= at_least).then_some(sample)
+}
+
+/// Whole crates of the registry's sources in name order, until they hold at least
+/// `files` `.rs` files (or there are no more).
+fn registry_crates(files: usize) -> Sample {
     let mut crates: Vec<PathBuf> = registry_dirs()
         .iter()
         .filter_map(|dir| fs::read_dir(dir).ok())
@@ -467,5 +481,5 @@ pub fn registry_sample(files: usize) -> Option<Sample> {
         }
     }
     sample.link();
-    (sample.file_count() >= files).then_some(sample)
+    sample
 }
