@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::lsp_client::{LspClient, file_uri};
+use support::lsp_client::{LspClient, file_uri, spelled_uri};
 
 /// The example's binary, beside this test's. It is built here (up to date: cargo
 /// builds examples for `cargo test --workspace`, but not for `--test rust_lsp`).
@@ -411,4 +411,51 @@ fn indexing_runs_in_the_background_unless_asked_not_to() {
         assert_eq!(policies.contains(&SCHED_IDLE), background, "{args:?}: {policies:?}");
         assert_eq!(client.shut_down(), Some(0));
     }
+}
+
+/// A workspace opened through a symbolic link gets its answers and diagnostics under
+/// the URIs the client uses; a folder deleted on disk takes its files with it.
+#[cfg(unix)]
+#[test]
+fn a_linked_workspace_is_answered_in_its_own_spelling_and_a_deleted_folder_goes() {
+    let dir = fixture();
+    let links = tempfile::tempdir().unwrap();
+    let root = links.path().join("linked");
+    std::os::unix::fs::symlink(dir.path(), &root).unwrap();
+    let uri = |path: &str| spelled_uri(&root.join(path));
+    let (report, shapes, lib) = (uri("src/report.rs"), uri("src/shapes.rs"), uri("src/lib.rs"));
+    let text = std::fs::read_to_string(root.join("src/report.rs")).unwrap();
+    let mut client = start(&root, &[]);
+    client.initialize(&root);
+    client.wait_indexed();
+    open(&mut client, &report, &text);
+    let definition = client.request("textDocument/definition", position(&report, 0, 21)).unwrap();
+    assert_eq!(definition["uri"], shapes.as_str(), "in the client's spelling: {definition}");
+    change(&mut client, &report, 2, (0, 20, 24), "areaa");
+    let appeared = client.diagnostics_for(&report, |d| !d.is_empty());
+    assert_eq!(appeared[0]["code"], "unresolved-import");
+
+    // A folder of modules, created, then deleted as one event.
+    std::fs::create_dir(root.join("src/extra")).unwrap();
+    std::fs::write(root.join("src/extra/mod.rs"), "use crate::nowhere::Thing;\npub fn extra_help() {}\n")
+        .unwrap();
+    std::fs::write(root.join("src/lib.rs"), "pub mod extra;\npub mod report;\npub mod shapes;\n").unwrap();
+    let module = uri("src/extra/mod.rs");
+    client.notify(
+        "workspace/didChangeWatchedFiles",
+        json!({"changes": [{"uri": module, "type": 1}, {"uri": lib, "type": 2}]}),
+    );
+    client.diagnostics_for(&module, |d| !d.is_empty());
+    let found = client.request("workspace/symbol", json!({"query": "extra_help"})).unwrap();
+    assert_eq!(found[0]["location"]["uri"], module.as_str(), "{found}");
+    std::fs::remove_dir_all(root.join("src/extra")).unwrap();
+    client.notify(
+        "workspace/didChangeWatchedFiles",
+        json!({"changes": [{"uri": uri("src/extra"), "type": 3}]}),
+    );
+    client.diagnostics_for(&module, <[Value]>::is_empty);
+    let missing = client.diagnostics_for(&lib, |d| !d.is_empty());
+    assert_eq!(missing[0]["code"], "unresolved-module", "{missing:?}");
+    assert_eq!(client.request("workspace/symbol", json!({"query": "extra_help"})).unwrap(), json!([]));
+    assert_eq!(client.shut_down(), Some(0));
 }

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -21,6 +21,13 @@ use super::session::{self, Edit};
 /// The figures this module measures, with their targets (SPEC, wave 2).
 pub const NAMES: &[(&str, &str, f64)] =
     &[("lsp_change_to_diagnostics_vs_edit_body", "<=", 2.0), ("lsp_request_under_edits_vs_idle", "<=", 1.5)];
+
+/// The version of the next `didChange` the measurements send (versions only grow).
+static VERSION: AtomicI32 = AtomicI32::new(2);
+
+fn next_version() -> i32 {
+    VERSION.fetch_add(1, Ordering::Relaxed)
+}
 
 /// Blocks of requests the idle and busy measurements alternate in.
 const BLOCKS: usize = 10;
@@ -98,6 +105,9 @@ fn materialise(sample: &Sample, dir: &Path) -> std::io::Result<Sample> {
 }
 
 fn percentile(times: &[Duration], share: f64) -> Duration {
+    if times.is_empty() {
+        return Duration::ZERO;
+    }
     let mut times = times.to_vec();
     times.sort_unstable();
     times[((times.len() as f64 * share) as usize).min(times.len() - 1)]
@@ -123,7 +133,7 @@ fn has_syntax_error(diagnostics: &[Value]) -> bool {
 /// One edit over stdio that adds a syntax error to the edited file's body, and the
 /// one that takes it out: the time from each `didChange` to the diagnostics that
 /// show it.
-fn lsp_syntax_toggle(client: &mut LspClient, workspace: &Workspace, version: &mut i32) -> [Duration; 2] {
+fn lsp_syntax_toggle(client: &mut LspClient, workspace: &Workspace) -> [Duration; 2] {
     let uri = file_uri(&workspace.edited.0);
     let offset = workspace.edited.4;
     let start = workspace.position(offset);
@@ -133,12 +143,12 @@ fn lsp_syntax_toggle(client: &mut LspClient, workspace: &Workspace, version: &mu
         "character": inserted_lines.last().unwrap().encode_utf16().count(),
     });
     let mut timed = |range: Value, text: &str, wanted: fn(&[Value]) -> bool| {
-        *version += 1;
+        let version = next_version();
         client.notifications.clear();
         let started = Instant::now();
         client.notify(
             "textDocument/didChange",
-            json!({"textDocument": {"uri": uri, "version": *version}, "contentChanges": [{"range": range, "text": text}]}),
+            json!({"textDocument": {"uri": uri, "version": version}, "contentChanges": [{"range": range, "text": text}]}),
         );
         client.diagnostics_for(&uri, wanted);
         started.elapsed()
@@ -203,13 +213,12 @@ fn requests_under_edits(
     let typing = {
         let stop = Arc::clone(&stop);
         std::thread::spawn(move || {
-            let mut version = 1_000_000;
             while !stop.load(Ordering::Relaxed) {
                 for (range, text) in [
                     (json!({"start": start, "end": start}), session::BODY_EDIT),
                     (json!({"start": start, "end": end}), ""),
                 ] {
-                    version += 1;
+                    let version = next_version();
                     notifier.notify(
                         "textDocument/didChange",
                         json!({"textDocument": {"uri": uri, "version": version}, "contentChanges": [{"range": range, "text": text}]}),
@@ -268,10 +277,9 @@ fn measure(
     let mut client = server(serve, root);
     open(&mut client, &workspace.edited.0, &workspace.edited.1);
     let (mut over_stdio, mut in_process) = (Vec::new(), Vec::new());
-    let mut version = 1;
     // Interleaved; the first trial of each warms up.
     for trial in 0..=sizes.edit_trials {
-        let lsp = lsp_syntax_toggle(&mut client, workspace, &mut version);
+        let lsp = lsp_syntax_toggle(&mut client, workspace);
         let local = in_process_syntax_toggle(&mut session, workspace)?;
         if trial > 0 {
             over_stdio.extend(lsp);
@@ -338,9 +346,8 @@ pub fn registry_latencies(sizes: Sizes, serve: &dyn Fn(&Path) -> Command) -> Res
     let indexed = started.elapsed();
     open(&mut client, &workspace.edited.0, &workspace.edited.1);
     let mut changes = Vec::new();
-    let mut version = 1;
     for trial in 0..=sizes.edit_trials {
-        let toggle = lsp_syntax_toggle(&mut client, &workspace, &mut version);
+        let toggle = lsp_syntax_toggle(&mut client, &workspace);
         if trial > 0 {
             changes.extend(toggle);
         }

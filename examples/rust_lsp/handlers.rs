@@ -2,7 +2,7 @@
 //! [`View`] and the files of that moment), on whichever thread takes the request.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use lsp_server::{ErrorCode, Request, Response};
@@ -26,6 +26,10 @@ pub struct Files {
     pub by_path: HashMap<PathBuf, u32>,
     /// Absolute path by file id.
     pub paths: HashMap<u32, PathBuf>,
+    /// The workspace root as the index spells it (canonical) and as the client does,
+    /// when they differ (a root reached through a symbolic link): URIs sent to the
+    /// client use its spelling, so its open buffers get their diagnostics.
+    pub spelled: Option<(PathBuf, PathBuf)>,
 }
 
 impl Files {
@@ -39,9 +43,20 @@ impl Files {
         })
     }
 
-    /// The URI of file `file`.
+    /// The URI of file `file`, as the client spells it.
     pub fn uri_of(&self, file: u32) -> Option<Uri> {
-        self.paths.get(&file).map(|path| text::uri_of(path))
+        self.paths.get(&file).map(|path| self.uri_of_path(path))
+    }
+
+    /// The URI of `path` (as the index spells it), as the client spells it.
+    pub fn uri_of_path(&self, path: &Path) -> Uri {
+        match &self.spelled {
+            Some((canonical, client)) if path.starts_with(canonical) => {
+                let relative = path.strip_prefix(canonical).expect("checked just above");
+                text::uri_of(&client.join(relative))
+            }
+            _ => text::uri_of(path),
+        }
     }
 }
 
@@ -52,7 +67,14 @@ pub struct Published {
     pub view: View,
     /// Its files.
     pub files: Arc<Files>,
+    /// The version of each open file's text in this state.
+    pub versions: Arc<HashMap<u32, i32>>,
 }
+
+/// The version of each open document's text the client sent last, by URI: a state
+/// that holds an older one answers about the text before the newest edits (the
+/// protocol allows that), and a position past its end finds nothing.
+pub type Latest = HashMap<String, i32>;
 
 /// Why a request got an error instead of a result.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +88,7 @@ enum Failure {
 /// The response to `request`, from `state` (`None` while the workspace is being
 /// indexed for the first time: the answers are empty then). Unknown methods get
 /// `MethodNotFound`; bad parameters and positions `InvalidParams`.
-pub fn respond(request: Request, state: Option<&Published>) -> Response {
+pub fn respond(request: Request, state: Option<&Published>, latest: &Latest) -> Response {
     let id = request.id.clone();
     let method = request.method.clone();
     let answer = match method.as_str() {
@@ -79,13 +101,13 @@ pub fn respond(request: Request, state: Option<&Published>) -> Response {
             with_params(request, |p: WorkspaceSymbolParams| Ok(workspace_symbols(state, &p.query)))
         }
         lsp_types::request::GotoDefinition::METHOD => with_params(request, |p: GotoDefinitionParams| {
-            definition(state, &p.text_document_position_params)
+            definition(state, latest, &p.text_document_position_params)
         }),
         lsp_types::request::References::METHOD => {
-            with_params(request, |p: ReferenceParams| references(state, &p))
+            with_params(request, |p: ReferenceParams| references(state, latest, &p))
         }
         lsp_types::request::HoverRequest::METHOD => {
-            with_params(request, |p: HoverParams| hover(state, &p.text_document_position_params))
+            with_params(request, |p: HoverParams| hover(state, latest, &p.text_document_position_params))
         }
         _ => {
             return Response::new_err(
@@ -182,28 +204,43 @@ fn workspace_symbols(state: Option<&Published>, query: &str) -> Option<Workspace
 }
 
 /// The file and index position of a request's position, from the text of the state
-/// answering it. `Ok(None)` for a file the workspace does not hold.
-fn place(state: &Published, at: &TextDocumentPositionParams) -> Result<Option<(u32, u32, u32)>, Failure> {
+/// answering it. `Ok(None)` for a file the workspace does not hold, or a position
+/// past the end of a text the client has changed since this state.
+fn place(
+    state: &Published,
+    latest: &Latest,
+    at: &TextDocumentPositionParams,
+) -> Result<Option<(u32, u32, u32)>, Failure> {
     let Some(file) = state.files.id_of(&at.text_document.uri) else { return Ok(None) };
     let Some(text) = state.view.text_of(file) else { return Ok(None) };
-    let (line, column) = text::to_index(&text, at.position)?;
-    Ok(Some((file, line, column)))
+    match text::to_index(&text, at.position) {
+        Ok((line, column)) => Ok(Some((file, line, column))),
+        Err(_) if latest.get(at.text_document.uri.as_str()) != state.versions.get(&file) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
 }
 
 fn definition(
     state: Option<&Published>,
+    latest: &Latest,
     at: &TextDocumentPositionParams,
 ) -> Result<Option<GotoDefinitionResponse>, Failure> {
     let Some(state) = state else { return Ok(None) };
-    let Some((file, line, column)) = place(state, at)? else { return Ok(None) };
+    let Some((file, line, column)) = place(state, latest, at)? else { return Ok(None) };
     let Some((target, span)) = state.view.goto_definition(file, line, column) else { return Ok(None) };
     let location = Texts::new(&state.view).location(&state.files, target, span);
     Ok(location.map(GotoDefinitionResponse::Scalar))
 }
 
-fn references(state: Option<&Published>, params: &ReferenceParams) -> Result<Option<Vec<Location>>, Failure> {
+fn references(
+    state: Option<&Published>,
+    latest: &Latest,
+    params: &ReferenceParams,
+) -> Result<Option<Vec<Location>>, Failure> {
     let Some(state) = state else { return Ok(None) };
-    let Some((file, line, column)) = place(state, &params.text_document_position)? else { return Ok(None) };
+    let Some((file, line, column)) = place(state, latest, &params.text_document_position)? else {
+        return Ok(None);
+    };
     let Some(target) = state.view.definition_at(file, line, column) else { return Ok(Some(Vec::new())) };
     let mut texts = Texts::new(&state.view);
     let mut places = Vec::new();
@@ -216,9 +253,13 @@ fn references(state: Option<&Published>, params: &ReferenceParams) -> Result<Opt
     Ok(Some(places))
 }
 
-fn hover(state: Option<&Published>, at: &TextDocumentPositionParams) -> Result<Option<Hover>, Failure> {
+fn hover(
+    state: Option<&Published>,
+    latest: &Latest,
+    at: &TextDocumentPositionParams,
+) -> Result<Option<Hover>, Failure> {
     let Some(state) = state else { return Ok(None) };
-    let Some((file, line, column)) = place(state, at)? else { return Ok(None) };
+    let Some((file, line, column)) = place(state, latest, at)? else { return Ok(None) };
     let Some((target, span)) = state.view.definition_at(file, line, column) else { return Ok(None) };
     let Some(text) = state.view.text_of(target) else { return Ok(None) };
     let Some(markdown) = text::hover_text(&text, span.line) else { return Ok(None) };

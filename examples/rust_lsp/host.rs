@@ -54,9 +54,11 @@ pub struct Host {
     files: Arc<Files>,
     /// Whether the index lives in a cache directory.
     cached: bool,
-    /// The diagnostics last published, by file, with the file's path (kept to clear
-    /// them once the file is gone). Files without any are absent.
-    published: HashMap<u32, (PathBuf, Vec<Diagnostic>)>,
+    /// The diagnostics last published, by file, with the file's URI (kept to clear
+    /// them once the file is gone), as the client got them (positions in UTF-16, so
+    /// an edit that moves them only in UTF-16 republishes them). Files without any
+    /// are absent.
+    published: HashMap<u32, (Uri, Vec<LspDiagnostic>)>,
 }
 
 impl Host {
@@ -102,6 +104,12 @@ impl Host {
             published: HashMap::new(),
         };
         host.adopt(&sample);
+        let spelled = std::path::absolute(root).unwrap_or_else(|_| root.to_owned());
+        if let Ok(canonical) = std::fs::canonicalize(root)
+            && canonical != spelled
+        {
+            Arc::make_mut(&mut host.files).spelled = Some((canonical, spelled));
+        }
         Ok(host)
     }
 
@@ -124,7 +132,21 @@ impl Host {
 
     /// The state requests are answered from.
     pub fn published(&self) -> Published {
-        Published { view: self.index.view(), files: Arc::clone(&self.files) }
+        Published {
+            view: self.index.view(),
+            files: Arc::clone(&self.files),
+            versions: Arc::new(self.open.clone()),
+        }
+    }
+
+    /// `path` as the index spells it (under the canonical root).
+    fn canonical(&self, path: &Path) -> PathBuf {
+        match &self.files.spelled {
+            Some((canonical, client)) if path.starts_with(client) => {
+                canonical.join(path.strip_prefix(client).expect("checked just above"))
+            }
+            _ => path.to_owned(),
+        }
     }
 
     /// Whether the index lives in a cache directory (it may have been refused).
@@ -204,6 +226,21 @@ impl Host {
             Change::Watched(events) => {
                 for event in events {
                     let Some(path) = text::path_of(&event.uri) else { continue };
+                    // A folder deleted (or renamed away) is one event: its files go.
+                    let under = self.canonical(&path);
+                    let inside: Vec<u32> = (event.typ == FileChangeType::DELETED)
+                        .then(|| {
+                            self.files.paths.iter().filter(|(_, p)| p.starts_with(&under) && **p != under)
+                        })
+                        .into_iter()
+                        .flatten()
+                        .filter(|(file, _)| !self.open.contains_key(file))
+                        .map(|(file, _)| *file)
+                        .collect();
+                    if !inside.is_empty() {
+                        inside.into_iter().for_each(|file| self.remove(file));
+                        continue;
+                    }
                     if path.extension().is_none_or(|extension| extension != "rs") {
                         if path.file_name().is_some_and(|name| name == "Cargo.toml") {
                             log.push(format!(
@@ -314,24 +351,28 @@ impl Host {
         let mut candidates: Vec<u32> = candidates.into_iter().collect();
         candidates.sort_unstable();
         for file in candidates {
-            let now = if self.texts.contains_key(&file) { view.diagnostics_of(file) } else { Vec::new() };
+            let text = self.texts.get(&file).map_or("", String::as_str);
+            let now: Vec<LspDiagnostic> = if self.texts.contains_key(&file) {
+                view.diagnostics_of(file).iter().map(|diagnostic| lsp_diagnostic(text, diagnostic)).collect()
+            } else {
+                Vec::new()
+            };
             let before = self.published.get(&file).map_or(&[][..], |(_, before)| before.as_slice());
             if now.as_slice() == before {
                 continue;
             }
-            let path =
-                self.files.paths.get(&file).or_else(|| self.published.get(&file).map(|(path, _)| path));
-            let Some(path) = path.cloned() else { continue };
-            let text = self.texts.get(&file).map_or("", String::as_str);
+            let uri =
+                self.files.uri_of(file).or_else(|| self.published.get(&file).map(|(uri, _)| uri.clone()));
+            let Some(uri) = uri else { continue };
             out.push(PublishDiagnosticsParams {
-                uri: text::uri_of(&path),
-                diagnostics: now.iter().map(|diagnostic| lsp_diagnostic(text, diagnostic)).collect(),
+                uri: uri.clone(),
+                diagnostics: now.clone(),
                 version: self.open.get(&file).copied(),
             });
             if now.is_empty() {
                 self.published.remove(&file);
             } else {
-                self.published.insert(file, (path, now));
+                self.published.insert(file, (uri, now));
             }
         }
         out

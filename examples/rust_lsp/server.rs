@@ -35,7 +35,7 @@ use lsp_types::{
     WorkDoneProgressReport,
 };
 
-use super::handlers::{self, Published};
+use super::handlers::{self, Latest, Published};
 use super::host::{Change, Host};
 use super::text;
 
@@ -53,17 +53,42 @@ pub struct Options {
     pub normal_priority: bool,
 }
 
+/// Where messages to the client are written: one whole message at a time.
+type Output = Arc<Mutex<Box<dyn Write + Send>>>;
+
 /// Sends messages to the client.
 #[derive(Clone)]
 struct Client {
-    out: Arc<Mutex<Box<dyn Write + Send>>>,
+    out: Output,
+    /// For the indexing thread, which runs in the background: its messages go
+    /// through a writing thread of normal priority, so that it never holds the
+    /// output while preempted (the reading thread would wait behind it).
+    queue: Option<Sender<Message>>,
     next_id: Arc<AtomicI32>,
 }
 
 impl Client {
     fn send(&self, message: Message) {
-        // A client that stopped reading is gone; reading will end too.
-        let _ = message.write(&mut *self.out.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        match &self.queue {
+            Some(queue) => {
+                let _ = queue.send(message);
+            }
+            // A client that stopped reading is gone; reading will end too.
+            None => write_message(&self.out, &message),
+        }
+    }
+
+    /// A client for a background thread: its messages are written by a thread of
+    /// normal priority, which ends once every such client is dropped.
+    fn queued(&self) -> Client {
+        let (queue, queued) = unbounded::<Message>();
+        let out = Arc::clone(&self.out);
+        thread::spawn(move || {
+            for message in queued {
+                write_message(&out, &message);
+            }
+        });
+        Client { out: Arc::clone(&self.out), queue: Some(queue), next_id: Arc::clone(&self.next_id) }
     }
 
     fn notify<N: lsp_types::notification::Notification>(&self, params: N::Params) {
@@ -91,6 +116,10 @@ impl Client {
     }
 }
 
+fn write_message(out: &Output, message: &Message) {
+    let _ = message.write(&mut *out.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+}
+
 /// Requests being answered, and whether the client cancelled each.
 type Pending = Arc<Mutex<HashMap<RequestId, bool>>>;
 
@@ -98,7 +127,7 @@ type Pending = Arc<Mutex<HashMap<RequestId, bool>>>;
 /// input). Returns the process's exit code: 0 after `shutdown` then `exit`, 1
 /// otherwise, as the protocol asks.
 pub fn serve(mut input: impl BufRead, output: impl Write + Send + 'static, options: Options) -> i32 {
-    let client = Client { out: Arc::new(Mutex::new(Box::new(output))), next_id: Arc::default() };
+    let client = Client { out: Arc::new(Mutex::new(Box::new(output))), queue: None, next_id: Arc::default() };
     match initialize(&mut input, &client) {
         Some(params) => run(&mut input, &client, &options, &params),
         None => 1,
@@ -140,8 +169,9 @@ fn initialize(input: &mut impl BufRead, client: &Client) -> Option<InitializePar
             }
             Ok(Some(_)) => {}
             Ok(None) => return None,
+            // The protocol allows no notification before `initialize`: stderr it is.
             Err(error) if error.kind() == std::io::ErrorKind::InvalidData => {
-                client.log(MessageType::ERROR, format!("a malformed message was ignored: {error}"));
+                eprintln!("rust_lsp: a malformed message was ignored: {error}");
             }
             Err(_) => return None,
         }
@@ -164,20 +194,26 @@ fn root_of(options: &Options, params: &InitializeParams) -> PathBuf {
 fn run(input: &mut impl BufRead, client: &Client, options: &Options, params: &InitializeParams) -> i32 {
     let published: Arc<RwLock<Option<Published>>> = Arc::default();
     let pending: Pending = Arc::default();
+    let latest: Arc<RwLock<Latest>> = Arc::default();
     let (changes, changed) = unbounded::<Change>();
     let (requests, requested) = unbounded::<Request>();
     let progress = params.capabilities.window.as_ref().and_then(|w| w.work_done_progress).unwrap_or(false);
     let indexer = {
         let (client, published, root, cache) =
-            (client.clone(), Arc::clone(&published), root_of(options, params), options.cache.clone());
+            (client.queued(), Arc::clone(&published), root_of(options, params), options.cache.clone());
         let background = !options.normal_priority;
         thread::spawn(move || index(&client, &published, root, cache, progress, background, changed))
     };
     let workers: Vec<_> = (0..options.workers.max(1))
         .map(|_| {
-            let (client, published, pending, requested) =
-                (client.clone(), Arc::clone(&published), Arc::clone(&pending), requested.clone());
-            thread::spawn(move || answer(&client, &published, &pending, requested))
+            let (client, published, pending, latest, requested) = (
+                client.clone(),
+                Arc::clone(&published),
+                Arc::clone(&pending),
+                Arc::clone(&latest),
+                requested.clone(),
+            );
+            thread::spawn(move || answer(&client, &published, &pending, &latest, requested))
         })
         .collect();
     let watch = params
@@ -219,7 +255,7 @@ fn run(input: &mut impl BufRead, client: &Client, options: &Options, params: &In
                 ))
             }
             Message::Request(request) if answered_inline(&request.method) => {
-                client.respond(answer_one(request, &published));
+                client.respond(answer_one(request, &published, &latest));
             }
             Message::Request(request) => {
                 pending.lock().expect("no thread panics holding it").insert(request.id.clone(), false);
@@ -230,7 +266,7 @@ fn run(input: &mut impl BufRead, client: &Client, options: &Options, params: &In
                 if notification.method == note::Initialized::METHOD && watch {
                     register_watchers(client);
                 }
-                notice(client, &pending, &changes, notification);
+                notice(client, &pending, &latest, &changes, notification);
             }
             Message::Response(_) => {}
         }
@@ -239,14 +275,34 @@ fn run(input: &mut impl BufRead, client: &Client, options: &Options, params: &In
     for worker in workers {
         let _ = worker.join();
     }
-    let _ = indexer.join();
+    // The indexing thread finishes the batch it is driving and flushes the cache; it
+    // is not waited for past a bound (a first build cannot be interrupted, and in the
+    // background it may crawl): the cache is crash-safe, an unflushed batch is redone.
+    let deadline = Instant::now() + EXIT_PATIENCE;
+    while !indexer.is_finished() && Instant::now() < deadline {
+        thread::sleep(std::time::Duration::from_millis(5));
+    }
+    if indexer.is_finished() {
+        let _ = indexer.join();
+    }
     if shutdown { 0 } else { 1 }
 }
 
-/// Asks the client to report `.rs` files created, changed or deleted on disk.
+/// How long `exit` waits for the indexing thread to finish its batch and flush.
+const EXIT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Asks the client to report `.rs` files created, changed or deleted on disk (and
+/// folders deleted).
 fn register_watchers(client: &Client) {
     let options = DidChangeWatchedFilesRegistrationOptions {
-        watchers: vec![FileSystemWatcher { glob_pattern: GlobPattern::String("**/*.rs".into()), kind: None }],
+        watchers: vec![
+            FileSystemWatcher { glob_pattern: GlobPattern::String("**/*.rs".into()), kind: None },
+            // A folder deleted is one event for the folder.
+            FileSystemWatcher {
+                glob_pattern: GlobPattern::String("**/*".into()),
+                kind: Some(lsp_types::WatchKind::Delete),
+            },
+        ],
     };
     client.request::<req::RegisterCapability>(RegistrationParams {
         registrations: vec![Registration {
@@ -258,11 +314,19 @@ fn register_watchers(client: &Client) {
 }
 
 /// Handles a notification from the client.
-fn notice(client: &Client, pending: &Pending, changes: &Sender<Change>, notification: Notification) {
+fn notice(
+    client: &Client,
+    pending: &Pending,
+    latest: &RwLock<Latest>,
+    changes: &Sender<Change>,
+    notification: Notification,
+) {
     let method = notification.method.clone();
+    let versions = || latest.write().expect("no thread panics holding it");
     let change = match method.as_str() {
         note::DidOpenTextDocument::METHOD => {
             notification.extract::<DidOpenTextDocumentParams>(&method).map(|p| {
+                versions().insert(p.text_document.uri.as_str().to_owned(), p.text_document.version);
                 Some(Change::Open {
                     uri: p.text_document.uri,
                     text: p.text_document.text,
@@ -272,6 +336,7 @@ fn notice(client: &Client, pending: &Pending, changes: &Sender<Change>, notifica
         }
         note::DidChangeTextDocument::METHOD => {
             notification.extract::<DidChangeTextDocumentParams>(&method).map(|p| {
+                versions().insert(p.text_document.uri.as_str().to_owned(), p.text_document.version);
                 Some(Change::Edit {
                     uri: p.text_document.uri,
                     changes: p.content_changes,
@@ -279,9 +344,12 @@ fn notice(client: &Client, pending: &Pending, changes: &Sender<Change>, notifica
                 })
             })
         }
-        note::DidCloseTextDocument::METHOD => notification
-            .extract::<DidCloseTextDocumentParams>(&method)
-            .map(|p| Some(Change::Close { uri: p.text_document.uri })),
+        note::DidCloseTextDocument::METHOD => {
+            notification.extract::<DidCloseTextDocumentParams>(&method).map(|p| {
+                versions().remove(p.text_document.uri.as_str());
+                Some(Change::Close { uri: p.text_document.uri })
+            })
+        }
         note::DidChangeWatchedFiles::METHOD => notification
             .extract::<DidChangeWatchedFilesParams>(&method)
             .map(|p| Some(Change::Watched(p.changes))),
@@ -321,18 +389,18 @@ fn answered_inline(method: &str) -> bool {
 
 /// The answer to `request` from the newest published state (an internal error
 /// instead of a panic, should the handler have a bug).
-fn answer_one(request: Request, published: &RwLock<Option<Published>>) -> Response {
+fn answer_one(request: Request, published: &RwLock<Option<Published>>, latest: &RwLock<Latest>) -> Response {
     let (id, method) = (request.id.clone(), request.method.clone());
     let state = published.read().expect("no thread panics holding it").clone();
-    std::panic::catch_unwind(AssertUnwindSafe(|| handlers::respond(request, state.as_ref()))).unwrap_or_else(
-        |_| {
+    let latest = latest.read().expect("no thread panics holding it").clone();
+    std::panic::catch_unwind(AssertUnwindSafe(|| handlers::respond(request, state.as_ref(), &latest)))
+        .unwrap_or_else(|_| {
             Response::new_err(
                 id,
                 ErrorCode::InternalError as i32,
                 format!("the server failed answering `{method}` (a bug: please report it)"),
             )
-        },
-    )
+        })
 }
 
 /// A worker: answers requests from the newest published state, unless the client
@@ -341,6 +409,7 @@ fn answer(
     client: &Client,
     published: &RwLock<Option<Published>>,
     pending: &Pending,
+    latest: &RwLock<Latest>,
     requested: Receiver<Request>,
 ) {
     for request in requested {
@@ -350,7 +419,7 @@ fn answer(
         let response = if cancelled {
             Response::new_err(id.clone(), ErrorCode::RequestCanceled as i32, "cancelled by the client".into())
         } else {
-            answer_one(request, published)
+            answer_one(request, published, latest)
         };
         pending.lock().expect("no thread panics holding it").remove(&id);
         client.respond(response);
@@ -390,8 +459,12 @@ fn index(
     let reported = AtomicUsize::new(0);
     let report = |done: usize, total: usize| {
         let percent = (done * 100 / total.max(1)).min(99);
-        if progress && percent >= reported.load(Ordering::Relaxed) + 5 {
-            reported.store(percent, Ordering::Relaxed);
+        let last = reported.load(Ordering::Relaxed);
+        // One report per 5 %, by whichever pool thread gets there first.
+        if progress
+            && percent >= last + 5
+            && reported.compare_exchange(last, percent, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
             client.progress(
                 TOKEN,
                 WorkDoneProgress::Report(WorkDoneProgressReport {
@@ -458,7 +531,8 @@ fn index(
         };
         // The state replaced is dropped after the lock is released: readers never
         // wait for what it frees.
-        let replaced = published.write().expect("no thread panics holding it").replace(host.published());
+        let next = host.published();
+        let replaced = published.write().expect("no thread panics holding it").replace(next);
         drop(replaced);
         for diagnostics in diagnostics {
             client.notify::<note::PublishDiagnostics>(diagnostics);

@@ -162,7 +162,7 @@ impl LspClient {
     /// `initialize` (advertising work-done progress and watched-file registration)
     /// then `initialized`; returns the server's capabilities.
     pub fn initialize(&mut self, root: &Path) -> Value {
-        let root_uri = file_uri(root);
+        let root_uri = spelled_uri(root);
         let result = self
             .request(
                 "initialize",
@@ -233,9 +233,13 @@ impl Drop for LspClient {
     }
 }
 
-/// The `file:` URI of `path` (made absolute), encoded as the server encodes it.
+/// The `file:` URI of `path` (made canonical), encoded as the server encodes it.
 pub fn file_uri(path: &Path) -> String {
-    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    spelled_uri(&std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()))
+}
+
+/// The `file:` URI of the absolute `path` as it is spelled (through symbolic links).
+pub fn spelled_uri(path: &Path) -> String {
     const ESCAPES: &percent_encoding::AsciiSet =
         &percent_encoding::NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'.').remove(b'_').remove(b'~');
     format!("file://{}", percent_encoding::utf8_percent_encode(&path.to_string_lossy(), ESCAPES))
