@@ -327,19 +327,13 @@ fn locate_file(session: &Session, root: &Path, file: &str) -> Option<(usize, Str
     let on_disk = if Path::new(file).is_absolute() { PathBuf::from(file) } else { root.join(file) };
     let (dir, name) = (on_disk.parent()?, on_disk.file_name()?);
     let absolute = std::fs::canonicalize(dir).ok()?.join(name);
-    // The innermost package directory holding it.
-    session
+    let dirs: Vec<PathBuf> = session
         .sample
         .packages
         .iter()
-        .enumerate()
-        .filter_map(|(index, package)| {
-            let dir = std::fs::canonicalize(&package.dir).ok()?;
-            let relative = absolute.strip_prefix(&dir).ok()?;
-            Some((dir.components().count(), index, relative.to_string_lossy().replace('\\', "/")))
-        })
-        .max()
-        .map(|(_, index, path)| (index, path))
+        .map(|package| std::fs::canonicalize(&package.dir).unwrap_or_else(|_| package.dir.clone()))
+        .collect();
+    sample::innermost_package(dirs.iter().map(PathBuf::as_path), &absolute)
 }
 
 /// The edit `edit` asks for, located in the workspace, with its label.

@@ -431,6 +431,23 @@ fn fallback_name(dir: &Path) -> String {
     }
 }
 
+/// Of the package directories `dirs` (canonical), the index of the innermost one
+/// holding `absolute` (a canonical path, which need not exist), and the path
+/// relative to it with `/` separators.
+pub fn innermost_package<'a>(
+    dirs: impl IntoIterator<Item = &'a Path>,
+    absolute: &Path,
+) -> Option<(usize, String)> {
+    dirs.into_iter()
+        .enumerate()
+        .filter_map(|(index, dir)| {
+            let relative = absolute.strip_prefix(dir).ok()?;
+            Some((dir.components().count(), index, relative.to_string_lossy().replace('\\', "/")))
+        })
+        .max()
+        .map(|(_, index, path)| (index, path))
+}
+
 /// The cargo registry's source directories (`$CARGO_HOME/registry/src/*`).
 pub fn registry_dirs() -> Vec<PathBuf> {
     let home = std::env::var_os("CARGO_HOME")

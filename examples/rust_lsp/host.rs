@@ -164,15 +164,7 @@ impl Host {
     fn locate(&self, path: &Path) -> Option<(usize, String)> {
         let (dir, name) = (path.parent()?, path.file_name()?);
         let absolute = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned()).join(name);
-        self.packages
-            .iter()
-            .enumerate()
-            .filter_map(|(index, dir)| {
-                let relative = absolute.strip_prefix(dir).ok()?;
-                Some((dir.components().count(), index, relative.to_string_lossy().replace('\\', "/")))
-            })
-            .max()
-            .map(|(_, index, path)| (index, path))
+        sample::innermost_package(self.packages.iter().map(PathBuf::as_path), &absolute)
     }
 
     fn file_of(&self, uri: &Uri) -> Option<u32> {
