@@ -13,12 +13,18 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 use rkyv::rancor;
+use rkyv::tuple::{ArchivedTuple3, ArchivedTuple4};
+
+/// A partition of the layout as archived: its key, where its rows end, their hash.
+type ArchivedPartition = ArchivedTuple3<rkyv::Archived<u64>, rkyv::Archived<u32>, rkyv::Archived<u128>>;
 
 use crate::hash::{ChunkId, ContentHash};
 use crate::ident::{Ident, TaskId};
 use crate::incremental::read_set::{ReadEntry, Recheck};
 use crate::key::KeyRange;
-use crate::persist::format::{self, StoredChunk, StoredRead, StoredRow};
+use crate::persist::format::{
+    self, ArchivedStoredChunk, ArchivedStoredRead, StoredChunk, StoredRead, StoredRow,
+};
 use crate::schema::{ArchiveBytes, RecordHandle, RecordKind, Schema};
 use crate::store::chunk::{Chunk, IndexEntries, IndexEntry, LiveCount, PartitionSlice, Row};
 use crate::store::records::{Records, SharedBytes};
@@ -86,28 +92,32 @@ pub(crate) fn decode<S: Schema>(
         format!("the blob at {}..{} lies past the end of its segment", blob.start, blob.end)
     })?;
     let (layout, records) = format::open_blob(bytes, id)?;
-    let stored = rkyv::from_bytes::<StoredChunk, rancor::Error>(&aligned(layout))
+    let layout = aligned(layout);
+    // Validated in place: the layout's fields go straight into the chunk, without an
+    // owned copy of the archive in between.
+    let stored = rkyv::access::<ArchivedStoredChunk, rancor::Error>(&layout)
         .map_err(|error| format!("layout archive: {error}"))?;
-    let task = TaskId::from_ident(Ident::from_raw(stored.task));
-    let parent = stored.parent.map(|raw| TaskId::from_ident(Ident::from_raw(raw)));
-    let rows = check_rows(&stored)?;
+    let task = TaskId::from_ident(Ident::from_raw(stored.task.to_native()));
+    let parent = stored.parent.as_ref().map(|raw| TaskId::from_ident(Ident::from_raw(raw.to_native())));
+    let rows = check_rows(stored)?;
     let partitions = partition_slices(&stored.partitions);
-    let indexed = index_entries(&stored, &partitions)?;
+    let indexed = index_entries(stored, &partitions)?;
     let records = Records::mapped(
         Arc::clone(segment),
         blob.start + records.start,
         records.end - records.start,
-        stored.records_checksum,
+        stored.records_checksum.to_native(),
     );
-    let dependencies: Box<[ChunkId]> = stored.dependencies.iter().copied().map(ChunkId::from_raw).collect();
-    let reads = stored.reads.into_iter().map(read_entry).collect::<Result<Box<[ReadEntry]>, String>>()?;
+    let dependencies: Box<[ChunkId]> =
+        stored.dependencies.iter().map(|raw| ChunkId::from_raw(raw.to_native())).collect();
+    let reads = stored.reads.iter().map(read_entry).collect::<Result<Box<[ReadEntry]>, String>>()?;
     let mut chunk = Chunk {
         id,
         task,
         parent,
-        output_hash: ContentHash::from_raw(stored.output_hash),
+        output_hash: ContentHash::from_raw(stored.output_hash.to_native()),
         dependencies,
-        keys: stored.keys.into(),
+        keys: stored.keys.as_slice().into(),
         rows,
         partitions,
         records,
@@ -121,14 +131,15 @@ pub(crate) fn decode<S: Schema>(
 }
 
 /// The slices of partitions checked by [`check_rows`].
-fn partition_slices(stored: &[(u64, u32, u128)]) -> Box<[PartitionSlice]> {
+fn partition_slices(stored: &[ArchivedPartition]) -> Box<[PartitionSlice]> {
     let mut start = 0;
     stored
         .iter()
-        .map(|&(partition, end, hash)| {
+        .map(|ArchivedTuple3(partition, end, hash)| {
+            let end = end.to_native();
             let slice = PartitionSlice {
-                partition: Ident::from_raw(partition),
-                hash: ContentHash::from_raw(hash),
+                partition: Ident::from_raw(partition.to_native()),
+                hash: ContentHash::from_raw(hash.to_native()),
                 rows: (start, end),
             };
             start = end;
@@ -140,7 +151,7 @@ fn partition_slices(stored: &[(u64, u32, u128)]) -> Box<[PartitionSlice]> {
 /// The secondary-index entries, after checking that they are ordered by (index, key),
 /// their keys in bounds, and each names a row of its partition.
 fn index_entries(
-    stored: &StoredChunk,
+    stored: &ArchivedStoredChunk,
     partitions: &[PartitionSlice],
 ) -> Result<Option<Box<IndexEntries>>, String> {
     if stored.index_entries.is_empty() {
@@ -153,11 +164,13 @@ fn index_entries(
     if u32::try_from(stored.index_keys.len()).is_err() {
         return Err("more index key bytes than a chunk holds".into());
     }
-    let keys = &stored.index_keys;
+    let keys = stored.index_keys.as_slice();
     let mut start = 0usize;
     let mut previous: Option<(u64, &[u8])> = None;
     let mut entries = Vec::with_capacity(stored.index_entries.len());
-    for (at, &(index, key_end, row, partition)) in stored.index_entries.iter().enumerate() {
+    for (at, ArchivedTuple4(index, key_end, row, partition)) in stored.index_entries.iter().enumerate() {
+        let (index, key_end, row, partition) =
+            (index.to_native(), key_end.to_native(), row.to_native(), partition.to_native());
         let end = key_end as usize;
         let key = keys
             .get(start..end)
@@ -177,7 +190,7 @@ fn index_entries(
     if start != keys.len() {
         return Err("index key bytes past the last entry".into());
     }
-    Ok(Some(Box::new(IndexEntries { entries: entries.into(), keys: keys.clone().into() })))
+    Ok(Some(Box::new(IndexEntries { entries: entries.into(), keys: keys.into() })))
 }
 
 /// `bytes` at an address rkyv can read archives from: mapped blobs already are; other
@@ -210,38 +223,38 @@ pub(crate) fn aligned(bytes: &[u8]) -> Aligned<'_> {
 
 /// The rows, after checking that they describe a chunk a commit could have built
 /// (their handles are checked against the records when those are first read).
-fn check_rows(stored: &StoredChunk) -> Result<Box<[Row]>, String> {
-    let keys = stored.keys.len();
-    if u32::try_from(keys).is_err() || u32::try_from(stored.rows.len()).is_err() {
+fn check_rows(stored: &ArchivedStoredChunk) -> Result<Box<[Row]>, String> {
+    let keys = stored.keys.as_slice();
+    if u32::try_from(keys.len()).is_err() || u32::try_from(stored.rows.len()).is_err() {
         return Err("more rows or key bytes than a chunk holds".into());
     }
     let rows: Box<[Row]> = stored
         .rows
         .iter()
         .map(|row| Row {
-            key_end: row.key_end,
-            handle: RecordHandle { kind: RecordKind(row.kind), index: row.index },
+            key_end: row.key_end.to_native(),
+            handle: RecordHandle { kind: RecordKind(row.kind.to_native()), index: row.index.to_native() },
         })
         .collect();
     let mut start = 0;
     for (at, row) in rows.iter().enumerate() {
         let end = row.key_end as usize;
-        if end < start || end > keys {
-            return Err(format!("row {at}'s key ends at {end}, outside the {keys} key bytes"));
+        if end < start || end > keys.len() {
+            return Err(format!("row {at}'s key ends at {end}, outside the {} key bytes", keys.len()));
         }
         start = end;
     }
     let mut row = 0;
     let mut previous: Option<u64> = None;
-    for &(partition, end, _) in &stored.partitions {
-        let end = end as usize;
+    for ArchivedTuple3(partition, end, _) in stored.partitions.iter() {
+        let (partition, end) = (partition.to_native(), end.to_native() as usize);
         if previous.is_some_and(|previous| previous >= partition) || end <= row || end > rows.len() {
             return Err("partitions out of order, empty, or past the rows".into());
         }
         for pair in row + 1..end {
             let (a, b) = (
-                crate::store::chunk::row_key(&stored.keys, &rows, pair - 1),
-                crate::store::chunk::row_key(&stored.keys, &rows, pair),
+                crate::store::chunk::row_key(keys, &rows, pair - 1),
+                crate::store::chunk::row_key(keys, &rows, pair),
             );
             if a >= b {
                 return Err(format!("rows {} and {pair} are not in strict key order", pair - 1));
@@ -255,15 +268,18 @@ fn check_rows(stored: &StoredChunk) -> Result<Box<[Row]>, String> {
     Ok(rows)
 }
 
-fn read_entry(read: StoredRead) -> Result<ReadEntry, String> {
+fn read_entry(read: &ArchivedStoredRead) -> Result<ReadEntry, String> {
     let recheck =
         Recheck::restored(read.recheck).ok_or_else(|| format!("unknown recheck tag {}", read.recheck))?;
     Ok(ReadEntry::from_parts(
-        Ident::from_raw(read.partition),
-        KeyRange::from_parts(read.start.into(), read.end.map(Vec::into_boxed_slice)),
-        read.chunks.into_iter().map(ChunkId::from_raw).collect(),
-        usize::try_from(read.hits).map_err(|_| "a read's hit count overflows".to_string())?,
-        crate::hash::ContentHash::from_raw(read.results),
+        Ident::from_raw(read.partition.to_native()),
+        KeyRange::from_parts(
+            read.start.as_slice().into(),
+            read.end.as_ref().map(|end| end.as_slice().into()),
+        ),
+        read.chunks.iter().map(|raw| ChunkId::from_raw(raw.to_native())).collect(),
+        usize::try_from(read.hits.to_native()).map_err(|_| "a read's hit count overflows".to_string())?,
+        crate::hash::ContentHash::from_raw(read.results.to_native()),
         recheck,
     ))
 }
