@@ -17,7 +17,9 @@
 //! Several tasks may write the same sort key, so each key maps to its *postings*: the
 //! (chunk, row) pairs under it, in task order. Nearly every key has one, kept inline.
 
-use std::sync::Arc;
+use std::mem::size_of;
+use std::ops::Range;
+use std::sync::{Arc, OnceLock};
 
 use crate::hash::StableHasher;
 use crate::ident::{Ident, TaskId};
@@ -152,11 +154,41 @@ pub(crate) fn probe(start: Start<'_>) -> Probe<'_> {
 
 /// One partition's records across all current chunks.
 pub(crate) struct PartitionIndex<S: Schema> {
-    entries: Tree<Postings<S>>,
+    entries: Entries<S>,
     /// Number of records (postings).
     records: usize,
     /// Number of chunks contributing records.
     pub(crate) chunks: usize,
+}
+
+/// A partition's tree, or, for a partition restored from disk and not read since,
+/// the chunk slices to build it from when first read: a restart pays only for the
+/// partitions its first queries and edits touch.
+enum Entries<S: Schema> {
+    Built(Tree<Postings<S>>),
+    Restored(Arc<Restored<S>>),
+}
+
+/// Rows of one chunk in one partition.
+pub(crate) type Slice<S> = (Arc<Chunk<S>>, Range<usize>);
+
+/// A restored partition's rows, chunk by chunk.
+pub(crate) type Slices<S> = Vec<Slice<S>>;
+
+/// The slices a restored partition is built from, and the tree once built (shared
+/// by every state holding the partition, so it is built once).
+struct Restored<S: Schema> {
+    slices: Slices<S>,
+    tree: OnceLock<Tree<Postings<S>>>,
+}
+
+impl<S: Schema> Clone for Entries<S> {
+    fn clone(&self) -> Self {
+        match self {
+            Entries::Built(tree) => Entries::Built(tree.clone()),
+            Entries::Restored(restored) => Entries::Restored(Arc::clone(restored)),
+        }
+    }
 }
 
 impl<S: Schema> Clone for PartitionIndex<S> {
@@ -167,51 +199,65 @@ impl<S: Schema> Clone for PartitionIndex<S> {
 
 impl<S: Schema> Default for PartitionIndex<S> {
     fn default() -> Self {
-        PartitionIndex { entries: Tree::default(), records: 0, chunks: 0 }
+        PartitionIndex { entries: Entries::Built(Tree::default()), records: 0, chunks: 0 }
     }
 }
 
 impl<S: Schema> PartitionIndex<S> {
+    /// The partition holding rows `slices` of their chunks (each chunk once, its
+    /// rows in key order), built when first read.
+    pub(crate) fn restored(slices: Slices<S>) -> Self {
+        let records = slices.iter().map(|(_, rows)| rows.len()).sum();
+        let chunks = slices.len();
+        let entries = Entries::Restored(Arc::new(Restored { slices, tree: OnceLock::new() }));
+        PartitionIndex { entries, records, chunks }
+    }
+
+    fn tree(&self) -> &Tree<Postings<S>> {
+        match &self.entries {
+            Entries::Built(tree) => tree,
+            Entries::Restored(restored) => restored.tree.get_or_init(|| build(&restored.slices)),
+        }
+    }
+
+    /// For a restored partition not read since, replaces `task`'s rows by `rows`
+    /// without building the tree (a commit to a partition nobody has read since the
+    /// restart costs a copy of its slice list, not a tree); false if the tree is built.
+    pub(crate) fn replace_unbuilt(&mut self, task: TaskId, rows: Option<Slice<S>>) -> bool {
+        let Entries::Restored(restored) = &self.entries else { return false };
+        if restored.tree.get().is_some() {
+            return false;
+        }
+        let mut slices: Slices<S> = Vec::with_capacity(restored.slices.len() + 1);
+        slices.extend(restored.slices.iter().filter(|(chunk, _)| chunk.task != task).cloned());
+        slices.extend(rows);
+        *self = PartitionIndex::restored(slices);
+        true
+    }
+
     /// The records under exactly `key`: one descent, no allocation.
     pub(crate) fn get(&self, key: &[u8]) -> Option<&Postings<S>> {
-        self.entries.get(key)
+        self.tree().get(key)
     }
 
     /// The keys from `start` on, in order; the caller stops at the range's end.
     pub(crate) fn scan_from(&self, start: Start<'_>) -> Scan<'_, S> {
-        self.entries.iter_from(probe(start))
+        self.tree().iter_from(probe(start))
     }
 
     /// Applies one commit's changes to this partition, sorted by key.
     pub(crate) fn apply(&mut self, changes: &[Change<'_, S>]) {
-        let records = &mut self.records;
-        self.entries.apply(
-            changes,
-            |change| change.key,
-            |current, change| match (current, &change.op) {
-                (None, Op::Upsert(posting)) => {
-                    *records += 1;
-                    Some(Postings::One(posting.clone()))
-                }
-                (Some(postings), Op::Upsert(posting)) => {
-                    let upserted = postings.upserted(posting.clone());
-                    *records += upserted.as_slice().len() - postings.as_slice().len();
-                    Some(upserted)
-                }
-                (None, Op::Remove(_)) => None,
-                (Some(postings), Op::Remove(task)) => {
-                    let removed = postings.removed(*task);
-                    *records -=
-                        postings.as_slice().len() - removed.as_ref().map_or(0, |p| p.as_slice().len());
-                    removed
-                }
-            },
-        );
+        if let Entries::Restored(_) = &self.entries {
+            self.entries = Entries::Built(self.tree().clone());
+        }
+        if let Entries::Built(tree) = &mut self.entries {
+            apply_to(tree, &mut self.records, changes);
+        }
     }
 
     /// About how many keys a scan from `start` visits while `admits` holds.
     pub(crate) fn estimate(&self, start: Start<'_>, admits: &impl Fn(&[u8]) -> bool) -> usize {
-        self.entries.estimate(probe(start), admits)
+        self.tree().estimate(probe(start), admits)
     }
 
     /// Scans from `start` while `admits` holds, in parallel by subtrees; the parts
@@ -222,7 +268,7 @@ impl<S: Schema> PartitionIndex<S> {
         admits: &(impl Fn(&[u8]) -> bool + Sync),
         visit: &(impl Fn(&[&'t [Postings<S>]]) -> R + Sync),
     ) -> Vec<R> {
-        self.entries.par_visit(probe(start), admits, visit)
+        self.tree().par_visit(probe(start), admits, visit)
     }
 
     /// Number of records.
@@ -231,13 +277,77 @@ impl<S: Schema> PartitionIndex<S> {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.records == 0
     }
 
-    /// Heap bytes of the tree's nodes (keys, postings and structure).
+    /// Heap bytes of the tree's nodes (keys, postings and structure); a restored
+    /// partition not built yet holds only its list of slices.
     pub(crate) fn bytes(&self) -> usize {
-        self.entries.bytes()
+        match &self.entries {
+            Entries::Built(tree) => tree.bytes(),
+            Entries::Restored(restored) => {
+                restored.tree.get().map_or(0, Tree::bytes)
+                    + restored.slices.capacity() * size_of::<Slice<S>>()
+            }
+        }
     }
+}
+
+/// The tree holding rows `slices` of their chunks: all rows sorted by (key, task),
+/// then applied in rounds, each round one change per key (equal keys are rows of
+/// different tasks).
+fn build<S: Schema>(slices: &[Slice<S>]) -> Tree<Postings<S>> {
+    let postings: Vec<Posting<S>> = slices
+        .iter()
+        .flat_map(|(chunk, rows)| {
+            rows.clone().map(|row| Posting { chunk: Arc::clone(chunk), row: row as u32 })
+        })
+        .collect();
+    // Each chunk's rows are sorted already: a stable sort merges those runs (and keys
+    // usually start with a file, so the runs hardly overlap).
+    let mut keyed: Vec<(&[u8], TaskId, &Posting<S>)> =
+        postings.iter().map(|posting| (posting.key(), posting.task(), posting)).collect();
+    keyed.sort_by(|a, b| a.0.cmp(b.0).then_with(|| a.1.cmp(&b.1)));
+    let (mut tree, mut records) = (Tree::default(), 0);
+    while !keyed.is_empty() {
+        let mut round: Vec<Change<'_, S>> = Vec::with_capacity(keyed.len());
+        let mut later = Vec::new();
+        for (key, task, posting) in keyed {
+            if round.last().is_some_and(|last| last.key == key) {
+                later.push((key, task, posting));
+            } else {
+                round.push(Change { key, op: Op::Upsert(posting.clone()) });
+            }
+        }
+        apply_to(&mut tree, &mut records, &round);
+        keyed = later;
+    }
+    tree
+}
+
+/// Applies `changes`, sorted by key, to `tree`, keeping its count of postings.
+fn apply_to<S: Schema>(tree: &mut Tree<Postings<S>>, records: &mut usize, changes: &[Change<'_, S>]) {
+    tree.apply(
+        changes,
+        |change| change.key,
+        |current, change| match (current, &change.op) {
+            (None, Op::Upsert(posting)) => {
+                *records += 1;
+                Some(Postings::One(posting.clone()))
+            }
+            (Some(postings), Op::Upsert(posting)) => {
+                let upserted = postings.upserted(posting.clone());
+                *records += upserted.as_slice().len() - postings.as_slice().len();
+                Some(upserted)
+            }
+            (None, Op::Remove(_)) => None,
+            (Some(postings), Op::Remove(task)) => {
+                let removed = postings.removed(*task);
+                *records -= postings.as_slice().len() - removed.as_ref().map_or(0, |p| p.as_slice().len());
+                removed
+            }
+        },
+    );
 }
 
 #[cfg(test)]

@@ -237,12 +237,17 @@ impl<S: Schema> State<S> {
         }
 
         let mut index = self.partitions.get(&partition).cloned().unwrap_or_default();
-        index.apply(&changes);
-        if had_rows {
-            index.chunks -= 1;
-        }
-        if has_rows {
-            index.chunks += 1;
+        let rows = after
+            .map(|(chunk, slice)| (Arc::clone(chunk), slice.range()))
+            .filter(|(_, rows)| !rows.is_empty());
+        if !index.replace_unbuilt(task, rows) {
+            index.apply(&changes);
+            if had_rows {
+                index.chunks -= 1;
+            }
+            if has_rows {
+                index.chunks += 1;
+            }
         }
         if index.is_empty() {
             self.partitions.remove(&partition);
@@ -259,11 +264,9 @@ impl<S: Schema> State<S> {
     /// for a restart that restores thousands of chunks at once. Each task appears
     /// once.
     pub(crate) fn load(versions: &[(u64, Arc<Chunk<S>>)], clock: u64) -> Self {
-        use rayon::prelude::*;
         let mut state = State { clock, ..State::default() };
-        // Every row under its partition, then sorted by (key, task): equal keys (rows
-        // of different tasks) are applied in rounds, each round one change per key.
-        let mut by_partition: std::collections::BTreeMap<Ident, (Vec<Posting<S>>, usize)> =
+        // Each partition's slices, its tree built when first read.
+        let mut by_partition: std::collections::BTreeMap<Ident, crate::store::index::Slices<S>> =
             std::collections::BTreeMap::new();
         let mut by_index: std::collections::BTreeMap<Ident, Vec<IndexChange<'_, S>>> =
             std::collections::BTreeMap::new();
@@ -281,44 +284,15 @@ impl<S: Schema> State<S> {
             state.records += chunk.rows.len();
             state.chunk_bytes += chunk.heap_bytes;
             for slice in chunk.partitions.iter() {
-                let (postings, chunks) = by_partition.entry(slice.partition).or_default();
-                *chunks += 1;
-                postings
-                    .extend(slice.range().map(|row| Posting { chunk: Arc::clone(chunk), row: row as u32 }));
+                by_partition.entry(slice.partition).or_default().push((Arc::clone(chunk), slice.range()));
             }
             for (at, entry) in chunk.index_entries().iter().enumerate() {
                 let (index, key) = chunk.index_entry(at);
                 by_index.entry(index).or_default().push((index, key, Some(secondary::hit_of(chunk, entry))));
             }
         }
-        let partitions: Vec<(Ident, PartitionIndex<S>)> = by_partition
-            .into_par_iter()
-            .map(|(partition, (postings, chunks))| {
-                // Each chunk's rows are sorted already: a stable sort merges those runs
-                // (and keys usually start with a file, so the runs hardly overlap).
-                let mut keyed: Vec<(&[u8], TaskId, &Posting<S>)> =
-                    postings.iter().map(|posting| (posting.key(), posting.task(), posting)).collect();
-                keyed.sort_by(|a, b| a.0.cmp(b.0).then_with(|| a.1.cmp(&b.1)));
-                let mut index = PartitionIndex::default();
-                while !keyed.is_empty() {
-                    let mut round: Vec<Change<'_, S>> = Vec::with_capacity(keyed.len());
-                    let mut later = Vec::new();
-                    for (key, task, posting) in keyed {
-                        if round.last().is_some_and(|last| last.key == key) {
-                            later.push((key, task, posting));
-                        } else {
-                            round.push(Change { key, op: Op::Upsert(posting.clone()) });
-                        }
-                    }
-                    index.apply(&round);
-                    keyed = later;
-                }
-                index.chunks = chunks;
-                (partition, index)
-            })
-            .collect();
-        for (partition, index) in partitions {
-            state.partitions.insert(partition, index);
+        for (partition, slices) in by_partition {
+            state.partitions.insert(partition, PartitionIndex::restored(slices));
         }
         for (index, mut entries) in by_index {
             entries.sort_unstable_by(|a, b| a.1.cmp(b.1));
