@@ -343,11 +343,10 @@ impl<S: Schema> Database<S> {
         let mut side = self.lock_side();
         let newest = versions.last().map_or(0, |(committed_at, _)| *committed_at);
         let mut next = State::load(&versions, clock.max(newest));
-        for (committed_at, chunk) in &versions {
-            let task = chunk.task;
-            side.tracker.replaced(task, None, Some(&**chunk), KeyList::default(), *committed_at, None);
-            side.collector.replaced(task, None, Some(&**chunk), &next);
+        for (_, chunk) in &versions {
+            side.collector.replaced(chunk.task, None, Some(&**chunk), &next);
         }
+        side.tracker.restored(versions.into_iter().map(|(_, chunk)| chunk).collect());
         for entry in &stale {
             let task = TaskId::from_ident(Ident::from_raw(entry.task));
             let parent = entry.parent.map(|raw| TaskId::from_ident(Ident::from_raw(raw)));

@@ -79,6 +79,51 @@ fn a_reopened_database_answers_as_before_and_a_resubmission_reruns_nothing() {
     assert_eq!(receipt.invalidated, vec![TaskId::new("check:a.rs")]);
 }
 
+/// Commits after a reopen that nothing has read yet (its partition trees unbuilt, its
+/// read-sets unfiled, first scanned and then filed) invalidate and answer exactly as
+/// the same commits on a database that never left memory.
+#[test]
+fn commits_after_a_reopen_nothing_read_invalidate_and_answer_as_in_memory() {
+    const ROUNDS: usize = 12; // more than the commits that scan unfiled reads
+    let file = |round: usize| if round % 3 == 2 { "b.rs" } else { "a.rs" };
+    let name = |round: usize| format!("item{round:02}");
+    // `watch:N` looks for the symbol round N adds; `check:a.rs` reads all of a.rs.
+    let setup = |db: &Database<RefLang>| {
+        populate(db);
+        for round in 0..ROUNDS {
+            let watch = db.task(format!("watch:{round}"));
+            let key = (Ident::named(file(round)), &*name(round));
+            let found = watch.query(SYMBOLS).begins_with(key).execute().unwrap().len();
+            let diagnostic = Diagnostic::new(&format!("{found} found"), 1, 1);
+            watch.insert(DIAGNOSTICS, (Ident::named("watch"), 1u8, round as u32), diagnostic).unwrap();
+            watch.commit().unwrap();
+        }
+        db.flush().unwrap();
+    };
+    let dir = tempfile::tempdir().unwrap();
+    Database::<RefLang>::open(dir.path()).map(|db| setup(&db)).unwrap();
+    let reopened = Database::<RefLang>::open(dir.path()).unwrap();
+    let twin = Database::<RefLang>::new();
+    setup(&twin);
+    for round in 0..ROUNDS {
+        let mut receipts = Vec::new();
+        for db in [&reopened, &twin] {
+            let mut writer = db.writer(format!("parse:{}", file(round)));
+            let name = name(round);
+            writer
+                .insert(SYMBOLS, (Ident::named(file(round)), &*name), Function::new(&name, &[], None))
+                .unwrap();
+            receipts.push((writer.commit().unwrap().invalidated, db.stale()));
+        }
+        assert_eq!(receipts[0], receipts[1], "round {round}");
+        let watch = TaskId::new(&format!("watch:{round}"));
+        assert!(receipts[0].0.contains(&watch), "round {round}: {:?}", receipts[0].0);
+        assert_eq!(receipts[0].0.contains(&TaskId::new("check:a.rs")), round == 0, "round {round}");
+        assert_eq!(answers(&reopened).unwrap(), answers(&twin).unwrap(), "round {round}");
+        reopened.check_consistency().unwrap();
+    }
+}
+
 #[test]
 fn another_schema_another_format_and_a_second_opener_are_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -127,6 +127,50 @@ struct Logged {
     sorted: bool,
 }
 
+/// What the tracker needs of a version restored from disk: its reads.
+pub(crate) trait RestoredReads: Send + Sync {
+    /// The version's chunk.
+    fn chunk_id(&self) -> ChunkId;
+    /// The reads of its run.
+    fn restored_reads(&self) -> &[ReadEntry];
+}
+
+impl<S: Schema> RestoredReads for Chunk<S> {
+    fn chunk_id(&self) -> ChunkId {
+        self.id()
+    }
+
+    fn restored_reads(&self) -> &[ReadEntry] {
+        self.reads()
+    }
+}
+
+/// After this many commits answered by scanning the unfiled reads, they are filed:
+/// a scan costs one pass over them, filing a few.
+const SCANS_BEFORE_FILING: usize = 8;
+
+/// The current versions restored from disk whose reads are not filed in the
+/// registry: a warm restart files none, and a commit asks them by one pass over
+/// their reads against its sorted changed keys, until enough commits did that
+/// filing them pays.
+#[derive(Default)]
+struct Unfiled {
+    versions: FxHashMap<TaskId, Arc<dyn RestoredReads>>,
+    /// How many non-empty ranges they read.
+    reads: usize,
+    scans: usize,
+}
+
+impl std::fmt::Debug for Unfiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Unfiled({} versions, {} reads)", self.versions.len(), self.reads)
+    }
+}
+
+fn non_empty(reads: &[ReadEntry]) -> usize {
+    reads.iter().filter(|read| !read.range().is_empty()).count()
+}
+
 /// A task in the stale set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct StaleEntry {
@@ -157,6 +201,8 @@ pub(crate) enum Cause {
 #[derive(Debug, Default)]
 pub(crate) struct Tracker {
     readers: RangeRegistry<TaskId>,
+    /// Reads of versions restored from disk, not filed in `readers` yet.
+    unfiled: Unfiled,
     stale: FxHashMap<TaskId, StaleEntry>,
     /// The tasks scheduled to run under each parent (spawned and not yet run), so a
     /// removal of the parent unschedules them. Entries may be out of date (the child
@@ -185,8 +231,14 @@ impl Tracker {
     ) -> Vec<TaskId> {
         // A re-run that produced the identical chunk keeps its reads filed as they are.
         if old.map(Chunk::id) != new.map(Chunk::id) {
-            for read in old.map_or(&[][..], |chunk| chunk.reads()) {
-                self.readers.remove(read.partition(), read.range(), task);
+            let unfiled = self.unfiled.versions.remove(&task);
+            if let Some(unfiled) = &unfiled {
+                self.unfiled.reads -= non_empty(unfiled.restored_reads());
+            }
+            if unfiled.is_none_or(|unfiled| Some(unfiled.chunk_id()) != old.map(Chunk::id)) {
+                for read in old.map_or(&[][..], |chunk| chunk.reads()) {
+                    self.readers.remove(read.partition(), read.range(), task);
+                }
             }
             for read in new.map_or(&[][..], |chunk| chunk.reads()) {
                 self.readers.insert(read.partition(), read.range(), task);
@@ -234,6 +286,9 @@ impl Tracker {
                     invalidated.insert(reader);
                 }
             });
+        }
+        if !changed.is_empty() && !self.unfiled.versions.is_empty() {
+            self.scan_unfiled(&changed, task, &mut invalidated);
         }
         let mut newly: Vec<TaskId> = invalidated
             .into_iter()
@@ -395,9 +450,41 @@ impl Tracker {
         self.stale.len()
     }
 
-    /// Number of reads filed.
+    /// Number of reads filed (those of restored versions counted as filed).
     pub(crate) fn reads_filed(&self) -> usize {
-        self.readers.len()
+        self.readers.len() + self.unfiled.reads
+    }
+
+    /// Takes `versions`, restored from disk, as current versions whose reads are not
+    /// filed yet (see [`Unfiled`]).
+    pub(crate) fn restored<S: Schema>(&mut self, versions: Vec<Arc<Chunk<S>>>) {
+        for chunk in versions {
+            self.unfiled.reads += non_empty(chunk.reads());
+            let task = chunk.task();
+            if let Some(earlier) = self.unfiled.versions.insert(task, chunk) {
+                self.unfiled.reads -= non_empty(earlier.restored_reads());
+            }
+        }
+    }
+
+    /// Adds to `invalidated` the tasks (but `task`) of unfiled versions that read a
+    /// key of `changed`; files them all once enough commits have scanned them.
+    fn scan_unfiled(&mut self, changed: &KeyList, task: TaskId, invalidated: &mut FxHashSet<TaskId>) {
+        let keys = changed.sorted();
+        for (&reader, version) in &self.unfiled.versions {
+            if reader != task && version.restored_reads().iter().any(|read| covers_any(&keys, read)) {
+                invalidated.insert(reader);
+            }
+        }
+        self.unfiled.scans += 1;
+        if self.unfiled.scans >= SCANS_BEFORE_FILING {
+            for (reader, version) in std::mem::take(&mut self.unfiled.versions) {
+                for read in version.restored_reads() {
+                    self.readers.insert(read.partition(), read.range(), reader);
+                }
+            }
+            self.unfiled.reads = 0;
+        }
     }
 
     /// The stale tasks in waves, each task with the parent to run it under (`None`:
