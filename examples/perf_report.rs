@@ -199,9 +199,11 @@ fn main() {
         sizes.rounds
     );
 
-    // `--only NAME` runs the figures whose name starts with NAME (for profiling).
+    // `--only NAME[,NAME…]` runs the figures whose name starts with one of the NAMEs (for profiling).
     let only: Option<String> = std::env::args().skip_while(|arg| arg != "--only").nth(1);
-    let wanted = |name: &str| only.as_deref().is_none_or(|prefix| name.starts_with(prefix));
+    let wanted = |name: &str| {
+        only.as_deref().is_none_or(|prefixes| prefixes.split(',').any(|prefix| name.starts_with(prefix)))
+    };
 
     let corpus = workloads::corpus(sizes.files);
     if wanted("bytes_per_record") {

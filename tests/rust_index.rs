@@ -308,12 +308,12 @@ fn an_edit_parses_only_the_pieces_it_changed() {
 #[test]
 fn a_warm_restart_from_the_cache_reruns_nothing_and_an_edit_made_while_down_reruns_its_file() {
     let dir = tempfile::tempdir().unwrap();
-    let (cold, build, restart) = Session::restart(workspace(), dir.path(), "parse").unwrap();
+    let (cold, build, restart) = Session::restart(workspace(), dir.path(), Some("parse")).unwrap();
     assert!(!restart.warm && build.runs() > 0);
     let expected = cold.index.diagnostics();
     drop(cold);
 
-    let (warm, build, restart) = Session::restart(workspace(), dir.path(), "parse").unwrap();
+    let (warm, build, restart) = Session::restart(workspace(), dir.path(), Some("parse")).unwrap();
     assert!(restart.warm, "the second open finds the index");
     assert_eq!(build.runs(), 0, "nothing changed while down: {:?}", build.ran);
     assert!(restart.symbols > 0, "the first query is answered from disk before the re-submission");
@@ -325,7 +325,7 @@ fn a_warm_restart_from_the_cache_reruns_nothing_and_an_edit_made_while_down_reru
     let mut patched = workspace();
     let (path, text) = patched.packages[0].files[0].clone();
     patched.packages[0].files[0].1 = format!("{text}\nfn added_while_down() {{}}\n");
-    let (session, build, _) = Session::restart(patched.clone(), dir.path(), "parse").unwrap();
+    let (session, build, _) = Session::restart(patched.clone(), dir.path(), Some("parse")).unwrap();
     assert_eq!(ran(&build).get("parse"), Some(&1), "only {path} is parsed again: {:?}", build.ran);
     let mut scratch = ChunkIndex::load(&patched);
     scratch.check();

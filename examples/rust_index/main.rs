@@ -231,7 +231,7 @@ fn main() -> ExitCode {
     );
     let counted = AtomicUsize::new(0);
     let (mut session, build) = match &options.cache {
-        Some(dir) => match Session::restart(sample.clone(), dir, "new") {
+        Some(dir) => match Session::restart(sample.clone(), dir, Some("new")) {
             Ok((session, build, restart)) => {
                 out.restart(dir, &restart, &build);
                 (session, build)

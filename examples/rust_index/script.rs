@@ -63,7 +63,7 @@ pub struct Restart {
     pub warm: bool,
     /// Opening the directory.
     pub open: Duration,
-    /// Opening and answering one workspace-symbol query from what it holds.
+    /// Opening and answering the probe query (only opening, without one).
     pub first_query: Duration,
     /// How many symbols that query found.
     pub symbols: usize,
@@ -105,21 +105,20 @@ impl Session {
     }
 
     /// Opens the index persisted in `dir` (empty the first time), answers the
-    /// workspace-symbol query `probe` from what it holds, re-submits `sample` and drives:
-    /// a warm restart when `dir` holds an earlier run's index.
+    /// workspace-symbol query `probe` (if any) from what it holds, re-submits `sample`
+    /// and drives: a warm restart when `dir` holds an earlier run's index.
     pub fn restart(
         sample: Sample,
         dir: &std::path::Path,
-        probe_query: &str,
+        probe: Option<&str>,
     ) -> chunkdb::Result<(Session, StepReport, Restart)> {
         let started = Instant::now();
         let db = chunkdb::Database::open(dir)?;
         let open = started.elapsed();
         let warm = db.clock() > 0;
-        let probe = ChunkIndex::reader(db.clone());
-        let symbols = probe.workspace_symbols(probe_query, 5).len();
+        let symbols =
+            probe.map_or(0, |query| ChunkIndex::reader(db.clone()).workspace_symbols(query, 5).len());
         let first_query = started.elapsed();
-        drop(probe);
         let resubmitted = Instant::now();
         let mut index = ChunkIndex::resume(&sample, db)?;
         let resubmit = resubmitted.elapsed();
@@ -133,7 +132,7 @@ impl Session {
             first_query,
             symbols,
             resubmit,
-            drive: elapsed - open - resubmit,
+            drive: elapsed - first_query - resubmit,
             disk_bytes: index.db().disk_bytes(),
         };
         let session = Session { index, sample };
