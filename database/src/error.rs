@@ -84,6 +84,25 @@ pub enum Error {
         records: usize,
     },
 
+    /// A chunk with more records of one kind than a chunk of its schema can address:
+    /// a row packs the record's kind and its place in the kind's column in 32 bits, the
+    /// kind taking as few bits as the schema's kinds need.
+    #[error(
+        "task {task} wrote more than {most} `{kind}` records into one chunk, more than a \
+         chunk of a schema with {kinds} record kinds can address: split the work over \
+         several tasks"
+    )]
+    TooManyRecordsOfKind {
+        /// The writing task.
+        task: TaskId,
+        /// The record kind.
+        kind: &'static str,
+        /// Most records of one kind a chunk of this schema holds.
+        most: u64,
+        /// Record kinds of the schema.
+        kinds: usize,
+    },
+
     /// A declared dependency on a chunk that is not in the database.
     #[error(
         "task {task} depends on chunk {chunk}, which is not a current chunk of this \

@@ -26,7 +26,7 @@ use crate::persist::format::{
     self, ArchivedStoredChunk, ArchivedStoredRead, StoredChunk, StoredRead, StoredRow,
 };
 use crate::schema::{ArchiveBytes, RecordHandle, RecordKind, Schema};
-use crate::store::chunk::{Chunk, IndexEntries, IndexEntry, LiveCount, PartitionSlice, Row};
+use crate::store::chunk::{Chunk, IndexEntries, IndexEntry, LiveCount, PackedHandle, PartitionSlice, Row};
 use crate::store::records::{Records, SharedBytes};
 
 /// The chunk's blob: its layout and its records, archived, behind a checksummed header.
@@ -55,7 +55,10 @@ pub(crate) fn encode<S: Schema>(chunk: &Chunk<S>) -> Result<Vec<u8>, String> {
         rows: chunk
             .rows
             .iter()
-            .map(|row| StoredRow { key_end: row.key_end, index: row.handle.index, kind: row.handle.kind.0 })
+            .map(|row| {
+                let handle = row.handle.unpack::<S::Storage>();
+                StoredRow { key_end: row.key_end, index: handle.index, kind: handle.kind.0 }
+            })
             .collect(),
         partitions,
         output_hash: chunk.output_hash.raw(),
@@ -99,7 +102,7 @@ pub(crate) fn decode<S: Schema>(
         .map_err(|error| format!("layout archive: {error}"))?;
     let task = TaskId::from_ident(Ident::from_raw(stored.task.to_native()));
     let parent = stored.parent.as_ref().map(|raw| TaskId::from_ident(Ident::from_raw(raw.to_native())));
-    let rows = check_rows(stored)?;
+    let rows = check_rows::<S>(stored)?;
     let partitions = partition_slices(&stored.partitions);
     let indexed = index_entries(stored, &partitions)?;
     let records = Records::mapped(
@@ -223,7 +226,7 @@ pub(crate) fn aligned(bytes: &[u8]) -> Aligned<'_> {
 
 /// The rows, after checking that they describe a chunk a commit could have built
 /// (their handles are checked against the records when those are first read).
-fn check_rows(stored: &ArchivedStoredChunk) -> Result<Box<[Row]>, String> {
+fn check_rows<S: Schema>(stored: &ArchivedStoredChunk) -> Result<Box<[Row]>, String> {
     let keys = stored.keys.as_slice();
     if u32::try_from(keys.len()).is_err() || u32::try_from(stored.rows.len()).is_err() {
         return Err("more rows or key bytes than a chunk holds".into());
@@ -231,11 +234,16 @@ fn check_rows(stored: &ArchivedStoredChunk) -> Result<Box<[Row]>, String> {
     let rows: Box<[Row]> = stored
         .rows
         .iter()
-        .map(|row| Row {
-            key_end: row.key_end.to_native(),
-            handle: RecordHandle { kind: RecordKind(row.kind.to_native()), index: row.index.to_native() },
+        .enumerate()
+        .map(|(at, row)| {
+            let handle =
+                RecordHandle { kind: RecordKind(row.kind.to_native()), index: row.index.to_native() };
+            let handle = PackedHandle::pack::<S::Storage>(handle).ok_or_else(|| {
+                format!("row {at} names record {handle:?}, which no chunk of this schema holds")
+            })?;
+            Ok(Row { key_end: row.key_end.to_native(), handle })
         })
-        .collect();
+        .collect::<Result<_, String>>()?;
     let mut start = 0;
     for (at, row) in rows.iter().enumerate() {
         let end = row.key_end as usize;

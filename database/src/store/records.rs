@@ -10,8 +10,8 @@
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 
-use crate::schema::{ArchiveBytes, RecordHandle, RecordStorage};
-use crate::store::chunk::Row;
+use crate::schema::{ArchiveBytes, RecordStorage};
+use crate::store::chunk::{PackedHandle, Row};
 
 /// Bytes shared by the chunks that lie in them: a mapped (or read) segment file.
 pub(crate) type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
@@ -136,11 +136,12 @@ fn check_handles<T: RecordStorage>(archived: &T::Archived, rows: &[Row]) -> Resu
         return Err(format!("{} rows for {} records", rows.len(), T::len(archived)));
     }
     for (at, row) in rows.iter().enumerate() {
-        if !T::contains(archived, row.handle) {
-            return Err(format!("row {at} names record {:?}, which the records do not hold", row.handle));
+        let handle = row.handle.unpack::<T>();
+        if !T::contains(archived, handle) {
+            return Err(format!("row {at} names record {handle:?}, which the records do not hold"));
         }
     }
-    let mut handles: Vec<RecordHandle> = rows.iter().map(|row| row.handle).collect();
+    let mut handles: Vec<PackedHandle> = rows.iter().map(|row| row.handle).collect();
     handles.sort_unstable();
     if handles.windows(2).any(|pair| pair[0] == pair[1]) {
         return Err("two rows name the same record".into());

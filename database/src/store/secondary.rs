@@ -151,14 +151,17 @@ fn entries_of_row<S: Schema>(
     out: &mut Vec<Unsorted>,
 ) {
     let key = crate::store::chunk::row_key(keys, rows, row);
-    S::index_values(S::Storage::get(archived, rows[row].handle), &mut |index, value| {
-        let mut bytes = Vec::with_capacity(32 + key.len());
-        value.encode_index_value(&mut bytes);
-        bytes.extend_from_slice(&partition.raw().to_be_bytes());
-        bytes.extend_from_slice(task);
-        bytes.extend_from_slice(key);
-        out.push((index, bytes, partition, row));
-    });
+    S::index_values(
+        S::Storage::get(archived, rows[row].handle.unpack::<S::Storage>()),
+        &mut |index, value| {
+            let mut bytes = Vec::with_capacity(32 + key.len());
+            value.encode_index_value(&mut bytes);
+            bytes.extend_from_slice(&partition.raw().to_be_bytes());
+            bytes.extend_from_slice(task);
+            bytes.extend_from_slice(key);
+            out.push((index, bytes, partition, row));
+        },
+    );
 }
 
 /// The index hit of one of `chunk`'s entries.

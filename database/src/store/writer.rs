@@ -13,7 +13,7 @@ use crate::incremental::read_set::ReadEntry;
 use crate::key::{IntoSortKey, SortKey};
 use crate::read::typed::{Holds, TypedPartition};
 use crate::schema::{self, RecordHandle, RecordStorage, Schema, StorageBuilder};
-use crate::store::chunk::{Chunk, LiveCount, PartitionSlice, Row};
+use crate::store::chunk::{Chunk, LiveCount, PackedHandle, PartitionSlice, Row};
 use crate::store::records::Records;
 
 /// Chunks with at least this many records sort them in parallel.
@@ -198,6 +198,17 @@ impl<S: Schema> ChunkWriter<S> {
         if u32::try_from(rows.len()).is_err() || u32::try_from(keys.len()).is_err() {
             return Err(Error::TooManyRecords { task, records: rows.len() });
         }
+        let handles = rows
+            .iter()
+            .map(|row| {
+                PackedHandle::pack::<S::Storage>(row.handle).ok_or_else(|| Error::TooManyRecordsOfKind {
+                    task,
+                    kind: S::kind_name(row.handle.kind),
+                    most: PackedHandle::most_per_kind::<S::Storage>(),
+                    kinds: S::record_kinds().len(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let archive = builder.finish().to_archive().map_err(|reason| Error::Unarchivable { task, reason })?;
         let records = Records::<S::Storage>::built(archive);
         // Built records are valid by construction: this never fails.
@@ -208,9 +219,10 @@ impl<S: Schema> ChunkWriter<S> {
         let mut sorted_keys = Vec::with_capacity(keys.len());
         let rows: Box<[Row]> = rows
             .iter()
-            .map(|row| {
+            .zip(handles)
+            .map(|(row, handle)| {
                 sorted_keys.extend_from_slice(key(row));
-                Row { key_end: sorted_keys.len() as u32, handle: row.handle }
+                Row { key_end: sorted_keys.len() as u32, handle }
             })
             .collect();
         let keys: Box<[u8]> = sorted_keys.into();
