@@ -32,8 +32,10 @@ pub(crate) struct Records<T: RecordStorage> {
 }
 
 impl<T: RecordStorage> Records<T> {
-    /// The archive a commit just built.
-    pub(crate) fn built(bytes: ArchiveBytes) -> Self {
+    /// The archive a commit just built, trimmed to its length: the serializer grows
+    /// its buffer by doubling, and a chunk keeps its archive for as long as it lives.
+    pub(crate) fn built(mut bytes: ArchiveBytes) -> Self {
+        bytes.shrink_to_fit();
         Records { bytes: Bytes::Built(bytes), checked: OnceLock::from(Ok(())), _storage: PhantomData }
     }
 
