@@ -394,7 +394,7 @@ fn bytes_per_record(corpus: &[workloads::FileOutput]) {
         "bytes_per_record_vs_raw",
         held / raw,
         "<=",
-        2.0,
+        1.3,
         &format!(
             "{:.0} bytes held per record (allocator, all chunks and indexes) / {:.0} canonical encoded bytes per record \
              (partition + sort key + fields); stats estimate {:.0} bytes per record; {records} records in {} chunks",
@@ -434,7 +434,7 @@ fn lookups(sizes: &Sizes, corpus: &[workloads::FileOutput], db: &Database<MiniLa
         "lookup_exact_10k_chunks_vs_btreemap",
         cand.as_secs_f64() / base.as_secs_f64(),
         "<=",
-        2.0,
+        1.0,
         &format!(
             "chunkdb {:.0} ns vs BTreeMap {:.0} ns per exact lookup; {} records of one partition in {} chunks",
             per_op(cand, keys.len()),
@@ -481,7 +481,7 @@ fn lookups(sizes: &Sizes, corpus: &[workloads::FileOutput], db: &Database<MiniLa
         "lookup_prefix_10k_chunks_vs_btreemap",
         cand.as_secs_f64() / base.as_secs_f64(),
         "<=",
-        2.0,
+        1.0,
         &format!(
             "chunkdb {:.0} ns vs BTreeMap {:.0} ns per prefix lookup of {found} records",
             per_op(cand, prefixes.len()),
@@ -619,7 +619,7 @@ fn commit_1k(sizes: &Sizes, db: &Database<MiniLang>) {
         "commit_1k_vs_btreemap",
         cand.as_secs_f64() / base.as_secs_f64(),
         "<=",
-        3.0,
+        1.5,
         &format!(
             "chunkdb {:.0} µs per 1,000-record commit superseding the previous version, into a database of {} records, \
              vs {:.0} µs to build a BTreeMap of the same records",
@@ -667,7 +667,7 @@ fn read_slowdown(sizes: &Sizes, corpus: &[workloads::FileOutput], db: &Database<
         "read_slowdown_under_commits",
         busy.as_secs_f64() / idle.as_secs_f64(),
         "<=",
-        1.2,
+        1.1,
         &format!(
             "snapshot + point query {:.0} ns while another thread commits ({commits} commits in all) vs {:.0} ns idle",
             per_op(busy, keys.len()),
