@@ -150,7 +150,8 @@ pub struct Def {
     /// Whether it is `pub` (in any form).
     pub public: bool,
     /// Whether a `#[cfg]` guards it, on the item or on an enclosing inline module
-    /// (or a `cfg_if!` branch holds it): two such items may share a name.
+    /// (or a `cfg_if!` branch holds it, or an attribute macro may remove it): two
+    /// such items may share a name.
     pub cfg: bool,
     /// The span of its name.
     pub span: Span,
@@ -699,6 +700,22 @@ fn meta_may_define_names(meta: &syn::Meta) -> bool {
     if path.is_ident("cfg_attr") {
         return cfg_attr_metas(meta).iter().any(meta_may_define_names);
     }
+    is_attribute_macro(path)
+}
+
+/// Whether an attribute is an attribute macro, which may remove or replace the item
+/// it is on: of two items `#[rustversion::beta]` and `#[rustversion::not(beta)]`,
+/// one is left, as of two `#[cfg]` twins. (A derive only adds items.)
+fn may_replace_item(meta: &syn::Meta) -> bool {
+    let path = meta.path();
+    if path.is_ident("cfg_attr") {
+        return cfg_attr_metas(meta).iter().any(may_replace_item);
+    }
+    !path.is_ident("derive") && is_attribute_macro(path)
+}
+
+/// Whether an attribute's path names a macro rather than a built-in attribute.
+fn is_attribute_macro(path: &syn::Path) -> bool {
     let first = path.segments.first().map(|s| s.ident.to_string()).unwrap_or_default();
     !BUILTIN_ATTRIBUTES.contains(&first.as_str())
 }
@@ -813,7 +830,7 @@ impl Collector {
             kind,
             container: None,
             public: !matches!(vis, syn::Visibility::Inherited),
-            cfg: self.cfg || has_cfg(attrs),
+            cfg: self.conditional(attrs),
             span: Span::of(ident.span()),
         });
     }
@@ -1111,9 +1128,15 @@ impl Collector {
             kind,
             container: Some(container.to_owned()),
             public: true,
-            cfg: self.cfg || has_cfg(attrs),
+            cfg: self.conditional(attrs),
             span: Span::of(ident.span()),
         });
+    }
+
+    /// Whether an item with `attrs`, here, may be left out of the build (see
+    /// [`Def::cfg`]).
+    fn conditional(&self, attrs: &[syn::Attribute]) -> bool {
+        self.cfg || has_cfg(attrs) || attrs.iter().any(|attr| may_replace_item(&attr.meta))
     }
 
     fn open(&mut self, module: &str) {
