@@ -199,9 +199,9 @@ pub fn contents(db: &Database<Toy>) -> Vec<String> {
 /// edits one file's body, re-submits one unchanged, or (every 50th cycle) deletes a
 /// file that the next cycle writes back, then drives the pipeline to a fixed point
 /// with garbage collection on its default policy. `sample(cycle, db)` is called
-/// after every cycle.
-pub fn soak(files: usize, cycles: usize, sample: impl FnMut(usize, &Database<Toy>)) {
-    soak_in(&Database::<Toy>::new(), files, cycles, sample);
+/// after every cycle. Returns the number of task runs the driver made.
+pub fn soak(files: usize, cycles: usize, sample: impl FnMut(usize, &Database<Toy>)) -> usize {
+    soak_in(&Database::<Toy>::new(), files, cycles, sample)
 }
 
 /// [`soak`] on a database of the caller's (a persisted one, say).
@@ -210,7 +210,7 @@ pub fn soak_in(
     files: usize,
     cycles: usize,
     mut sample: impl FnMut(usize, &Database<Toy>),
-) {
+) -> usize {
     let db = db.clone();
     let name = |file: usize| format!("m{file}");
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -229,6 +229,7 @@ pub fn soak_in(
     }
     drive(&db, true).expect("the pipeline's tasks do not fail");
     let mut removed: Option<usize> = None;
+    let mut runs = 0;
     for cycle in 0..cycles {
         if let Some(file) = removed.take() {
             write_source(&db, &name(file), &text(file, next(8))).expect("sources fit the schema");
@@ -240,7 +241,8 @@ pub fn soak_in(
             let file = next(files);
             write_source(&db, &name(file), &text(file, next(8))).expect("sources fit the schema");
         }
-        drive(&db, true).expect("the pipeline's tasks do not fail");
+        runs += drive(&db, true).expect("the pipeline's tasks do not fail").ran.len();
         sample(cycle, &db);
     }
+    runs
 }
