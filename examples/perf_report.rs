@@ -880,15 +880,17 @@ fn invalidation(sizes: &Sizes) {
 /// the directory's size, flushed and measured every 1,000, both after a warm-up of
 /// a tenth of the cycles. One run gives both figures; the in-memory soak without a
 /// directory runs in `tests/soak.rs`. The allocator's count of live heap bytes is
-/// taken right after each flush: between flushes it also counts the buffers of a
-/// sync in flight on the writer thread, which come and go.
+/// taken right after each flush and printed as its first, last, lowest and highest
+/// value: it counts whatever the writer thread holds at that moment too, so its
+/// highs come and go, and growth shows as a last value above the first.
 fn soak(sizes: &Sizes) {
     let dir = std::env::temp_dir().join(format!("chunkdb-soak-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let db = Database::<pipeline::Toy>::open(&dir).expect("a fresh directory opens");
     let warm_up = sizes.soak_cycles / 10;
-    let (mut bytes_baseline, mut heap_baseline) = (None, None);
-    let (mut drift, mut heap_drift, mut heap_peak): (f64, f64, f64) = (0.0, 0.0, 0.0);
+    let mut bytes_baseline = None;
+    let (mut drift, mut heap_peak): (f64, f64) = (0.0, 0.0);
+    let mut heaps: Vec<f64> = Vec::new();
     let (mut most_chunks, mut most_in_memory) = (0, 0);
     let (mut disk_baseline, mut disk_drift, mut largest, mut smallest) = (None, 0.0f64, 0u64, u64::MAX);
     let region = Region::new(&INSTRUMENTED_SYSTEM);
@@ -908,8 +910,7 @@ fn soak(sizes: &Sizes) {
                 let base = *disk_baseline.get_or_insert(bytes) as f64;
                 disk_drift = disk_drift.max((bytes as f64 - base).abs() / base * 100.0);
                 (largest, smallest) = (largest.max(bytes), smallest.min(bytes));
-                let base = *heap_baseline.get_or_insert(heap);
-                heap_drift = heap_drift.max((heap - base).abs() / base * 100.0);
+                heaps.push(heap);
             }
         }
         if cycle % 100 != 0 && !final_cycle {
@@ -929,6 +930,9 @@ fn soak(sizes: &Sizes) {
     drop(db);
     let _ = std::fs::remove_dir_all(&dir);
     let stats = last.expect("the soak ran");
+    let kib = |bytes: f64| bytes / 1024.0;
+    let heap_range =
+        heaps.iter().copied().fold((f64::MAX, 0.0f64), |(low, high), heap| (low.min(heap), high.max(heap)));
     let cycles = sizes.soak_cycles as f64;
     figure(
         "soak_bytes_drift_pct",
@@ -938,8 +942,8 @@ fn soak(sizes: &Sizes) {
         &format!(
             "{} edit cycles over {} files with persistence on in {:.1} s ({:.0} us and {:.1} task runs per cycle, \
              driver, default GC and flushes included); largest deviation of stats bytes from cycle {warm_up} on; \
-             allocator-measured heap drift after flushes {heap_drift:.2}% (peak {:.0} KiB with a \
-             sync in flight); {} bytes held at the end; at most {most_chunks} \
+             live heap by the allocator after flushes {:.0} KiB at first, {:.0} KiB at \
+             last, {:.0} to {:.0} KiB (peak {:.0} KiB between flushes, with a sync in flight); {} bytes held at the end; at most {most_chunks} \
              current chunks, {most_in_memory} in memory; GC: {} cycles, {} chunks and {} bytes reclaimed, longest \
              slice {:?}",
             sizes.soak_cycles,
@@ -947,7 +951,11 @@ fn soak(sizes: &Sizes) {
             elapsed.as_secs_f64(),
             elapsed.as_secs_f64() * 1e6 / cycles,
             runs as f64 / cycles,
-            heap_peak / 1024.0,
+            kib(heaps.first().copied().unwrap_or_default()),
+            kib(heaps.last().copied().unwrap_or_default()),
+            kib(heap_range.0),
+            kib(heap_range.1),
+            kib(heap_peak),
             stats.bytes,
             stats.gc.cycles,
             stats.gc.chunks_reclaimed,

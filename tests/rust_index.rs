@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::chunk_index::ChunkIndex;
-use crate::salsa_index::SalsaIndex;
+use crate::salsa_index::{Durabilities, SalsaIndex};
 use crate::sample::{Package, Sample};
 use crate::script::{Session, StepReport};
 use crate::session::{Edit, Pipeline};
@@ -232,6 +232,44 @@ fn the_example_script_plays_on_the_built_in_workspace() {
     let all_edits =
         StepReport { edits: steps.iter().flat_map(|s| s.edits.clone()).collect(), ..steps[0].clone() };
     check_against_references(&session, &mut salsa, &all_edits);
+}
+
+#[test]
+fn the_salsa_twins_with_durability_agree_after_every_step() {
+    // Durability only lets salsa skip checks: every twin must still see every edit,
+    // those of the packages it takes for libraries (HIGH texts) included.
+    let steps = Session::build(workspace()).0.play();
+    let packages = workspace().packages.len();
+    let mut twins = vec![Durabilities::TextsLow];
+    twins.extend((0..packages).map(|workspace| Durabilities::Libraries { workspace }));
+    for durabilities in twins {
+        let (mut session, build) = Session::build(workspace());
+        let mut salsa = SalsaIndex::load_with(&session.sample, durabilities);
+        salsa.check();
+        check_against_references(&session, &mut salsa, &build);
+        for played in &steps {
+            let step = session.step(&played.label, &played.edits);
+            check_against_references(&session, &mut salsa, &step);
+        }
+    }
+    // The script's first step edits a body: with the other packages' texts HIGH,
+    // salsa checks fewer memos for it than with every text LOW, and executes the same.
+    let Some(Edit::Write { package, .. }) = steps[0].edits.first() else {
+        panic!("the first step writes a file")
+    };
+    let counts =
+        [Durabilities::TextsLow, Durabilities::Libraries { workspace: *package }].map(|durabilities| {
+            let mut salsa = SalsaIndex::load_counting(&workspace(), durabilities);
+            salsa.check();
+            salsa.counted(|salsa| {
+                for edit in &steps[0].edits {
+                    edit.apply(salsa);
+                }
+                salsa.check();
+            })
+        });
+    assert_eq!(counts[0].executed, counts[1].executed, "{counts:?}");
+    assert!(counts[1].validated < counts[0].validated, "{counts:?}");
 }
 
 #[test]

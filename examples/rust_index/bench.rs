@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use super::chunk_index::ChunkIndex;
-use super::salsa_index::SalsaIndex;
+use super::salsa_index::{Durabilities, MemoCounts, SalsaIndex};
 use super::sample::{self, Sample};
 use super::script::Session;
 use super::session::{self, Edit, Pipeline};
@@ -35,8 +35,47 @@ pub type Figure = (&'static str, Result<f64, String>, &'static str, f64, String)
 
 /// One edit applied to both systems, as a pair: the edit and the one undoing it.
 struct Toggle {
-    forward: Vec<Edit>,
+    /// The edit of each use in turn. A body edit types new text each time, as a user
+    /// does, so no system answers a trial from what it kept of an earlier one (salsa
+    /// keeps the memo of every piece it ever parsed; the toggle's undo brings the
+    /// first text back).
+    forward: Box<dyn Fn(usize) -> Vec<Edit>>,
     back: Vec<Edit>,
+    uses: std::cell::Cell<usize>,
+}
+
+impl Toggle {
+    fn new(forward: impl Fn(usize) -> Vec<Edit> + 'static, back: Vec<Edit>) -> Self {
+        Toggle { forward: Box::new(forward), back, uses: std::cell::Cell::new(0) }
+    }
+
+    /// The forward edit of the next use.
+    fn next(&self) -> Vec<Edit> {
+        let use_ = self.uses.replace(self.uses.get() + 1);
+        (self.forward)(use_)
+    }
+}
+
+/// The salsa twins the edit figures are measured against, by name: the twin as first
+/// written (salsa's default durability, every input LOW), then with durability set
+/// as rust-analyzer sets it, every text LOW, and the texts of the packages not
+/// edited (`workspace` is) HIGH as libraries.
+fn twins(workspace: usize) -> [(&'static str, Durabilities); 3] {
+    [
+        ("default durability", Durabilities::Default),
+        ("every text LOW", Durabilities::TextsLow),
+        ("libraries HIGH", Durabilities::Libraries { workspace }),
+    ]
+}
+
+/// One twin's edit measurements: (chunkdb, salsa) medians of each edit, measured
+/// interleaved, and salsa's memo counts for one body edit and one added file.
+struct TwinEdits {
+    name: &'static str,
+    body: (Duration, Duration),
+    same: (Duration, Duration),
+    add: (Duration, Duration),
+    counts: [MemoCounts; 2],
 }
 
 fn timed(pipeline: &mut impl Pipeline, edits: &[Edit]) -> Duration {
@@ -50,7 +89,7 @@ fn timed(pipeline: &mut impl Pipeline, edits: &[Edit]) -> Duration {
 
 /// One application of a toggle's forward edit, timed, then its undo, untimed.
 fn toggle_once(pipeline: &mut impl Pipeline, toggle: &Toggle) -> Duration {
-    let elapsed = timed(pipeline, &toggle.forward);
+    let elapsed = timed(pipeline, &toggle.next());
     timed(pipeline, &toggle.back);
     elapsed
 }
@@ -131,23 +170,39 @@ pub fn figures(sizes: Sizes, peak: impl Fn(&str, usize) -> Option<u64>) -> Vec<F
     };
     let original = session::text_of(&small, package, &path).to_owned();
     let edited = session::insert_at(&original, offset, session::BODY_EDIT);
-    let write = |text: &str| vec![Edit::Write { package, path: path.clone(), text: text.to_owned() }];
-    let body = Toggle { forward: write(&edited), back: write(&original) };
-    let same = Toggle { forward: write(&original), back: write(&original) };
+    let write = {
+        let path = path.clone();
+        move |text: &str| vec![Edit::Write { package, path: path.clone(), text: text.to_owned() }]
+    };
+    let body = {
+        let back = write(&original);
+        let (write, original) = (write.clone(), original.clone());
+        // `let _edited_by_the_session = 1;`, then `= 2;`, …: a new text each use.
+        let statement = session::BODY_EDIT.trim_end_matches("1;").to_owned();
+        let forward = move |use_: usize| {
+            write(&session::insert_at(&original, offset, &format!("{statement}{};", use_ + 1)))
+        };
+        Toggle::new(forward, back)
+    };
+    let same = {
+        let write_original = write(&original);
+        Toggle::new(move |_| write_original.clone(), write(&original))
+    };
     let Some((root, module)) = session::add_file_target(&small, package) else {
         return missing("the edited crate has no src/lib.rs or src/main.rs for the add-file edit");
     };
     let root_text = session::text_of(&small, package, &root).to_owned();
     let added = format!("src/{module}.rs");
-    let add = Toggle {
-        forward: vec![
+    let add = {
+        let forward = vec![
             Edit::Write { package, path: added.clone(), text: session::ADDED_FILE.to_owned() },
             Edit::Write { package, path: root.clone(), text: format!("{root_text}\nmod {module};\n") },
-        ],
-        back: vec![
+        ];
+        let back = vec![
             Edit::Remove { package, path: added.clone() },
             Edit::Write { package, path: root.clone(), text: root_text.clone() },
-        ],
+        ];
+        Toggle::new(move |_| forward.clone(), back)
     };
     println!(
         "  edited file: {}/{path} ({} lines, {} bytes)",
@@ -228,17 +283,47 @@ pub fn figures(sizes: Sizes, peak: impl Fn(&str, usize) -> Option<u64>) -> Vec<F
 
     let mut chunk = ChunkIndex::load(&small);
     chunk.check();
-    let mut salsa = SalsaIndex::load(&small);
-    salsa.check();
-    let same_results = chunk.diagnostics() == salsa.diagnostics();
-    let (chunk_body, salsa_body) = toggle_pair(&mut chunk, &mut salsa, &body, sizes.edit_trials);
-    let (_, salsa_same) = toggle_pair(&mut chunk, &mut salsa, &same, sizes.edit_trials);
+    // The edit figures hold against the fastest of the twins (see `TWINS`), each
+    // measured interleaved with chunkdb.
+    let twins = twins(package);
+    let mut edits: Vec<TwinEdits> = Vec::new();
+    let mut same_results = true;
+    for &(name, durabilities) in &twins {
+        let mut salsa = SalsaIndex::load_with(&small, durabilities);
+        salsa.check();
+        same_results &= chunk.diagnostics() == salsa.diagnostics();
+        let body_times = toggle_pair(&mut chunk, &mut salsa, &body, sizes.edit_trials);
+        let same_times = toggle_pair(&mut chunk, &mut salsa, &same, sizes.edit_trials);
+        let add_times = toggle_pair(&mut chunk, &mut salsa, &add, sizes.edit_trials);
+        drop(salsa);
+        // What one revision costs salsa, counted on a twin with an event callback
+        // (which the timed twins go without).
+        let mut counting = SalsaIndex::load_counting(&small, durabilities);
+        counting.check();
+        let counts = [&body, &add].map(|toggle| {
+            let edits = toggle.next();
+            let counts = counting.counted(|twin| {
+                timed(twin, &edits);
+            });
+            timed(&mut counting, &toggle.back);
+            counts
+        });
+        edits.push(TwinEdits { name, body: body_times, same: same_times, add: add_times, counts });
+    }
+    let best = |of: fn(&TwinEdits) -> (Duration, Duration)| -> &TwinEdits {
+        edits.iter().min_by_key(|twin| of(twin).1).expect("there are twins")
+    };
+    let (best_body, best_same, best_add) = (best(|t| t.body), best(|t| t.same), best(|t| t.add));
+    let (chunk_body, salsa_body) = best_body.body;
+    let salsa_same = best_same.same.1;
     // The chunkdb-only ratios are measured interleaved with each other, not with salsa
     // (whose work between trials would leave chunkdb's caches cold).
     let (mut own_body, mut own_same, mut floor) = (Vec::new(), Vec::new(), Vec::new());
     for trial in 0..=sizes.edit_trials * 2 {
-        let body_time = timed(&mut chunk, &body.forward);
-        let same_time = toggle_once(&mut chunk, &body);
+        let edits = body.next();
+        let body_time = timed(&mut chunk, &edits);
+        let same_time = timed(&mut chunk, &edits);
+        timed(&mut chunk, &body.back);
         // Parse floor: the same parse-and-extract the parse task runs, alone.
         let started = Instant::now();
         std::hint::black_box(syntax::summarize(&edited));
@@ -250,15 +335,21 @@ pub fn figures(sizes: Sizes, peak: impl Fn(&str, usize) -> Option<u64>) -> Vec<F
         }
     }
     let (own_body, chunk_same, floor) = (median(own_body), median(own_same), median(floor));
-    let (chunk_add, salsa_add) = toggle_pair(&mut chunk, &mut salsa, &add, sizes.edit_trials);
+    let (chunk_add, salsa_add) = best_add.add;
     let mut chunk_large = ChunkIndex::load(&large);
     chunk_large.check();
-    let mut salsa_large = SalsaIndex::load(&large);
-    salsa_large.check();
     let (chunk_body_small, chunk_body_large) =
         toggle_pair(&mut chunk, &mut chunk_large, &body, sizes.edit_trials);
+    drop(chunk_large);
+    // salsa's own growth from the small sample to the large, with the best body-edit twin.
+    let best_durabilities =
+        twins.iter().find(|(name, _)| *name == best_body.name).map(|(_, d)| *d).expect("a twin's name");
+    let mut salsa_large = SalsaIndex::load_with(&large, best_durabilities);
+    salsa_large.check();
+    let mut salsa = SalsaIndex::load_with(&small, best_durabilities);
+    salsa.check();
     let (salsa_body_large, _) = toggle_pair(&mut salsa_large, &mut salsa, &body, sizes.edit_trials);
-    drop((chunk_large, salsa_large));
+    drop((salsa_large, salsa));
     // The whole registry (its crates in the same name order, so the edited package
     // has the same index).
     let whole = sizes.whole.then(|| sample::registry_whole(5_000)).flatten().map(|whole| {
@@ -287,6 +378,23 @@ pub fn figures(sizes: Sizes, peak: impl Fn(&str, usize) -> Option<u64>) -> Vec<F
         println!("  {what:<44} {:>12.3} {:>12.3}", ms(c), ms(s));
     }
     println!("  parse floor (parse and extract the edited file alone): {:.3} ms", ms(floor));
+    for twin in &edits {
+        let [body_counts, add_counts] = twin.counts;
+        println!(
+            "info salsa_twin \"{}\": body edit {:.3} ms (chunkdb {:.3}), identical text {:.3} ms, add a file {:.3} ms \
+             (chunkdb {:.3}); one body edit executes {} queries and validates {} memos, one added file {} and {}",
+            twin.name,
+            ms(twin.body.1),
+            ms(twin.body.0),
+            ms(twin.same.1),
+            ms(twin.add.1),
+            ms(twin.add.0),
+            body_counts.executed,
+            body_counts.validated,
+            add_counts.executed,
+            add_counts.validated
+        );
+    }
     scripted(&small);
     let mut peaks = Vec::new();
     for system in ["none", "chunkdb", "salsa"] {
@@ -341,7 +449,12 @@ pub fn figures(sizes: Sizes, peak: impl Fn(&str, usize) -> Option<u64>) -> Vec<F
     vec![
         cold_floor,
         cold,
-        measured("edit_body_vs_salsa", chunk_body, salsa_body, "(chunkdb vs salsa)"),
+        measured(
+            "edit_body_vs_salsa",
+            chunk_body,
+            salsa_body,
+            &format!("(chunkdb vs the fastest salsa twin, \"{}\")", best_body.name),
+        ),
         measured("edit_body_vs_parse_floor", own_body, floor, "(re-analysis vs parsing the file alone)"),
         measured(
             "edit_body_3k_vs_1k",
@@ -350,7 +463,12 @@ pub fn figures(sizes: Sizes, peak: impl Fn(&str, usize) -> Option<u64>) -> Vec<F
             "(large sample vs small, interleaved)",
         ),
         measured("no_change_vs_edit_body", chunk_same, own_body, "(identical text vs body edit)"),
-        measured("edit_add_file_vs_salsa", chunk_add, salsa_add, "(chunkdb vs salsa)"),
+        measured(
+            "edit_add_file_vs_salsa",
+            chunk_add,
+            salsa_add,
+            &format!("(chunkdb vs the fastest salsa twin, \"{}\")", best_add.name),
+        ),
         match whole {
             Some((files, small_time, whole_time)) => measured(
                 "edit_body_5k_vs_1k",

@@ -20,7 +20,10 @@
 //!   [`diagnostics`](super::analysis::diagnostics).
 //!
 //! Both pipelines run the same parser and the same rules, so comparing them measures
-//! the incremental frameworks. Edits are checked on one thread, the plain documented
+//! the incremental frameworks. [`Durabilities`] chooses how the inputs' durability is
+//! set: salsa's default (every input LOW, the twin as first written), or as
+//! rust-analyzer sets it, so that an edit of the workspace's texts lets salsa check the
+//! memos that read only library inputs in constant time each. Edits are checked on one thread, the plain documented
 //! way; [`SalsaIndex::check_parallel`] builds on every core, a handle per thread.
 
 #![allow(dead_code)]
@@ -29,7 +32,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use salsa::Setter;
+use salsa::{Durability, Setter};
 
 use super::analysis::{
     self, Diagnostic, Lookup, ModuleTree, Outline, PackageFacts, Resolution, Scopes, Site,
@@ -441,6 +444,58 @@ fn diagnostics(db: &dyn salsa::Database, file: SourceFile) -> Vec<Diagnostic> {
 // The host
 // ---------------------------------------------------------------------------------
 
+/// How the twin sets its inputs' durability (salsa skips the deep check of a memo
+/// whose inputs all have a durability higher than the last change's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durabilities {
+    /// Every input at salsa's default, LOW: the twin as salsa's tutorial writes it.
+    Default,
+    /// The workspace, packages and file paths HIGH, every file text LOW.
+    TextsLow,
+    /// rust-analyzer's practice (`file_text_durability` and `source_root_durability`
+    /// by whether a source root is a library): package `workspace` is the edited
+    /// workspace, its package input and texts LOW; every other package is treated as
+    /// a library, its inputs and texts HIGH; the workspace list HIGH.
+    Libraries {
+        /// The index of the package being edited.
+        workspace: usize,
+    },
+}
+
+impl Durabilities {
+    /// The durability of package `package`'s input.
+    fn package(self, package: usize) -> Durability {
+        match self {
+            Durabilities::Default => Durability::default(),
+            Durabilities::TextsLow => Durability::HIGH,
+            Durabilities::Libraries { workspace } if workspace == package => Durability::LOW,
+            Durabilities::Libraries { .. } => Durability::HIGH,
+        }
+    }
+
+    /// The durability of the texts of package `package`'s files.
+    fn text(self, package: usize) -> Durability {
+        match self {
+            Durabilities::Libraries { workspace } if workspace != package => Durability::HIGH,
+            _ => Durability::LOW,
+        }
+    }
+
+    /// The durability of the workspace list and of the files' ids and paths.
+    fn structure(self) -> Durability {
+        if self == Durabilities::Default { Durability::default() } else { Durability::HIGH }
+    }
+}
+
+/// How much salsa did for one revision: what the `Event`s it reports count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoCounts {
+    /// Queries executed (`WillExecute`).
+    pub executed: usize,
+    /// Memos whose inputs were checked and found unchanged (`DidValidateMemoizedValue`).
+    pub validated: usize,
+}
+
 /// What the host remembers of a package, to find inputs by path.
 struct HostPackage {
     name: String,
@@ -455,8 +510,10 @@ pub struct SalsaIndex {
     db: IndexDatabase,
     packages: Vec<HostPackage>,
     next_id: u32,
+    durabilities: Durabilities,
     counting: Arc<AtomicBool>,
     executions: Arc<AtomicUsize>,
+    validations: Arc<AtomicUsize>,
 }
 
 impl SalsaIndex {
@@ -471,6 +528,58 @@ impl SalsaIndex {
         self.counting.store(on, Ordering::Relaxed);
     }
 
+    /// What salsa does while `edit` runs: the queries it executes and the memos it
+    /// validates. Counts only on a twin made by [`load_counting`](Self::load_counting)
+    /// or [`restore`](Self::restore) (others have no event callback: it costs a call
+    /// per query fetch).
+    pub fn counted(&mut self, edit: impl FnOnce(&mut Self)) -> MemoCounts {
+        let before = (self.executions.load(Ordering::Relaxed), self.validations.load(Ordering::Relaxed));
+        self.count_executions(true);
+        edit(self);
+        self.count_executions(false);
+        MemoCounts {
+            executed: self.executions.load(Ordering::Relaxed) - before.0,
+            validated: self.validations.load(Ordering::Relaxed) - before.1,
+        }
+    }
+
+    /// As [`Pipeline::load`], with the inputs' durability set as `durabilities` says.
+    pub fn load_with(sample: &Sample, durabilities: Durabilities) -> Self {
+        Self::load_from(Self::empty(durabilities, false), sample)
+    }
+
+    /// As [`load_with`](Self::load_with), with salsa's events counted (see
+    /// [`counted`](Self::counted)).
+    pub fn load_counting(sample: &Sample, durabilities: Durabilities) -> Self {
+        Self::load_from(Self::empty(durabilities, true), sample)
+    }
+
+    fn load_from(mut index: Self, sample: &Sample) -> Self {
+        let durabilities = index.durabilities;
+        for (number, package) in sample.packages.iter().enumerate() {
+            let mut files = BTreeMap::new();
+            for (path, text) in &package.files {
+                let file = index.new_file(number, path, text);
+                files.insert(path.clone(), file);
+            }
+            let input = PackageInput::builder(
+                package.name.clone(),
+                files.values().copied().collect(),
+                package.roots.clone(),
+                package.deps.clone(),
+                package.facts(),
+            )
+            .durability(durabilities.package(number))
+            .new(&index.db);
+            let manifest = Some(package.manifest.clone());
+            index.packages.push(HostPackage { name: package.name.clone(), input, files, manifest });
+        }
+        let _workspace = Workspace::builder(index.packages.iter().map(|package| package.input).collect())
+            .durability(durabilities.structure())
+            .new(&index.db);
+        index
+    }
+
     /// How many files there are.
     pub fn files(&self) -> usize {
         self.packages.iter().map(|package| package.files.len()).sum()
@@ -480,7 +589,10 @@ impl SalsaIndex {
     fn new_file(&mut self, package: usize, path: &str, text: &str) -> SourceFile {
         let id = self.next_id;
         self.next_id += 1;
-        SourceFile::new(&self.db, id, package as u32, path.to_owned(), text.to_owned())
+        SourceFile::builder(id, package as u32, path.to_owned(), text.to_owned())
+            .durability(self.durabilities.structure())
+            .text_durability(self.durabilities.text(package))
+            .new(&self.db)
     }
 
     /// Sets package `package`'s file list input from the host's map (sorted by path).
@@ -513,7 +625,7 @@ impl SalsaIndex {
     /// finds the host's handles through the workspace input, then re-submits
     /// `sample`: texts that differ are set, new files added, missing ones removed.
     pub fn restore(bytes: &[u8], sample: &Sample) -> Result<Self, String> {
-        let mut index = Self::empty();
+        let mut index = Self::empty(Durabilities::Default, true);
         <dyn salsa::Database>::deserialize(&mut index.db, &mut serde_json::Deserializer::from_slice(bytes))
             .map_err(|error| error.to_string())?;
         let workspace = Workspace::try_get(&index.db).ok_or("the saved database has no workspace")?;
@@ -555,22 +667,32 @@ impl SalsaIndex {
         Ok(index)
     }
 
-    /// A database with no inputs yet, counting executions when asked.
-    fn empty() -> Self {
+    /// A database with no inputs yet; with `events`, it counts executions and
+    /// validations when asked.
+    fn empty(durabilities: Durabilities, events: bool) -> Self {
         let counting = Arc::new(AtomicBool::new(false));
         let executions = Arc::new(AtomicUsize::new(0));
+        let validations = Arc::new(AtomicUsize::new(0));
         let callback = {
-            let (counting, executions) = (Arc::clone(&counting), Arc::clone(&executions));
+            let (counting, executions, validations) =
+                (Arc::clone(&counting), Arc::clone(&executions), Arc::clone(&validations));
             move |event: salsa::Event| {
-                if counting.load(Ordering::Relaxed)
-                    && matches!(event.kind, salsa::EventKind::WillExecute { .. })
-                {
-                    executions.fetch_add(1, Ordering::Relaxed);
+                if !counting.load(Ordering::Relaxed) {
+                    return;
                 }
+                match event.kind {
+                    salsa::EventKind::WillExecute { .. } => executions.fetch_add(1, Ordering::Relaxed),
+                    salsa::EventKind::DidValidateMemoizedValue { .. } => {
+                        validations.fetch_add(1, Ordering::Relaxed)
+                    }
+                    _ => 0,
+                };
             }
         };
-        let db = IndexDatabase { storage: salsa::Storage::new(Some(Box::new(callback))) };
-        SalsaIndex { db, packages: Vec::new(), next_id: 0, counting, executions }
+        let callback: Option<Box<dyn Fn(salsa::Event) + Send + Sync>> =
+            if events { Some(Box::new(callback)) } else { None };
+        let db = IndexDatabase { storage: salsa::Storage::new(callback) };
+        SalsaIndex { db, packages: Vec::new(), next_id: 0, durabilities, counting, executions, validations }
     }
 }
 
@@ -592,28 +714,9 @@ impl SalsaIndex {
 }
 
 impl Pipeline for SalsaIndex {
+    /// The twin as first written: every input at salsa's default durability.
     fn load(sample: &Sample) -> Self {
-        let mut index = Self::empty();
-        for (number, package) in sample.packages.iter().enumerate() {
-            let mut files = BTreeMap::new();
-            for (path, text) in &package.files {
-                let file = index.new_file(number, path, text);
-                files.insert(path.clone(), file);
-            }
-            let facts = package.facts();
-            let input = PackageInput::new(
-                &index.db,
-                package.name.clone(),
-                files.values().copied().collect(),
-                package.roots.clone(),
-                package.deps.clone(),
-                facts,
-            );
-            let manifest = Some(package.manifest.clone());
-            index.packages.push(HostPackage { name: package.name.clone(), input, files, manifest });
-        }
-        Workspace::new(&index.db, index.packages.iter().map(|package| package.input).collect());
-        index
+        Self::load_with(sample, Durabilities::Default)
     }
 
     fn check(&mut self) -> usize {
