@@ -298,11 +298,16 @@ fn restarts(quick: bool, wanted: &dyn Fn(&str) -> bool) {
 /// The real-source figures: the `rust_index` pipeline on chunkdb against its salsa
 /// twin, on whole crates from the cargo registry (SPEC: 1,000 and 3,000 files).
 fn real_source(quick: bool, wanted: &dyn Fn(&str) -> bool) {
-    let sizes = if quick {
+    let mut sizes = if quick {
         rust_index::bench::Sizes { small: 250, large: 750, cold_trials: 1, edit_trials: 5, whole: false }
     } else {
         rust_index::bench::Sizes { small: 1_000, large: 3_000, cold_trials: 5, edit_trials: 15, whole: true }
     };
+    // `--edit-trials N`: more trials per edit kind, to profile an edit or to compare
+    // two builds on a noisy machine.
+    if let Some(trials) = std::env::args().skip_while(|arg| arg != "--edit-trials").nth(1) {
+        sizes.edit_trials = trials.parse().unwrap_or(sizes.edit_trials).max(1);
+    }
     println!("real-source pipeline: chunkdb vs salsa (examples/rust_index)");
     COUNTING.store(false, Ordering::Relaxed);
     let peak =

@@ -96,7 +96,6 @@ impl<K: IdKey, V: Clone> IdMap<K, V> {
         self.tree.bytes()
     }
 
-    /// Sets `key`'s value; returns the one it replaced.
     /// The map of `entries` (keys unique), built in one pass rather than one insert
     /// at a time (each of which rewrites a leaf).
     pub(crate) fn from_entries(entries: Vec<(K, V)>) -> Self {
@@ -108,6 +107,7 @@ impl<K: IdKey, V: Clone> IdMap<K, V> {
         map
     }
 
+    /// Sets `key`'s value; returns the one it replaced.
     pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
         self.set(key, Some(value))
     }
@@ -129,6 +129,20 @@ impl<K: IdKey, V: Clone> IdMap<K, V> {
             },
         );
         previous
+    }
+
+    /// Sets (`Some`) or removes (`None`) the value of each key, keys unique, in one
+    /// pass over the tree: a commit touching a dozen partitions copies the map's
+    /// path once rather than once per partition.
+    pub(crate) fn set_all(&mut self, changes: Vec<(K, Option<V>)>) {
+        let mut values: Vec<Option<V>> = Vec::with_capacity(changes.len());
+        let mut keyed: Vec<(K::Bytes, usize)> = Vec::with_capacity(changes.len());
+        for (at, (key, value)) in changes.into_iter().enumerate() {
+            keyed.push((key.to_key(), at));
+            values.push(value);
+        }
+        keyed.sort_unstable_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
+        self.tree.apply(&keyed, |(key, _)| key.as_ref(), |_, (_, at)| values[*at].take());
     }
 
     /// The entries, in identifier order.
@@ -159,7 +173,19 @@ mod tests {
         let mut old = Vec::new();
         for step in 0..3_000u32 {
             let id = ChunkId::from_raw(u128::from(step.wrapping_mul(2_654_435_761) % 997) << 64 | 7);
-            if step % 3 == 2 {
+            if step % 7 == 6 {
+                // A batch: this key and two others, unordered, some removed.
+                let ids = [id, ChunkId::from_raw(id.raw() ^ 1 << 70), ChunkId::from_raw(id.raw() + 1)];
+                let batch: Vec<(ChunkId, Option<u32>)> =
+                    ids.iter().enumerate().map(|(at, id)| (*id, (at != 1).then_some(step))).collect();
+                for (id, value) in &batch {
+                    match value {
+                        Some(value) => model.insert(id.raw(), *value),
+                        None => model.remove(&id.raw()),
+                    };
+                }
+                map.set_all(batch);
+            } else if step % 3 == 2 {
                 assert_eq!(map.remove(&id), model.remove(&id.raw()));
             } else {
                 assert_eq!(map.insert(id, step), model.insert(id.raw(), step));

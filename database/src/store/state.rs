@@ -84,6 +84,7 @@ impl<S: Schema> State<S> {
             old_slices.iter().chain(new_slices).map(|slice| slice.partition).collect();
         partitions.sort_unstable();
         partitions.dedup();
+        let mut indexes = Vec::with_capacity(partitions.len());
         for partition in partitions {
             let before = old.as_ref().and_then(|chunk| chunk.slice(partition).map(|s| (chunk, s)));
             let after = new.as_ref().and_then(|chunk| chunk.slice(partition).map(|s| (chunk, s)));
@@ -95,23 +96,28 @@ impl<S: Schema> State<S> {
                 changes.touched.push(partition);
             }
             let keys = changed.then_some(&mut changes.keys);
-            self.update_partition(partition, task, before, after, keys);
+            indexes.push((partition, self.update_partition(partition, task, before, after, keys)));
         }
+        self.partitions.set_all(indexes);
 
         if !S::indexes().is_empty() {
             self.update_indexes(old.as_ref(), new.as_ref(), &mut changes.keys);
         }
 
+        let mut chunks = Vec::with_capacity(2);
         if let Some(old) = old {
-            self.chunks.remove(&old.id);
             self.records -= old.rows.len();
             self.chunk_bytes -= old.heap_bytes;
+            if new.as_ref().is_none_or(|new| new.id != old.id) {
+                chunks.push((old.id, None));
+            }
         }
         if let Some(new) = new {
             self.records += new.rows.len();
             self.chunk_bytes += new.heap_bytes;
-            self.chunks.insert(new.id, new);
+            chunks.push((new.id, Some(new)));
         }
+        self.chunks.set_all(chunks);
         changes
     }
 
@@ -167,33 +173,32 @@ impl<S: Schema> State<S> {
         }
         drop_old_until(None, &mut changes, changed);
         let mut rest = &changes[..];
+        let mut trees = Vec::new();
         while let Some((index, _, _)) = rest.first() {
             let run = rest.iter().take_while(|(i, _, _)| i == index).count();
             let batch: Vec<(&[u8], Option<IndexHit<S>>)> =
                 rest[..run].iter().map(|(_, key, hit)| (*key, hit.clone())).collect();
             let mut tree = self.indexes.get(index).cloned().unwrap_or_default();
             tree.apply(&batch);
-            if tree.is_empty() {
-                self.indexes.remove(index);
-            } else {
-                self.indexes.insert(*index, tree);
-            }
+            trees.push((*index, (!tree.is_empty()).then_some(tree)));
             rest = &rest[run..];
         }
+        self.indexes.set_all(trees);
     }
 
     /// Replaces `task`'s records in one partition: the old rows go, the new chunk's
     /// rows come in, as one sorted batch of changes. Keys present in both are
     /// overwritten in place rather than removed and re-inserted. With `changed`, the
-    /// keys added, removed or holding a different record are reported there.
+    /// keys added, removed or holding a different record are reported there. Returns
+    /// the partition's new index (`None`: it emptied), for the caller to set.
     fn update_partition(
-        &mut self,
+        &self,
         partition: Ident,
         task: TaskId,
         before: Option<(&Arc<Chunk<S>>, &PartitionSlice)>,
         after: Option<(&Arc<Chunk<S>>, &PartitionSlice)>,
         mut changed: Option<&mut KeyList>,
-    ) {
+    ) -> Option<PartitionIndex<S>> {
         let rows =
             |side: Option<(&Arc<Chunk<S>>, &PartitionSlice)>| side.map_or(0..0, |(_, slice)| slice.range());
         let (old_rows, new_rows) = (rows(before), rows(after));
@@ -249,11 +254,7 @@ impl<S: Schema> State<S> {
                 index.chunks += 1;
             }
         }
-        if index.is_empty() {
-            self.partitions.remove(&partition);
-        } else {
-            self.partitions.insert(partition, index);
-        }
+        (!index.is_empty()).then_some(index)
     }
 }
 
