@@ -355,13 +355,15 @@ pub fn registry_latencies(sizes: Sizes, serve: &dyn Fn(&Path) -> Command) -> Res
     let asked = requests(&mut client, &workspace, sizes.requests)?;
     client.shut_down();
     Ok(format!(
-        "{} files ({} packages, indexed in {:.1} s over stdio): didChange → publishDiagnostics p50 {:.2} ms, p99 {:.2} ms ({} edits); definition/hover p50 {:.2} ms, p99 {:.2} ms ({} requests)",
+        "{} files ({} packages, indexed in {:.1} s over stdio): didChange → publishDiagnostics p50 {:.2} ms, p99 {:.2} ms ({} edits in {}/{}); definition/hover p50 {:.2} ms, p99 {:.2} ms ({} requests)",
         workspace.sample.file_count(),
         workspace.sample.packages.len(),
         indexed.as_secs_f64(),
         ms(percentile(&changes, 0.5)),
         ms(percentile(&changes, 0.99)),
         changes.len(),
+        workspace.sample.packages[workspace.edited.2].name,
+        workspace.edited.3,
         ms(percentile(&asked, 0.5)),
         ms(percentile(&asked, 0.99)),
         asked.len()
