@@ -372,16 +372,18 @@ fn a_warm_restart_from_the_cache_reruns_nothing_and_an_edit_made_while_down_reru
 
 #[test]
 fn the_salsa_twin_restores_from_its_persistence_without_re_executing() {
-    let mut salsa = SalsaIndex::load(&workspace());
-    salsa.check();
-    let expected = salsa.diagnostics();
-    let saved = salsa.save();
-    drop(salsa);
-    let mut restored = SalsaIndex::restore(&saved, &workspace()).unwrap();
-    restored.count_executions(true);
-    restored.check();
-    assert_eq!(restored.executions(), 0, "an unchanged workspace re-executes nothing");
-    assert_eq!(restored.diagnostics(), expected);
+    for durabilities in [Durabilities::Default, Durabilities::Libraries { workspace: 0 }] {
+        let mut salsa = SalsaIndex::load_with(&workspace(), durabilities);
+        salsa.check();
+        let expected = salsa.diagnostics();
+        let saved = salsa.save();
+        drop(salsa);
+        let mut restored = SalsaIndex::restore_with(&saved, &workspace(), durabilities).unwrap();
+        restored.count_executions(true);
+        restored.check();
+        assert_eq!(restored.executions(), 0, "{durabilities:?}: an unchanged workspace re-executes nothing");
+        assert_eq!(restored.diagnostics(), expected, "{durabilities:?}");
+    }
 }
 
 /// A fixture workspace of `tests/fixtures/`.
