@@ -378,7 +378,7 @@ fn the_salsa_twin_restores_from_its_persistence_without_re_executing() {
         let expected = salsa.diagnostics();
         let saved = salsa.save();
         drop(salsa);
-        let mut restored = SalsaIndex::restore_with(&saved, &workspace(), durabilities).unwrap();
+        let mut restored = SalsaIndex::restore(&saved, &workspace(), durabilities).unwrap();
         restored.count_executions(true);
         restored.check();
         assert_eq!(restored.executions(), 0, "{durabilities:?}: an unchanged workspace re-executes nothing");

@@ -651,8 +651,7 @@ pub fn restart_figures(sizes: Sizes, rss: impl Fn(&str, &std::path::Path) -> Opt
     let salsa_restart = |at: usize| {
         let started = Instant::now();
         let bytes = std::fs::read(&saved[at]).expect("the salsa database is read");
-        let mut twin =
-            SalsaIndex::restore_with(&bytes, &small, twins[at].1).expect("the salsa database restores");
+        let mut twin = SalsaIndex::restore(&bytes, &small, twins[at].1).expect("the salsa database restores");
         twin.count_executions(true);
         twin.check();
         let elapsed = started.elapsed();

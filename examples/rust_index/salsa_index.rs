@@ -621,17 +621,12 @@ impl SalsaIndex {
             .expect("the database serializes")
     }
 
-    /// A restart from [`save`](Self::save)'s bytes: deserializes the whole database,
-    /// finds the host's handles through the workspace input, then re-submits
-    /// `sample`: texts that differ are set, new files added, missing ones removed.
-    pub fn restore(bytes: &[u8], sample: &Sample) -> Result<Self, String> {
-        Self::restore_with(bytes, sample, Durabilities::Default)
-    }
-
-    /// As [`restore`](Self::restore), for a database saved from a twin loaded with
-    /// `durabilities` (salsa's persistence keeps each input's durability; the
-    /// re-submission sets changed texts with the same).
-    pub fn restore_with(bytes: &[u8], sample: &Sample, durabilities: Durabilities) -> Result<Self, String> {
+    /// A restart from [`save`](Self::save)'s bytes, saved from a twin loaded with
+    /// `durabilities`: deserializes the whole database (salsa's persistence keeps each
+    /// input's durability), finds the host's handles through the workspace input, then
+    /// re-submits `sample`: texts that differ are set (with the same durabilities),
+    /// new files added, missing ones removed.
+    pub fn restore(bytes: &[u8], sample: &Sample, durabilities: Durabilities) -> Result<Self, String> {
         let mut index = Self::empty(durabilities, true);
         <dyn salsa::Database>::deserialize(&mut index.db, &mut serde_json::Deserializer::from_slice(bytes))
             .map_err(|error| error.to_string())?;
