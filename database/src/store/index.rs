@@ -111,6 +111,10 @@ impl<S: Schema> Postings<S> {
 
     /// These postings without `task`'s; `None` if none remain.
     fn removed(&self, task: TaskId) -> Option<Self> {
+        // Nearly every key has one posting: no list to copy for it.
+        if let Postings::One(existing) = self {
+            return (existing.task() != task).then(|| self.clone());
+        }
         let mut all = self.as_slice().to_vec();
         all.retain(|posting| posting.task() != task);
         (!all.is_empty()).then(|| Postings::from_vec(all))
