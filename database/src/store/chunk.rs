@@ -254,10 +254,13 @@ impl<S: Schema> Chunk<S> {
     /// The record of a row, of a chunk already checked (every hit is made from one).
     #[inline]
     pub(crate) fn record(&self, row: usize) -> RecordRefOf<'_, S> {
-        S::Storage::get(
-            self.records.checked_archive(&self.rows),
-            self.rows[row].handle.unpack::<S::Storage>(),
-        )
+        self.record_of(self.rows[row].handle)
+    }
+
+    /// The record a row's handle names, of a chunk already checked.
+    #[inline]
+    pub(crate) fn record_of(&self, handle: PackedHandle) -> RecordRefOf<'_, S> {
+        S::Storage::get(self.records.checked_archive(&self.rows), handle.unpack::<S::Storage>())
     }
 
     /// The chunk's secondary-index entries.

@@ -26,23 +26,30 @@ use crate::ident::{Ident, TaskId};
 use crate::key::Start;
 use crate::schema::{RecordRefOf, Schema};
 use crate::store::block::Probe;
-use crate::store::chunk::Chunk;
+use crate::store::chunk::{Chunk, PackedHandle};
 use crate::store::tree::{Iter, Tree};
 
-/// One record under a key: its chunk (which knows the task that wrote it) and its row
-/// there, which gives its key and its record.
+/// One record under a key: its chunk (which knows the task that wrote it), its row
+/// there, which gives its key, and the row's record handle, copied into what would be
+/// the struct's padding so a hit reaches its record without loading the row.
 pub(crate) struct Posting<S: Schema> {
     pub(crate) chunk: Arc<Chunk<S>>,
     pub(crate) row: u32,
+    handle: PackedHandle,
 }
 
 impl<S: Schema> Clone for Posting<S> {
     fn clone(&self) -> Self {
-        Posting { chunk: Arc::clone(&self.chunk), row: self.row }
+        Posting { chunk: Arc::clone(&self.chunk), row: self.row, handle: self.handle }
     }
 }
 
 impl<S: Schema> Posting<S> {
+    /// The posting of `row` of `chunk` (a row of it: rows are counted in u32).
+    pub(crate) fn new(chunk: &Arc<Chunk<S>>, row: u32) -> Self {
+        Posting { chunk: Arc::clone(chunk), row, handle: chunk.rows[row as usize].handle }
+    }
+
     pub(crate) fn task(&self) -> TaskId {
         self.chunk.task
     }
@@ -53,7 +60,7 @@ impl<S: Schema> Posting<S> {
     }
 
     pub(crate) fn record(&self) -> RecordRefOf<'_, S> {
-        self.chunk.record(self.row as usize)
+        self.chunk.record_of(self.handle)
     }
 
     /// This record's share of a read's results digest, as found under `partition`:
@@ -303,9 +310,7 @@ impl<S: Schema> PartitionIndex<S> {
 fn build<S: Schema>(slices: &[Slice<S>]) -> Tree<Postings<S>> {
     let postings: Vec<Posting<S>> = slices
         .iter()
-        .flat_map(|(chunk, rows)| {
-            rows.clone().map(|row| Posting { chunk: Arc::clone(chunk), row: row as u32 })
-        })
+        .flat_map(|(chunk, rows)| rows.clone().map(|row| Posting::new(chunk, row as u32)))
         .collect();
     // Each chunk's rows are sorted already: a stable sort merges those runs (and keys
     // usually start with a file, so the runs hardly overlap).

@@ -166,5 +166,5 @@ fn entries_of_row<S: Schema>(
 
 /// The index hit of one of `chunk`'s entries.
 pub(crate) fn hit_of<S: Schema>(chunk: &Arc<Chunk<S>>, entry: &IndexEntry) -> IndexHit<S> {
-    IndexHit { partition: entry.partition, posting: Posting { chunk: Arc::clone(chunk), row: entry.row } }
+    IndexHit { partition: entry.partition, posting: Posting::new(chunk, entry.row) }
 }

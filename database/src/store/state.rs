@@ -230,7 +230,7 @@ impl<S: Schema> State<S> {
                 } else {
                     report(key);
                 }
-                let posting = Posting { chunk: Arc::clone(new_chunk), row: row as u32 };
+                let posting = Posting::new(new_chunk, row as u32);
                 changes.push(Change { key, op: Op::Upsert(posting) });
             }
         }
