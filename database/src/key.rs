@@ -1118,10 +1118,28 @@ tuple_keys!(
 /// The smallest byte string greater than every string that starts with `prefix`, or
 /// `None` when no such string exists (the prefix is empty or all `0xFF`).
 pub(crate) fn prefix_successor(prefix: &[u8]) -> Option<Box<[u8]>> {
-    let last = prefix.iter().rposition(|&byte| byte != 0xFF)?;
-    let mut next = prefix[..=last].to_vec();
-    next[last] += 1;
-    Some(next.into())
+    let mut next = Vec::with_capacity(prefix.len());
+    push_prefix_successor(prefix, &mut next).then(|| next.into())
+}
+
+/// Appends [`prefix_successor`]`(prefix)` to `out`; false (and nothing appended) when
+/// there is none.
+fn push_prefix_successor(prefix: &[u8], out: &mut Vec<u8>) -> bool {
+    let Some(last) = prefix.iter().rposition(|&byte| byte != 0xFF) else { return false };
+    out.extend_from_slice(&prefix[..last]);
+    out.push(prefix[last] + 1);
+    true
+}
+
+/// Whether `candidate` is [`prefix_successor`]`(prefix)`, without building it.
+fn is_prefix_successor(prefix: &[u8], candidate: Option<&[u8]>) -> bool {
+    match (prefix.iter().rposition(|&byte| byte != 0xFF), candidate) {
+        (Some(last), Some(next)) => {
+            next.len() == last + 1 && next[..last] == prefix[..last] && next[last] == prefix[last] + 1
+        }
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 /// Where a scan starts, borrowed from a query's condition.
@@ -1170,26 +1188,39 @@ impl RangeRef<'_> {
 
     /// The owned, normalised `start..end` form.
     pub(crate) fn to_owned(self) -> KeyRange {
+        let successor;
         let start = match self.start {
-            Start::At(bytes) => bytes.into(),
+            Start::At(bytes) => bytes,
             Start::PastPrefix(prefix) => match prefix_successor(prefix) {
-                Some(next) => next,
+                Some(next) => {
+                    successor = next;
+                    &successor[..]
+                }
                 None => return KeyRange::nothing(),
             },
         };
-        let end = match self.end {
-            End::Unbounded => None,
-            End::Before(bound) => Some(bound.into()),
+        let end_room = match self.end {
+            End::Unbounded => 0,
+            End::Before(bytes) | End::ThroughPrefix(bytes) => bytes.len(),
+            End::Through(last) => last.len() + 1,
+        };
+        let mut bytes = Vec::with_capacity(start.len() + end_room);
+        bytes.extend_from_slice(start);
+        let bounded = match self.end {
+            End::Unbounded => false,
+            End::Before(bound) => {
+                bytes.extend_from_slice(bound);
+                true
+            }
             End::Through(last) => {
                 // `last ++ [0]` is the byte string right after `last`.
-                let mut end = Vec::with_capacity(last.len() + 1);
-                end.extend_from_slice(last);
-                end.push(0);
-                Some(end.into())
+                bytes.extend_from_slice(last);
+                bytes.push(0);
+                true
             }
-            End::ThroughPrefix(prefix) => prefix_successor(prefix),
+            End::ThroughPrefix(prefix) => push_prefix_successor(prefix, &mut bytes),
         };
-        KeyRange { start, end }
+        KeyRange { bytes: bytes.into(), start_len: start.len(), bounded }
     }
 }
 
@@ -1197,21 +1228,27 @@ impl RangeRef<'_> {
 /// condition normalises to one: an exact key is the range holding that key alone.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct KeyRange {
-    start: Box<[u8]>,
-    end: Option<Box<[u8]>>,
+    /// The start's bytes, then the end's: one allocation for both (every tracked read
+    /// keeps a range, and a restart restores them all).
+    bytes: Box<[u8]>,
+    /// Where the start ends in `bytes`.
+    start_len: usize,
+    /// Whether the end follows (`false`: the range is unbounded).
+    bounded: bool,
 }
 
 impl KeyRange {
-    /// A range from its stored parts (see [`start`](Self::start) and
-    /// [`end`](Self::end)), as persistence reads it back.
-    pub(crate) fn from_parts(start: Box<[u8]>, end: Option<Box<[u8]>>) -> Self {
-        KeyRange { start, end }
+    /// A range from its parts (see [`start`](Self::start) and [`end`](Self::end)), as
+    /// persistence reads it back.
+    pub(crate) fn from_parts(start: &[u8], end: Option<&[u8]>) -> Self {
+        let bytes = [start, end.unwrap_or_default()].concat().into();
+        KeyRange { bytes, start_len: start.len(), bounded: end.is_some() }
     }
 
     /// Every key.
     #[must_use]
     pub fn all() -> Self {
-        KeyRange { start: Box::default(), end: None }
+        KeyRange::from_parts(&[], None)
     }
 
     /// Exactly `key`.
@@ -1259,54 +1296,56 @@ impl KeyRange {
     /// The empty range.
     #[must_use]
     pub fn nothing() -> Self {
-        KeyRange { start: Box::default(), end: Some(Box::default()) }
+        KeyRange::from_parts(&[], Some(&[]))
     }
 
     /// Inclusive start.
     #[must_use]
     pub fn start(&self) -> &[u8] {
-        &self.start
+        &self.bytes[..self.start_len]
     }
 
     /// Exclusive end; `None` means unbounded.
     #[must_use]
     pub fn end(&self) -> Option<&[u8]> {
-        self.end.as_deref()
+        self.bounded.then(|| &self.bytes[self.start_len..])
     }
 
     /// The prefix this range is, if it is exactly "every key starting with" some bytes.
     #[must_use]
     pub fn as_prefix(&self) -> Option<&[u8]> {
-        (self.end == prefix_successor(&self.start) && !self.start.is_empty()).then_some(&self.start[..])
+        let start = self.start();
+        (is_prefix_successor(start, self.end()) && !start.is_empty()).then_some(start)
     }
 
     /// Whether the range holds exactly one key (`start` itself): an exact lookup.
     #[must_use]
     pub fn is_exact(&self) -> bool {
-        self.end.as_deref().is_some_and(|end| {
-            end.len() == self.start.len() + 1 && end.starts_with(&self.start) && end.last() == Some(&0)
+        let start = self.start();
+        self.end().is_some_and(|end| {
+            end.len() == start.len() + 1 && end.starts_with(start) && end.last() == Some(&0)
         })
     }
 
     /// Whether the range can hold no key.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.end.as_deref().is_some_and(|end| end <= &*self.start)
+        self.end().is_some_and(|end| end <= self.start())
     }
 
     /// Whether `key` lies in the range.
     #[must_use]
     pub fn contains(&self, key: &[u8]) -> bool {
-        key >= &*self.start && self.end.as_deref().is_none_or(|end| key < end)
+        key >= self.start() && self.end().is_none_or(|end| key < end)
     }
 }
 
 impl fmt::Debug for KeyRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("KeyRange(")?;
-        debug_encoded(&self.start, f)?;
+        debug_encoded(self.start(), f)?;
         f.write_str(" .. ")?;
-        match &self.end {
+        match self.end() {
             Some(end) => debug_encoded(end, f)?,
             None => f.write_str("∞")?,
         }
@@ -1359,6 +1398,20 @@ mod tests {
                                                      key in proptest::collection::vec(prop_oneof![Just(0u8), Just(1), Just(0xFE), Just(0xFF)], 0..5)) {
             prop_assert_eq!(KeyRange::prefix(&prefix).contains(&key), key.starts_with(&prefix));
             prop_assert_eq!(KeyRange::exact(&prefix).contains(&key), key == prefix);
+        }
+
+        #[test]
+        fn a_range_gives_back_its_parts(start in proptest::collection::vec(prop_oneof![Just(0u8), Just(1), Just(0xFF)], 0..4),
+                                        end in proptest::option::of(proptest::collection::vec(prop_oneof![Just(0u8), Just(1), Just(0xFF)], 0..4))) {
+            let range = KeyRange::from_parts(&start, end.as_deref());
+            prop_assert_eq!(range.start(), &start[..]);
+            prop_assert_eq!(range.end(), end.as_deref());
+            prop_assert_eq!(is_prefix_successor(&start, end.as_deref()), prefix_successor(&start).as_deref() == end.as_deref());
+            let prefix = KeyRange::prefix(&start);
+            prop_assert_eq!(prefix.as_prefix(), (!start.is_empty()).then_some(&start[..]));
+            let successor = prefix_successor(&start);
+            prop_assert_eq!(prefix.end(), successor.as_deref());
+            prop_assert!(KeyRange::exact(&start).is_exact());
         }
     }
 

@@ -281,10 +281,7 @@ fn read_entry(read: &ArchivedStoredRead) -> Result<ReadEntry, String> {
         Recheck::restored(read.recheck).ok_or_else(|| format!("unknown recheck tag {}", read.recheck))?;
     Ok(ReadEntry::from_parts(
         Ident::from_raw(read.partition.to_native()),
-        KeyRange::from_parts(
-            read.start.as_slice().into(),
-            read.end.as_ref().map(|end| end.as_slice().into()),
-        ),
+        KeyRange::from_parts(read.start.as_slice(), read.end.as_ref().map(|end| end.as_slice())),
         read.chunks.iter().map(|raw| ChunkId::from_raw(raw.to_native())).collect(),
         usize::try_from(read.hits.to_native()).map_err(|_| "a read's hit count overflows".to_string())?,
         crate::hash::ContentHash::from_raw(read.results.to_native()),
