@@ -343,9 +343,7 @@ impl<S: Schema> Database<S> {
         let mut side = self.lock_side();
         let newest = versions.last().map_or(0, |(committed_at, _)| *committed_at);
         let mut next = State::load(&versions, clock.max(newest));
-        for (_, chunk) in &versions {
-            side.collector.replaced(chunk.task, None, Some(&**chunk), &next);
-        }
+        side.collector.restored(&versions.iter().map(|(_, chunk)| &**chunk).collect::<Vec<_>>());
         side.tracker.restored(versions.into_iter().map(|(_, chunk)| chunk).collect());
         for entry in &stale {
             let task = TaskId::from_ident(Ident::from_raw(entry.task));
