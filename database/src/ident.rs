@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 
 use parking_lot::RwLock;
 use xxhash_rust::const_xxh3::xxh3_64 as const_xxh3_64;
+use xxhash_rust::xxh3::xxh3_64;
 
 /// A name (of a partition, a record, a field, a task…) as a deterministic `u64`:
 /// the xxh3 hash of its string.
@@ -52,7 +53,9 @@ impl Ident {
 
     /// Hashes `name` and remembers it, so `Debug` prints `name` instead of a number.
     pub fn named(name: &str) -> Self {
-        let ident = Ident::new(name);
+        // The same hash as `new`, by the runtime implementation: several times faster
+        // than the one `const fn` can use, and names are hashed at run time.
+        let ident = Ident(xxh3_64(name.as_bytes()));
         remember(ident.0, name);
         ident
     }
@@ -111,6 +114,18 @@ impl fmt::Display for Ident {
 fn registry() -> &'static RwLock<HashMap<u64, Box<str>>> {
     static REGISTRY: OnceLock<RwLock<HashMap<u64, Box<str>>>> = OnceLock::new();
     REGISTRY.get_or_init(Default::default)
+}
+
+/// Remembers, under one lock, each name that hashes to the id it comes with (a
+/// restart's task names: the manifest that lists them may be forged).
+pub(crate) fn remember_all<'n>(names: impl ExactSizeIterator<Item = (u64, &'n str)>) {
+    let mut registry = registry().write();
+    registry.reserve(names.len());
+    for (raw, name) in names {
+        if xxh3_64(name.as_bytes()) == raw {
+            registry.entry(raw).or_insert_with(|| name.into());
+        }
+    }
 }
 
 fn remember(raw: u64, name: &str) {
@@ -235,6 +250,24 @@ mod tests {
     fn const_and_runtime_hashes_agree() {
         assert_eq!(SYMBOLS, Ident::named("symbols"));
         assert_eq!(SYMBOLS.raw(), xxhash_rust::xxh3::xxh3_64(b"symbols"));
+    }
+
+    #[test]
+    fn named_hashes_as_new_does_at_every_length() {
+        // xxh3 takes a different path for each band of lengths up to 240 and beyond.
+        let text: String = (0..300u32).map(|at| char::from(b'a' + (at * 7 % 26) as u8)).collect();
+        for len in 0..=text.len() {
+            assert_eq!(Ident::named(&text[..len]), Ident::new(&text[..len]), "length {len}");
+        }
+    }
+
+    #[test]
+    fn only_names_that_hash_to_their_id_are_remembered() {
+        let real = Ident::new("ident-remember-all-real");
+        let forged = Ident::new("ident-remember-all-forged-id");
+        remember_all([(real.raw(), "ident-remember-all-real"), (forged.raw(), "something else")].into_iter());
+        assert_eq!(real.name().as_deref(), Some("ident-remember-all-real"));
+        assert_eq!(forged.name(), None);
     }
 
     #[test]

@@ -35,12 +35,7 @@ pub(crate) fn load<S: Schema>(
     check_records: bool,
 ) -> Restored<S> {
     let manifest = &contents.manifest;
-    for (raw, name) in &manifest.names {
-        // Only a name that hashes to its id is remembered (the manifest may be forged).
-        if Ident::new(name).raw() == *raw {
-            Ident::named(name);
-        }
-    }
+    crate::ident::remember_all(manifest.names.iter().map(|(raw, name)| (*raw, name.as_str())));
     let decoded: Vec<(StoredVersion, Result<Chunk<S>, String>)> = manifest
         .versions
         .par_iter()
