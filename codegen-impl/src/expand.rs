@@ -465,6 +465,15 @@ impl Context<'_, '_> {
                     }
                 }
 
+                fn hash_record(&self, handle: #rt::RecordHandle, hasher: &mut #rt::StableHasher) {
+                    let at = handle.index as usize;
+                    hasher.write_u16(handle.kind.0);
+                    match handle.kind.0 {
+                        #(#init_kinds => #rt::StableHash::stable_hash(&self.0.#init_columns[at], hasher),)*
+                        _ => #rt::StableHash::stable_hash(&self.0.#last_column[at], hasher),
+                    }
+                }
+
                 fn finish(self) -> #storage {
                     self.0
                 }

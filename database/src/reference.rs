@@ -328,6 +328,17 @@ impl StorageBuilder for RefStorageBuilder {
         }
     }
 
+    fn hash_record(&self, handle: RecordHandle, hasher: &mut StableHasher) {
+        let (storage, at) = (&self.0, handle.index as usize);
+        hasher.write_u16(handle.kind.0);
+        match handle.kind {
+            MODULE => storage.modules[at].stable_hash(hasher),
+            FUNCTION => storage.functions[at].stable_hash(hasher),
+            STRUCT => storage.structs[at].stable_hash(hasher),
+            _ => storage.diagnostics[at].stable_hash(hasher),
+        }
+    }
+
     fn finish(self) -> RefStorage {
         self.0
     }
@@ -398,6 +409,10 @@ impl StorageBuilder for TextStorageBuilder {
 
     fn push(&mut self, record: String) -> RecordHandle {
         push_to(&mut self.0, TEXT, record)
+    }
+
+    fn hash_record(&self, handle: RecordHandle, hasher: &mut StableHasher) {
+        hasher.write_str(&self.0[handle.index as usize]);
     }
 
     fn finish(self) -> TextStorage {

@@ -148,6 +148,12 @@ pub trait StorageBuilder: Default + Send + Sized {
     /// Stores a record and returns its handle.
     fn push(&mut self, record: RecordOf<Self::Storage>) -> RecordHandle;
 
+    /// Feeds the canonical encoding of the record `handle` names (one this builder
+    /// returned) to `hasher`: the bytes [`RecordStorage::hash_record`] feeds for its
+    /// archived form. The writer hashes a chunk from its owned records, so a commit
+    /// that would rebuild the task's current chunk is told before archiving anything.
+    fn hash_record(&self, handle: RecordHandle, hasher: &mut StableHasher);
+
     /// Freezes the collected records, releasing spare capacity.
     fn finish(self) -> Self::Storage;
 }

@@ -286,6 +286,10 @@ mod named {
             RecordHandle { kind: TEXT, index: u32::try_from(self.0.len() - 1).expect("few records") }
         }
 
+        fn hash_record(&self, handle: RecordHandle, hasher: &mut StableHasher) {
+            hasher.write_str(&self.0[handle.index as usize]);
+        }
+
         fn finish(self) -> Store {
             Store(self.0)
         }

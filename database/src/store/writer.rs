@@ -209,12 +209,34 @@ impl<S: Schema> ChunkWriter<S> {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let (partitions, output_hash) = hash_partitions(
+            &rows,
+            |row| row.partition,
+            key,
+            |row, hasher| builder.hash_record(row.handle, hasher),
+        );
+        declared.sort_unstable();
+        declared.dedup();
+        let mut dependencies: Vec<ChunkId> = reads
+            .iter()
+            .flat_map(|read| read.chunks().iter().copied())
+            .chain(declared.iter().copied())
+            .collect();
+        dependencies.sort_unstable();
+        dependencies.dedup();
+        let id = ChunkId::compute(task, output_hash, ChunkId::inputs_hash(parent, &dependencies, &reads));
+        // The task's current chunk is this one (a source re-submitted unchanged, as a
+        // restart does with the whole workspace): a chunk is its id's content, so
+        // publish that one rather than archive the same records again. Publishing
+        // checks the current version afresh, under the commit lock.
+        if let Some(current) = db.current_chunk(task).filter(|current| current.id == id) {
+            return Ok(Commit { chunk: current, declared, run, spawned });
+        }
+
         let archive = builder.finish().to_archive().map_err(|reason| Error::Unarchivable { task, reason })?;
         let records = Records::<S::Storage>::built(archive);
         // Built records are valid by construction: this never fails.
         let archived = records.archive(&[]).map_err(|reason| Error::Unarchivable { task, reason })?;
-        let (partitions, output_hash) =
-            hash_partitions::<_, S::Storage>(&rows, |row| row.partition, key, |row| row.handle, archived);
         // The keys in row order, in one allocation.
         let mut sorted_keys = Vec::with_capacity(keys.len());
         let rows: Box<[Row]> = rows
@@ -227,17 +249,6 @@ impl<S: Schema> ChunkWriter<S> {
             .collect();
         let keys: Box<[u8]> = sorted_keys.into();
 
-        declared.sort_unstable();
-        declared.dedup();
-        let mut dependencies: Vec<ChunkId> = reads
-            .iter()
-            .flat_map(|read| read.chunks().iter().copied())
-            .chain(declared.iter().copied())
-            .collect();
-        dependencies.sort_unstable();
-        dependencies.dedup();
-
-        let id = ChunkId::compute(task, output_hash, ChunkId::inputs_hash(parent, &dependencies, &reads));
         let indexed = if S::indexes().is_empty() {
             None
         } else {
@@ -265,12 +276,11 @@ impl<S: Schema> ChunkWriter<S> {
 
 /// Splits sorted rows into per-partition slices, each with the hash of its keys and
 /// records, and hashes the slices into the chunk's output hash.
-pub(crate) fn hash_partitions<'k, R, T: RecordStorage>(
+pub(crate) fn hash_partitions<'k, R>(
     rows: &[R],
     partition_of: impl Fn(&R) -> Ident,
     key: impl Fn(&R) -> &'k [u8],
-    handle_of: impl Fn(&R) -> RecordHandle,
-    archived: &T::Archived,
+    hash_record: impl Fn(&R, &mut StableHasher),
 ) -> (Vec<PartitionSlice>, ContentHash) {
     let mut slices = Vec::new();
     let mut output = StableHasher::new();
@@ -282,7 +292,7 @@ pub(crate) fn hash_partitions<'k, R, T: RecordStorage>(
         hasher.write_len(end - start);
         for row in &rows[start..end] {
             hasher.write_bytes(key(row));
-            T::hash_record(archived, handle_of(row), &mut hasher);
+            hash_record(row, &mut hasher);
         }
         let hash = hasher.finish();
         output.write_u64(partition.raw());
@@ -301,5 +311,79 @@ impl<S: Schema> std::fmt::Debug for ChunkWriter<S> {
             .field("parent", &self.parent)
             .field("records", &self.rows.len())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Database;
+    use crate::reference::{DIAGNOSTICS, Diagnostic, Function, Module, RefLang, SYMBOLS, TextLang};
+
+    /// The output hash of `chunk` computed again from its archived records, the way a
+    /// reader of the archive would.
+    fn archived_output_hash<S: Schema>(chunk: &Chunk<S>) -> (Vec<PartitionSlice>, ContentHash) {
+        let archived = chunk.records.archive(&chunk.rows).expect("a built chunk is valid");
+        let rows: Vec<(Ident, usize)> = chunk
+            .partitions
+            .iter()
+            .flat_map(|slice| slice.range().map(|row| (slice.partition, row)))
+            .collect();
+        hash_partitions(
+            &rows,
+            |(partition, _)| *partition,
+            |(_, row)| chunk.key(*row),
+            |(_, row), hasher| {
+                S::Storage::hash_record(archived, chunk.rows[*row].handle.unpack::<S::Storage>(), hasher)
+            },
+        )
+    }
+
+    #[test]
+    fn owned_and_archived_records_hash_alike() {
+        let db = Database::<RefLang>::new();
+        let mut writer = db.writer("parse:a.rs");
+        let file = Ident::new("a.rs");
+        writer.insert(SYMBOLS, (file, "a"), Module::new("a", &["f", "g"])).expect("insert");
+        writer.insert(SYMBOLS, (file, "a::f"), Function::new("f", &["u32"], Some("bool"))).expect("insert");
+        writer.insert(SYMBOLS, (file, "a::g"), Function::new("g", &[], None)).expect("insert");
+        let warning = Diagnostic { message: "unused\0here".into(), severity: 1, line: 3 };
+        writer.insert(DIAGNOSTICS, (file, 1u8, 0u32), warning).expect("insert");
+        writer.commit().expect("commit");
+        let chunk = db.current_chunk(TaskId::new("parse:a.rs")).expect("committed");
+        let (partitions, output_hash) = archived_output_hash(&chunk);
+        assert_eq!(output_hash, chunk.output_hash);
+        assert_eq!(partitions, chunk.partitions.to_vec());
+
+        let text = Database::<TextLang>::new();
+        let mut writer = text.writer("notes");
+        for (at, note) in ["", "one", "two\0three"].into_iter().enumerate() {
+            writer.insert(Ident::new("notes"), at as u32, note.to_owned()).expect("insert");
+        }
+        writer.commit().expect("commit");
+        let chunk = text.current_chunk(TaskId::new("notes")).expect("committed");
+        assert_eq!(archived_output_hash(&chunk).1, chunk.output_hash);
+    }
+
+    #[test]
+    fn re_committing_the_current_chunk_changes_nothing() {
+        let db = Database::<TextLang>::new();
+        let commit = |text: &str| {
+            let mut writer = db.writer("source:a.rs");
+            writer.insert(Ident::new("sources"), 0u32, text.to_owned()).expect("insert");
+            writer.commit().expect("commit")
+        };
+        let first = commit("fn main() {}");
+        let current = db.current_chunk(TaskId::new("source:a.rs")).expect("committed");
+        let again = commit("fn main() {}");
+        assert!(first.stored && !again.stored && !again.output_changed);
+        assert_eq!(again.chunk, first.chunk);
+        assert!(Arc::ptr_eq(&current, &db.current_chunk(TaskId::new("source:a.rs")).expect("still there")));
+        let changed = commit("fn main() { run() }");
+        assert!(changed.stored && changed.output_changed);
+        assert_eq!(
+            db.snapshot().get(Ident::new("sources"), 0u32).expect("valid").first().map(|hit| hit.record()),
+            Some("fn main() { run() }")
+        );
     }
 }
