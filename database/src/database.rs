@@ -473,14 +473,14 @@ impl<S: Schema> Database<S> {
         }
     }
 
-    /// Makes a built chunk its task's current version. Everything is decided on a
-    /// private copy of the state, which is then published in one atomic store: the clock
-    /// value and every index update become visible together.
     /// The current version's chunk of `task`, if it has one.
     pub(crate) fn current_chunk(&self, task: TaskId) -> Option<Arc<Chunk<S>>> {
         self.shared.current.load().tasks.get(&task).map(|version| Arc::clone(&version.chunk))
     }
 
+    /// Makes a built chunk its task's current version. Everything is decided on a
+    /// private copy of the state, which is then published in one atomic store: the clock
+    /// value and every index update become visible together.
     pub(crate) fn publish(&self, commit: Commit<S>) -> Result<CommitReceipt> {
         self.publish_all(vec![commit]).pop().expect("one receipt per commit")
     }
