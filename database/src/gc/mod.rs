@@ -222,8 +222,16 @@ impl Collector {
     /// turn against that state, with reachability marked once from the roots rather
     /// than walked up every task's parent chain (a restart restores thousands).
     pub(crate) fn restored<S: Schema>(&mut self, chunks: &[&Chunk<S>]) {
-        for chunk in chunks {
-            self.children.entry(chunk.parent()).or_default().insert(chunk.task);
+        // Grouped by parent first, so each set is allocated once at its size: the
+        // entry tasks' set alone holds thousands.
+        let mut edges: Vec<(Option<TaskId>, TaskId)> =
+            chunks.iter().map(|chunk| (chunk.parent(), chunk.task)).collect();
+        edges.sort_unstable();
+        self.children.reserve(edges.chunk_by(|a, b| a.0 == b.0).count());
+        for group in edges.chunk_by(|a, b| a.0 == b.0) {
+            let children = self.children.entry(group[0].0).or_default();
+            children.reserve(group.len());
+            children.extend(group.iter().map(|(_, task)| *task));
         }
         // Chains that reach no entry (a missing parent, a cycle) are never marked.
         let mut marked = FxHashSet::with_capacity_and_hasher(chunks.len(), Default::default());

@@ -156,14 +156,20 @@ const SCANS_BEFORE_FILING: usize = 8;
 #[derive(Default)]
 struct Unfiled {
     versions: FxHashMap<TaskId, Arc<dyn RestoredReads>>,
-    /// How many non-empty ranges they read.
-    reads: usize,
     scans: usize,
+}
+
+impl Unfiled {
+    /// How many non-empty ranges they read: counted when asked (by statistics and
+    /// the consistency check), so a restart does not walk every read it restores.
+    fn reads(&self) -> usize {
+        self.versions.values().map(|version| non_empty(version.restored_reads())).sum()
+    }
 }
 
 impl std::fmt::Debug for Unfiled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Unfiled({} versions, {} reads)", self.versions.len(), self.reads)
+        write!(f, "Unfiled({} versions, {} reads)", self.versions.len(), self.reads())
     }
 }
 
@@ -232,9 +238,6 @@ impl Tracker {
         // A re-run that produced the identical chunk keeps its reads filed as they are.
         if old.map(Chunk::id) != new.map(Chunk::id) {
             let unfiled = self.unfiled.versions.remove(&task);
-            if let Some(unfiled) = &unfiled {
-                self.unfiled.reads -= non_empty(unfiled.restored_reads());
-            }
             if unfiled.is_none_or(|unfiled| Some(unfiled.chunk_id()) != old.map(Chunk::id)) {
                 for read in old.map_or(&[][..], |chunk| chunk.reads()) {
                     self.readers.remove(read.partition(), read.range(), task);
@@ -452,18 +455,15 @@ impl Tracker {
 
     /// Number of reads filed (those of restored versions counted as filed).
     pub(crate) fn reads_filed(&self) -> usize {
-        self.readers.len() + self.unfiled.reads
+        self.readers.len() + self.unfiled.reads()
     }
 
     /// Takes `versions`, restored from disk, as current versions whose reads are not
     /// filed yet (see [`Unfiled`]).
     pub(crate) fn restored<S: Schema>(&mut self, versions: Vec<Arc<Chunk<S>>>) {
+        self.unfiled.versions.reserve(versions.len());
         for chunk in versions {
-            self.unfiled.reads += non_empty(chunk.reads());
-            let task = chunk.task();
-            if let Some(earlier) = self.unfiled.versions.insert(task, chunk) {
-                self.unfiled.reads -= non_empty(earlier.restored_reads());
-            }
+            self.unfiled.versions.insert(chunk.task(), chunk);
         }
     }
 
@@ -483,7 +483,6 @@ impl Tracker {
                     self.readers.insert(read.partition(), read.range(), reader);
                 }
             }
-            self.unfiled.reads = 0;
         }
     }
 
