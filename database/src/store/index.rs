@@ -155,6 +155,16 @@ pub(crate) enum Op<S: Schema> {
     Remove(TaskId),
 }
 
+impl<S: Schema> Op<S> {
+    /// The task whose posting it adds or removes.
+    fn task(&self) -> TaskId {
+        match self {
+            Op::Upsert(posting) => posting.task(),
+            Op::Remove(task) => *task,
+        }
+    }
+}
+
 /// The position a scan starting at `start` begins at.
 pub(crate) fn probe(start: Start<'_>) -> Probe<'_> {
     match start {
@@ -308,28 +318,35 @@ impl<S: Schema> PartitionIndex<S> {
 /// then applied in rounds, each round one change per key (equal keys are rows of
 /// different tasks).
 fn build<S: Schema>(slices: &[Slice<S>]) -> Tree<Postings<S>> {
-    let postings: Vec<Posting<S>> = slices
+    // Each chunk's rows are sorted already, and keys usually start with a file, so
+    // the chunks' runs hardly overlap: laid end to end in the order of their first
+    // keys they are (nearly) one run, which the stable sort then only checks.
+    let mut runs: Vec<&Slice<S>> = slices.iter().filter(|(_, rows)| !rows.is_empty()).collect();
+    runs.sort_by(|(a, a_rows), (b, b_rows)| {
+        a.key(a_rows.start).cmp(b.key(b_rows.start)).then_with(|| a.task.cmp(&b.task))
+    });
+    let mut changes: Vec<Change<'_, S>> = runs
         .iter()
-        .flat_map(|(chunk, rows)| rows.clone().map(|row| Posting::new(chunk, row as u32)))
+        .flat_map(|(chunk, rows)| {
+            rows.clone()
+                .map(|row| Change { key: chunk.key(row), op: Op::Upsert(Posting::new(chunk, row as u32)) })
+        })
         .collect();
-    // Each chunk's rows are sorted already: a stable sort merges those runs (and keys
-    // usually start with a file, so the runs hardly overlap).
-    let mut keyed: Vec<(&[u8], TaskId, &Posting<S>)> =
-        postings.iter().map(|posting| (posting.key(), posting.task(), posting)).collect();
-    keyed.sort_by(|a, b| a.0.cmp(b.0).then_with(|| a.1.cmp(&b.1)));
+    changes.sort_by(|a, b| a.key.cmp(b.key).then_with(|| a.op.task().cmp(&b.op.task())));
     let (mut tree, mut records) = (Tree::default(), 0);
-    while !keyed.is_empty() {
-        let mut round: Vec<Change<'_, S>> = Vec::with_capacity(keyed.len());
+    // A key several tasks hold goes in over several rounds, one posting a round.
+    while !changes.is_empty() {
+        let mut round: Vec<Change<'_, S>> = Vec::with_capacity(changes.len());
         let mut later = Vec::new();
-        for (key, task, posting) in keyed {
-            if round.last().is_some_and(|last| last.key == key) {
-                later.push((key, task, posting));
+        for change in changes {
+            if round.last().is_some_and(|last| last.key == change.key) {
+                later.push(change);
             } else {
-                round.push(Change { key, op: Op::Upsert(posting.clone()) });
+                round.push(change);
             }
         }
         apply_to(&mut tree, &mut records, &round);
-        keyed = later;
+        changes = later;
     }
     tree
 }
