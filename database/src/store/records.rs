@@ -64,7 +64,7 @@ impl<T: RecordStorage> Records<T> {
     /// computed for a built one.
     pub(crate) fn checksum(&self) -> u128 {
         match &self.bytes {
-            Bytes::Built(bytes) => crate::persist::format::checksum(&[bytes]),
+            Bytes::Built(bytes) => crate::persist::format::checksum(bytes),
             Bytes::Mapped { checksum, .. } => *checksum,
         }
     }
@@ -123,7 +123,7 @@ impl<T: RecordStorage> Records<T> {
         if !(bytes.as_ptr() as usize).is_multiple_of(16) {
             return Err("the records are not 16-byte aligned in their segment".into());
         }
-        if crate::persist::format::checksum(&[bytes]) != *checksum {
+        if crate::persist::format::checksum(bytes) != *checksum {
             return Err("records checksum mismatch: the bytes changed after they were written".into());
         }
         let archived = rkyv::access::<T::Archived, rkyv::rancor::Error>(bytes)
