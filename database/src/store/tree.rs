@@ -193,8 +193,12 @@ impl<V: Clone> Tree<V> {
         let mut node = self.root.as_ref()?;
         loop {
             match node {
-                Node::Branch(branch) => node = &branch.children()[branch.child_for(probe)],
+                Node::Branch(branch) => {
+                    prefetch(branch.children());
+                    node = &branch.children()[branch.child_for(probe)]
+                }
                 Node::Leaf(leaf) => {
+                    prefetch(leaf.values());
                     let (at, equal) = block::position(leaf.keys(), probe);
                     return if equal { leaf.values().get(at) } else { None };
                 }
@@ -209,6 +213,7 @@ impl<V: Clone> Tree<V> {
         loop {
             match node {
                 Node::Branch(branch) => {
+                    prefetch(branch.children());
                     let at = branch.child_for(probe);
                     // Depth is bounded by MAX_DEPTH (see its doc); a deeper tree cannot fit in memory.
                     iter.path[iter.depth] = Some((branch, at));
@@ -854,6 +859,30 @@ fn runs<T>(mut items: Vec<T>, max: usize) -> Vec<Vec<T>> {
 /// A branch and the child a cursor is visiting.
 type Step<'a, V> = Option<(&'a Branch<V>, usize)>;
 
+/// Asks the CPU to start loading `slice` into the cache, without waiting for it.
+///
+/// A descent reads a node's key block first and only then the one child pointer or
+/// value it needs, in an allocation of its own: each level cost two cache misses one
+/// after the other. Fetched while the key block is searched, the second one mostly
+/// overlaps the first (exact lookups 1.19–1.32 → 1.03–1.08 × a `BTreeMap`, three
+/// alternated `perf_report --only lookup` runs).
+#[inline]
+fn prefetch<T>(slice: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let start = slice.as_ptr().cast::<i8>();
+        for offset in (0..size_of_val(slice)).step_by(64) {
+            // SAFETY: a prefetch is only a hint: it reads nothing the program sees and
+            // cannot fault, whatever the address. Here every address is inside
+            // `slice` anyway (an empty slice prefetches nothing).
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = slice;
+}
+
 /// A cursor over a tree's entries in key order. Its path lives in a fixed array and it
 /// rebuilds each key in a buffer of its own as it moves, so it hands out keys that
 /// live until its next step.
@@ -876,11 +905,14 @@ impl<'a, V> Iter<'a, V> {
             leaf: None,
             entries: block::Entries::new(&[]),
             at: 0,
-            key: Vec::new(),
+            // Room for a typical key from the start: grown from empty, it was
+            // reallocated three or four times by every short scan.
+            key: Vec::with_capacity(64),
         }
     }
 
     fn enter(&mut self, leaf: &'a Leaf<V>) {
+        prefetch(leaf.values());
         self.leaf = Some(leaf);
         self.entries = block::Entries::new(leaf.keys());
         self.at = 0;
@@ -1153,6 +1185,18 @@ mod tests {
         }
         tree.check();
         assert_eq!(collect(tree.iter()), model.iter().map(|(k, v)| (k.clone(), *v)).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn prefetching_reaches_every_line_of_any_slice_and_changes_nothing() {
+        // Empty (a dangling pointer, never touched), under a line, and many lines
+        // ending exactly at the end of their allocation.
+        for len in [0usize, 1, 3, 4, 5, 16, 17, 1000] {
+            let values: Box<[u128]> = (0..len as u128).collect();
+            prefetch(&values);
+            prefetch(&values[len / 2..]);
+            assert!(values.iter().copied().eq(0..len as u128));
+        }
     }
 
     #[test]
