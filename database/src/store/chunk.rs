@@ -251,6 +251,12 @@ impl<S: Schema> Chunk<S> {
         row_key(&self.keys, &self.rows, row)
     }
 
+    /// Bytes of the keys of `rows` together.
+    pub(crate) fn key_bytes(&self, rows: std::ops::Range<usize>) -> usize {
+        let end = |row: usize| row.checked_sub(1).map_or(0, |previous| self.rows[previous].key_end as usize);
+        end(rows.end) - end(rows.start)
+    }
+
     /// The record of a row, of a chunk already checked (every hit is made from one).
     #[inline]
     pub(crate) fn record(&self, row: usize) -> RecordRefOf<'_, S> {

@@ -1,6 +1,7 @@
 //! The database's committed state at one clock value: an immutable value that a
 //! commit replaces as a whole and a snapshot holds as a whole.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use crate::hash::ChunkId;
@@ -204,6 +205,16 @@ impl<S: Schema> State<S> {
         let (old_rows, new_rows) = (rows(before), rows(after));
         let (had_rows, has_rows) = (!old_rows.is_empty(), !new_rows.is_empty());
         let diffing = changed.is_some();
+        if let Some(changed) = changed.as_deref_mut() {
+            // At most every key of both versions is reported: one allocation each.
+            let key_bytes = |side: Option<(&Arc<Chunk<S>>, &PartitionSlice)>, rows: &Range<usize>| {
+                side.map_or(0, |(chunk, _)| chunk.key_bytes(rows.clone()))
+            };
+            changed.reserve(
+                old_rows.len() + new_rows.len(),
+                key_bytes(before, &old_rows) + key_bytes(after, &new_rows),
+            );
+        }
         let mut report = |key: &[u8]| {
             if let Some(changed) = changed.as_deref_mut() {
                 changed.push(partition, key);
@@ -353,6 +364,12 @@ impl KeyList {
 
     pub(crate) fn len(&self) -> usize {
         self.ends.len()
+    }
+
+    /// Makes room for `keys` more keys of `bytes` bytes in all.
+    pub(crate) fn reserve(&mut self, keys: usize, bytes: usize) {
+        self.ends.reserve(keys);
+        self.bytes.reserve(bytes);
     }
 
     pub(crate) fn is_empty(&self) -> bool {

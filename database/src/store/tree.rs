@@ -580,8 +580,7 @@ impl<KeyOf, Merge> Apply<'_, KeyOf, Merge> {
                         let mut decoded = std::mem::take(&mut self.decoded);
                         decoded.clear();
                         decoded.push_block(leaf.keys(), Some(at));
-                        let pieces =
-                            self.leaves(values.into_iter().enumerate().collect(), |at| decoded.key(*at));
+                        let pieces = self.leaves(values.into_iter().enumerate(), |at| decoded.key(*at));
                         self.decoded = decoded;
                         pieces
                     }
@@ -643,7 +642,7 @@ impl<KeyOf, Merge> Apply<'_, KeyOf, Merge> {
                 From::Old(at) => old_key(*at),
                 From::Change(at) => key_of(&changes[*at]),
             };
-            self.leaves(merged, key_at)
+            self.leaves(merged.into_iter(), key_at)
         };
         self.decoded = decoded;
         pieces
@@ -651,17 +650,26 @@ impl<KeyOf, Merge> Apply<'_, KeyOf, Merge> {
 
     /// Leaves over `entries` (in key order, with where each one's key is), as few as
     /// hold them, evenly filled.
-    fn leaves<'k, V, K>(&mut self, entries: Vec<(K, V)>, key: impl Fn(&K) -> &'k [u8]) -> Vec<Piece<V>> {
-        let runs = runs(entries, LEAF_MAX);
-        let mut pieces = Vec::with_capacity(runs.len());
+    fn leaves<'k, V, K>(
+        &mut self,
+        entries: impl ExactSizeIterator<Item = (K, V)>,
+        key: impl Fn(&K) -> &'k [u8],
+    ) -> Vec<Piece<V>> {
+        let mut entries = entries;
+        let lengths = run_lengths(entries.len(), LEAF_MAX);
+        let mut pieces = Vec::with_capacity(lengths.len());
         let mut last_key: Option<&[u8]> = None;
-        for run in runs {
-            let separator = last_key.map(|last| block::separator(last, key(&run[0].0)).into());
-            last_key = run.last().map(|(at, _)| key(at));
+        for length in lengths {
             self.writer.clear();
-            let mut values = Vec::with_capacity(run.len());
-            for (at, value) in run {
-                self.writer.push(key(&at));
+            let mut separator = None;
+            let mut values = Vec::with_capacity(length);
+            for (at, value) in entries.by_ref().take(length) {
+                let key = key(&at);
+                if values.is_empty() {
+                    separator = last_key.map(|last| block::separator(last, key).into());
+                }
+                self.writer.push(key);
+                last_key = Some(key);
                 values.push(value);
             }
             let node = Node::Leaf(Leaf(ThinArc::from_header_and_slice(values.into(), &self.writer.bytes)));
@@ -804,7 +812,7 @@ impl<KeyOf, Merge> Apply<'_, KeyOf, Merge> {
                 decoded.push_block(b.keys(), None);
                 let values: Vec<(usize, V)> =
                     a.values().iter().chain(b.values()).cloned().enumerate().collect();
-                self.leaves(values, |at| decoded.key(*at))
+                self.leaves(values.into_iter(), |at| decoded.key(*at))
             }
             (Node::Branch(a), Node::Branch(b)) => {
                 let separators_of = |branch: &Branch<V>| {
@@ -843,17 +851,24 @@ impl<KeyOf, Merge> Apply<'_, KeyOf, Merge> {
 /// Cuts `items` into the fewest runs of at most `max`, as even as possible, moving
 /// them (a single run is the vector itself).
 fn runs<T>(mut items: Vec<T>, max: usize) -> Vec<Vec<T>> {
-    let len = items.len();
-    let parts = len.div_ceil(max);
-    let mut runs = Vec::with_capacity(parts);
-    for part in (1..parts).rev() {
-        runs.push(items.split_off(part * len / parts));
+    let mut lengths = run_lengths(items.len(), max);
+    let mut runs = Vec::with_capacity(lengths.len());
+    let first = lengths.next();
+    for length in lengths.rev() {
+        runs.push(items.split_off(items.len() - length));
     }
-    if len > 0 {
+    if first.is_some() {
         runs.push(items);
     }
     runs.reverse();
     runs
+}
+
+/// The lengths of the fewest runs of at most `max` that `len` items make, as even
+/// as possible (none for no items).
+fn run_lengths(len: usize, max: usize) -> impl DoubleEndedIterator<Item = usize> + ExactSizeIterator {
+    let parts = len.div_ceil(max);
+    (0..parts).map(move |part| (part + 1) * len / parts - part * len / parts)
 }
 
 /// A branch and the child a cursor is visiting.
