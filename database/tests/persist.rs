@@ -338,3 +338,44 @@ fn records_are_read_in_place_and_damage_to_them_is_reported_by_the_query_that_me
     assert_eq!(answers(&db).unwrap(), before);
     db.check_consistency().unwrap();
 }
+
+/// A partition's first read also starts checking all its chunks on a thread of its
+/// own; that changes when a check runs, never what a read returns: a lookup in an
+/// intact chunk answers although a damaged chunk shares the partition, and the damage
+/// is reported to each read that reaches it, whoever ran the check.
+#[test]
+fn checks_begun_in_the_background_leave_every_answer_as_the_reads_own_checks_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = |file: &str| (Ident::named(file), 1u8, 0u32);
+    {
+        let db = Database::<RefLang>::open(dir.path()).unwrap();
+        for file in ["a.rs", "b.rs", "c.rs"] {
+            let mut writer = db.writer(format!("check:{file}"));
+            // A message lies only in the records, not in any layout.
+            writer.insert(DIAGNOSTICS, key(file), Diagnostic::new(&format!("only in {file}"), 1, 1)).unwrap();
+            writer.commit().unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let segment = files_of(dir.path()).into_keys().find(|name| name.starts_with("seg-")).expect("a segment");
+    let path = dir.path().join(&segment);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.windows(12).position(|window| window == b"only in b.rs").expect("stored as written");
+    bytes[at] = b'O';
+    std::fs::write(&path, bytes).unwrap();
+
+    for _ in 0..20 {
+        let db = Database::<RefLang>::open(dir.path()).unwrap();
+        let snapshot = db.snapshot();
+        let intact = snapshot.get(DIAGNOSTICS, key("a.rs")).unwrap();
+        assert_eq!(intact.len(), 1, "the partition's first read answers from an intact chunk");
+        for _ in 0..2 {
+            match snapshot.get(DIAGNOSTICS, key("b.rs")) {
+                Err(Error::DamagedRecords { damaged }) => assert_eq!(damaged.task, TaskId::new("check:b.rs")),
+                other => panic!("the damaged chunk must be reported, got {other:?}"),
+            }
+        }
+        assert_eq!(snapshot.get(DIAGNOSTICS, key("c.rs")).unwrap().len(), 1);
+        assert!(matches!(snapshot.query(DIAGNOSTICS).execute(), Err(Error::DamagedRecords { .. })));
+    }
+}

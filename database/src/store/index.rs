@@ -237,7 +237,10 @@ impl<S: Schema> PartitionIndex<S> {
     fn tree(&self) -> &Tree<Postings<S>> {
         match &self.entries {
             Entries::Built(tree) => tree,
-            Entries::Restored(restored) => restored.tree.get_or_init(|| build(&restored.slices)),
+            Entries::Restored(restored) => restored.tree.get_or_init(|| {
+                check_in_background(restored);
+                build(&restored.slices)
+            }),
         }
     }
 
@@ -312,6 +315,32 @@ impl<S: Schema> PartitionIndex<S> {
             }
         }
     }
+}
+
+/// Starts the first-use checks of a restored partition's chunks on a thread, as
+/// its tree is first built: a read that builds the tree (a scan, or the first lookup)
+/// usually goes on to read many of them, and would otherwise check each one as it
+/// meets it, on its own thread. A check is made once whoever starts it (the read
+/// waits for one in progress), and a failed one is remembered and reported only to
+/// reads that reach the chunk, so this changes when checks run, never what a read
+/// returns.
+fn check_in_background<S: Schema>(restored: &Arc<Restored<S>>) {
+    if restored.slices.iter().all(|(chunk, _)| chunk.is_checked()) {
+        return;
+    }
+    let restored = Arc::clone(restored);
+    // A thread of its own: a job on rayon's pool waits behind the read's own
+    // parallel scan, which is what it should run beside.
+    let spawned = std::thread::Builder::new().name("chunkdb-check".into()).spawn(move || {
+        for (chunk, _) in &restored.slices {
+            if !chunk.is_checked() {
+                // The outcome is kept in the chunk, for the reads that reach it.
+                let _ = chunk.check();
+            }
+        }
+    });
+    // Without a thread, each chunk is still checked by the first read that meets it.
+    drop(spawned);
 }
 
 /// The tree holding rows `slices` of their chunks: all rows sorted by (key, task),
