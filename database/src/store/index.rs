@@ -155,16 +155,6 @@ pub(crate) enum Op<S: Schema> {
     Remove(TaskId),
 }
 
-impl<S: Schema> Op<S> {
-    /// The task whose posting it adds or removes.
-    fn task(&self) -> TaskId {
-        match self {
-            Op::Upsert(posting) => posting.task(),
-            Op::Remove(task) => *task,
-        }
-    }
-}
-
 /// The position a scan starting at `start` begins at.
 pub(crate) fn probe(start: Start<'_>) -> Probe<'_> {
     match start {
@@ -344,8 +334,8 @@ fn check_in_background<S: Schema>(restored: &Arc<Restored<S>>) {
 }
 
 /// The tree holding rows `slices` of their chunks: all rows sorted by (key, task),
-/// then applied in rounds, each round one change per key (equal keys are rows of
-/// different tasks).
+/// the rows of one key (of different tasks) made one postings list, and the tree
+/// built from them in one pass.
 fn build<S: Schema>(slices: &[Slice<S>]) -> Tree<Postings<S>> {
     // Each chunk's rows are sorted already, and keys usually start with a file, so
     // the chunks' runs hardly overlap: laid end to end in the order of their first
@@ -354,30 +344,30 @@ fn build<S: Schema>(slices: &[Slice<S>]) -> Tree<Postings<S>> {
     runs.sort_by(|(a, a_rows), (b, b_rows)| {
         a.key(a_rows.start).cmp(b.key(b_rows.start)).then_with(|| a.task.cmp(&b.task))
     });
-    let mut changes: Vec<Change<'_, S>> = runs
+    let mut rows: Vec<(&[u8], Posting<S>)> = runs
         .iter()
-        .flat_map(|(chunk, rows)| {
-            rows.clone()
-                .map(|row| Change { key: chunk.key(row), op: Op::Upsert(Posting::new(chunk, row as u32)) })
-        })
+        .flat_map(|(chunk, rows)| rows.clone().map(|row| (chunk.key(row), Posting::new(chunk, row as u32))))
         .collect();
-    changes.sort_by(|a, b| a.key.cmp(b.key).then_with(|| a.op.task().cmp(&b.op.task())));
-    let (mut tree, mut records) = (Tree::default(), 0);
-    // A key several tasks hold goes in over several rounds, one posting a round.
-    while !changes.is_empty() {
-        let mut round: Vec<Change<'_, S>> = Vec::with_capacity(changes.len());
-        let mut later = Vec::new();
-        for change in changes {
-            if round.last().is_some_and(|last| last.key == change.key) {
-                later.push(change);
-            } else {
-                round.push(change);
-            }
+    rows.sort_by(|(a, a_posting), (b, b_posting)| {
+        a.cmp(b).then_with(|| a_posting.task().cmp(&b_posting.task()))
+    });
+    // A key several tasks hold gets their postings together, in task order.
+    let mut entries: Vec<(&[u8], Postings<S>)> = Vec::with_capacity(rows.len());
+    let mut rows = rows.into_iter().peekable();
+    while let Some((key, posting)) = rows.next() {
+        let mut shared = Vec::new();
+        while let Some((_, next)) = rows.next_if(|(next, _)| *next == key) {
+            shared.push(next);
         }
-        apply_to(&mut tree, &mut records, &round);
-        changes = later;
+        let postings = if shared.is_empty() {
+            Postings::One(posting)
+        } else {
+            shared.insert(0, posting);
+            Postings::Many(Arc::new(shared))
+        };
+        entries.push((key, postings));
     }
-    tree
+    Tree::from_sorted(entries)
 }
 
 /// Applies `changes`, sorted by key, to `tree`, keeping its count of postings.
