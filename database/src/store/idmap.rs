@@ -102,9 +102,9 @@ impl<K: IdKey, V: Clone> IdMap<K, V> {
         let mut keyed: Vec<(K::Bytes, V)> =
             entries.into_iter().map(|(key, value)| (key.to_key(), value)).collect();
         keyed.sort_unstable_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
-        let mut map = IdMap::default();
-        map.tree.apply(&keyed, |(key, _)| key.as_ref(), |_, (_, value)| Some(value.clone()));
-        map
+        let (keys, values): (Vec<K::Bytes>, Vec<V>) = keyed.into_iter().unzip();
+        let tree = Tree::from_sorted(keys.iter().map(AsRef::as_ref).zip(values).collect());
+        IdMap { tree, key: PhantomData }
     }
 
     /// Sets `key`'s value; returns the one it replaced.

@@ -65,6 +65,12 @@ impl<S: Schema> SecondaryIndex<S> {
         self.tree.iter_from(Probe::at(value))
     }
 
+    /// The index holding `entries`, sorted by composite key with none twice, built
+    /// in one pass (a restart's).
+    pub(crate) fn from_sorted(entries: Vec<(&[u8], IndexHit<S>)>) -> Self {
+        SecondaryIndex { tree: Tree::from_sorted(entries) }
+    }
+
     /// Applies sorted changes: `Some` sets an entry, `None` removes it.
     pub(crate) fn apply(&mut self, changes: &[(&[u8], Option<IndexHit<S>>)]) {
         self.tree.apply(changes, |(key, _)| key, |_, (_, hit)| hit.clone());

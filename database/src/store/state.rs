@@ -280,7 +280,8 @@ impl<S: Schema> State<S> {
         // Each partition's slices, its tree built when first read.
         let mut by_partition: std::collections::BTreeMap<Ident, crate::store::index::Slices<S>> =
             std::collections::BTreeMap::new();
-        let mut by_index: std::collections::BTreeMap<Ident, Vec<IndexChange<'_, S>>> =
+        // Each secondary index's entries, by composite key.
+        let mut by_index: std::collections::BTreeMap<Ident, Vec<IndexEntryOf<'_, S>>> =
             std::collections::BTreeMap::new();
         state.tasks = IdMap::from_entries(
             versions
@@ -300,19 +301,15 @@ impl<S: Schema> State<S> {
             }
             for (at, entry) in chunk.index_entries().iter().enumerate() {
                 let (index, key) = chunk.index_entry(at);
-                by_index.entry(index).or_default().push((index, key, Some(secondary::hit_of(chunk, entry))));
+                by_index.entry(index).or_default().push((key, secondary::hit_of(chunk, entry)));
             }
         }
         for (partition, slices) in by_partition {
             state.partitions.insert(partition, PartitionIndex::restored(slices));
         }
         for (index, mut entries) in by_index {
-            entries.sort_unstable_by(|a, b| a.1.cmp(b.1));
-            let batch: Vec<(&[u8], Option<IndexHit<S>>)> =
-                entries.into_iter().map(|(_, key, hit)| (key, hit)).collect();
-            let mut tree = SecondaryIndex::default();
-            tree.apply(&batch);
-            state.indexes.insert(index, tree);
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            state.indexes.insert(index, SecondaryIndex::from_sorted(entries));
         }
         state
     }
@@ -331,6 +328,9 @@ impl<S: Schema> State<S> {
         false
     }
 }
+
+/// A secondary-index entry: its composite key and what it points at.
+type IndexEntryOf<'k, S> = (&'k [u8], IndexHit<S>);
 
 /// One change to a secondary index: its id, the entry's composite key, and the entry
 /// to set (`None`: remove it).
