@@ -229,9 +229,8 @@ impl Collector {
         edges.sort_unstable();
         self.children.reserve(edges.chunk_by(|a, b| a.0 == b.0).count());
         for group in edges.chunk_by(|a, b| a.0 == b.0) {
-            let children = self.children.entry(group[0].0).or_default();
-            children.reserve(group.len());
-            children.extend(group.iter().map(|(_, task)| *task));
+            // A new set reserves the group's exact size as it is extended.
+            self.children.entry(group[0].0).or_default().extend(group.iter().map(|(_, task)| *task));
         }
         // Chains that reach no entry (a missing parent, a cycle) are never marked.
         let mut marked = FxHashSet::with_capacity_and_hasher(chunks.len(), Default::default());

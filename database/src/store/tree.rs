@@ -673,10 +673,9 @@ impl<KeyOf, Merge> Apply<'_, KeyOf, Merge> {
     /// hold them, evenly filled.
     fn leaves<'k, V, K>(
         &mut self,
-        entries: impl ExactSizeIterator<Item = (K, V)>,
+        mut entries: impl ExactSizeIterator<Item = (K, V)>,
         key: impl Fn(&K) -> &'k [u8],
     ) -> Vec<Piece<V>> {
-        let mut entries = entries;
         let lengths = run_lengths(entries.len(), LEAF_MAX);
         let mut pieces = Vec::with_capacity(lengths.len());
         let mut last_key: Option<&[u8]> = None;
