@@ -6,11 +6,14 @@
 //! ordered inside each partition, partitions ordered), and the secondary-index
 //! entries (ordered, naming rows of their partition). The records stay where they
 //! are, in the mapped segment, and are checked (checksum, archive, every row's
-//! handle) when first read. A blob that fails is reported as damaged, never half used.
+//! handle) when first read. So do the task's reads, checked with the layout but
+//! decoded only when invalidation first asks for them (a restart's first query needs
+//! none of them; at 1,000 files they are 35,000 ranges). A blob that fails is
+//! reported as damaged, never half used.
 
 use std::ops::Range;
-use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, OnceLock};
 
 use rkyv::rancor;
 use rkyv::tuple::{ArchivedTuple3, ArchivedTuple4};
@@ -26,7 +29,9 @@ use crate::persist::format::{
     self, ArchivedStoredChunk, ArchivedStoredRead, StoredChunk, StoredRead, StoredRow,
 };
 use crate::schema::{ArchiveBytes, RecordHandle, RecordKind, Schema};
-use crate::store::chunk::{Chunk, IndexEntries, IndexEntry, LiveCount, PackedHandle, PartitionSlice, Row};
+use crate::store::chunk::{
+    Chunk, ChunkReads, IndexEntries, IndexEntry, LiveCount, PackedHandle, PartitionSlice, Row,
+};
 use crate::store::records::{Records, SharedBytes};
 
 /// The chunk's blob: its layout and its records, archived, behind a checksummed header.
@@ -62,7 +67,7 @@ pub(crate) fn encode<S: Schema>(chunk: &Chunk<S>) -> Result<Vec<u8>, String> {
             .collect(),
         partitions,
         output_hash: chunk.output_hash.raw(),
-        reads: chunk.reads.iter().map(stored_read).collect(),
+        reads: chunk.reads().iter().map(stored_read).collect(),
         records_checksum: chunk.records.checksum(),
         index_entries,
         index_keys,
@@ -94,8 +99,8 @@ pub(crate) fn decode<S: Schema>(
     let bytes = AsRef::<[u8]>::as_ref(&**segment).get(blob.clone()).ok_or_else(|| {
         format!("the blob at {}..{} lies past the end of its segment", blob.start, blob.end)
     })?;
-    let (layout, records) = format::open_blob(bytes, id)?;
-    let layout = aligned(layout);
+    let (layout_bytes, records) = format::open_blob(bytes, id)?;
+    let layout = aligned(layout_bytes);
     // Validated in place: the layout's fields go straight into the chunk, without an
     // owned copy of the archive in between.
     let stored = rkyv::access::<ArchivedStoredChunk, rancor::Error>(&layout)
@@ -113,7 +118,20 @@ pub(crate) fn decode<S: Schema>(
     );
     let dependencies: Box<[ChunkId]> =
         stored.dependencies.iter().map(|raw| ChunkId::from_raw(raw.to_native())).collect();
-    let reads = stored.reads.iter().map(read_entry).collect::<Result<Box<[ReadEntry]>, String>>()?;
+    let reads = match layout {
+        Aligned::Borrowed(_) => {
+            let heap_bytes = stored.reads.iter().map(check_read).sum::<Result<usize, String>>()?;
+            let start = blob.start + format::HEADER_LEN;
+            let stored =
+                StoredReads { segment: Arc::clone(segment), layout: start..start + layout_bytes.len() };
+            ChunkReads::Mapped { stored, decoded: OnceLock::new(), heap_bytes }
+        }
+        // Copied bytes do not outlive this call: decoded now.
+        Aligned::Copied(_) => {
+            stored.reads.iter().try_for_each(|read| check_read(read).map(drop))?;
+            ChunkReads::Built(stored.reads.iter().map(read_entry).collect())
+        }
+    };
     let mut chunk = Chunk {
         id,
         task,
@@ -131,6 +149,17 @@ pub(crate) fn decode<S: Schema>(
     };
     chunk.heap_bytes = chunk.estimate_heap_bytes();
     Ok(chunk)
+}
+
+/// The items of `items` until the first error, allocated once at their number:
+/// collecting `Result`s into a box grows a vector from nothing (a restart decodes
+/// thousands of chunks' rows and reads).
+fn collect_exact<T>(items: impl ExactSizeIterator<Item = Result<T, String>>) -> Result<Box<[T]>, String> {
+    let mut collected = Vec::with_capacity(items.len());
+    for item in items {
+        collected.push(item?);
+    }
+    Ok(collected.into_boxed_slice())
 }
 
 /// The slices of partitions checked by [`check_rows`].
@@ -231,19 +260,13 @@ fn check_rows<S: Schema>(stored: &ArchivedStoredChunk) -> Result<Box<[Row]>, Str
     if u32::try_from(keys.len()).is_err() || u32::try_from(stored.rows.len()).is_err() {
         return Err("more rows or key bytes than a chunk holds".into());
     }
-    let rows: Box<[Row]> = stored
-        .rows
-        .iter()
-        .enumerate()
-        .map(|(at, row)| {
-            let handle =
-                RecordHandle { kind: RecordKind(row.kind.to_native()), index: row.index.to_native() };
-            let handle = PackedHandle::pack::<S::Storage>(handle).ok_or_else(|| {
-                format!("row {at} names record {handle:?}, which no chunk of this schema holds")
-            })?;
-            Ok(Row { key_end: row.key_end.to_native(), handle })
-        })
-        .collect::<Result<_, String>>()?;
+    let rows: Box<[Row]> = collect_exact(stored.rows.iter().enumerate().map(|(at, row)| {
+        let handle = RecordHandle { kind: RecordKind(row.kind.to_native()), index: row.index.to_native() };
+        let handle = PackedHandle::pack::<S::Storage>(handle).ok_or_else(|| {
+            format!("row {at} names record {handle:?}, which no chunk of this schema holds")
+        })?;
+        Ok(Row { key_end: row.key_end.to_native(), handle })
+    }))?;
     let mut start = 0;
     for (at, row) in rows.iter().enumerate() {
         let end = row.key_end as usize;
@@ -276,17 +299,56 @@ fn check_rows<S: Schema>(stored: &ArchivedStoredChunk) -> Result<Box<[Row]>, Str
     Ok(rows)
 }
 
-fn read_entry(read: &ArchivedStoredRead) -> Result<ReadEntry, String> {
-    let recheck =
-        Recheck::restored(read.recheck).ok_or_else(|| format!("unknown recheck tag {}", read.recheck))?;
-    Ok(ReadEntry::from_parts(
+/// Checks what [`read_entry`] relies on in `read` (the archive itself was validated
+/// with the layout); returns the heap bytes the decoded read will hold.
+fn check_read(read: &ArchivedStoredRead) -> Result<usize, String> {
+    if Recheck::restored(read.recheck).is_none() {
+        return Err(format!("unknown recheck tag {}", read.recheck));
+    }
+    if usize::try_from(read.hits.to_native()).is_err() {
+        return Err("a read's hit count overflows".into());
+    }
+    Ok(read.start.len()
+        + read.end.as_ref().map_or(0, |end| end.len())
+        + read.chunks.len() * size_of::<ChunkId>()
+        + size_of::<ReadEntry>())
+}
+
+/// A read, after [`check_read`] passed on it.
+fn read_entry(read: &ArchivedStoredRead) -> ReadEntry {
+    ReadEntry::from_parts(
         Ident::from_raw(read.partition.to_native()),
         KeyRange::from_parts(read.start.as_slice(), read.end.as_ref().map(|end| end.as_slice())),
         read.chunks.iter().map(|raw| ChunkId::from_raw(raw.to_native())).collect(),
-        usize::try_from(read.hits.to_native()).map_err(|_| "a read's hit count overflows".to_string())?,
+        usize::try_from(read.hits.to_native()).unwrap_or(usize::MAX),
         crate::hash::ContentHash::from_raw(read.results.to_native()),
-        recheck,
-    ))
+        Recheck::restored(read.recheck).unwrap_or(Recheck::Never),
+    )
+}
+
+/// Where a restored chunk's layout lies in its mapped segment, for decoding its reads
+/// when they are first asked for (see [`ChunkReads`]).
+pub(crate) struct StoredReads {
+    segment: SharedBytes,
+    layout: Range<usize>,
+}
+
+impl StoredReads {
+    /// The reads, decoded from the layout [`decode`] validated and checked.
+    pub(crate) fn decode(&self) -> Box<[ReadEntry]> {
+        // In bounds: `decode` took the range from these bytes, and a segment's bytes
+        // never change length.
+        let layout = &AsRef::<[u8]>::as_ref(&*self.segment)[self.layout.clone()];
+        debug_assert!(rkyv::access::<ArchivedStoredChunk, rancor::Error>(layout).is_ok());
+        // SAFETY: `decode` validated exactly these bytes as an `ArchivedStoredChunk`
+        // with rkyv's checked access (after their checksum), and they are 16-byte
+        // aligned (it keeps a `StoredReads` only for a layout it did not have to copy).
+        // They never change afterwards: the segment is a read-only map of a file
+        // chunkdb never rewrites or truncates (or an owned buffer), which this struct
+        // keeps alive. (Checked access would validate the whole layout a second time.)
+        let stored = unsafe { rkyv::access_unchecked::<ArchivedStoredChunk>(layout) };
+        stored.reads.iter().map(read_entry).collect()
+    }
 }
 
 #[cfg(test)]
@@ -328,6 +390,37 @@ mod tests {
             chunk.records().expect("built").map(|(p, k, r)| (p, k.to_owned(), r.to_owned())).collect();
         assert_eq!(records, expected);
         assert!(decode::<RefLang>(&blob, whole, ChunkId::from_raw(1), db.live_chunk_counter()).is_err());
+    }
+
+    #[test]
+    fn restored_reads_are_decoded_when_first_asked_for_and_equal_the_recorded_ones() {
+        let db = Database::<RefLang>::new();
+        let file = Ident::named("reads.rs");
+        let mut writer = db.writer("parse:reads.rs");
+        writer.insert(SYMBOLS, (file, "main"), Function::new("main", &[], None)).expect("valid");
+        writer.commit().expect("valid commit");
+        let check = db.task("check:reads.rs");
+        assert_eq!(check.get(SYMBOLS, (file, "main")).expect("valid key").len(), 1);
+        assert!(check.query(SYMBOLS).begins_with((file,)).execute().expect("valid prefix").len() == 1);
+        assert!(check.get(SYMBOLS, (file, "absent")).expect("valid key").is_empty());
+        check.insert(DIAGNOSTICS, (file, 1u8, 0u32), Diagnostic::new("checked", 1, 0)).expect("valid");
+        let receipt = check.commit().expect("valid commit");
+        let snapshot = db.snapshot();
+        let chunk = snapshot.task_chunk(receipt.task).expect("committed");
+        assert_eq!(chunk.reads().len(), 3);
+        let blob = shared(encode(chunk).expect("archivable"));
+        let whole = 0..AsRef::<[u8]>::as_ref(&*blob).len();
+        let back = decode::<RefLang>(&blob, whole, chunk.id, db.live_chunk_counter()).expect("intact");
+        let ChunkReads::Mapped { decoded, .. } = &back.reads else { panic!("an aligned layout is mapped") };
+        assert!(decoded.get().is_none(), "nothing is decoded before it is asked for");
+        assert_eq!(
+            back.heap_bytes,
+            chunk.heap_bytes - chunk.records.heap_bytes(),
+            "counted from the layout as the decoded reads hold (mapped records hold no heap)"
+        );
+        assert_eq!(back.reads(), chunk.reads());
+        assert!(decoded.get().is_some());
+        assert_eq!(back.reads.heap_bytes(), chunk.reads.heap_bytes());
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::fmt;
 use std::mem::{size_of, size_of_val};
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::{DamagedChunk, Error, Result};
@@ -116,6 +117,36 @@ impl PartitionSlice {
     }
 }
 
+/// A chunk's reads: recorded by the commit that built it, or restored from disk and
+/// decoded from the mapped layout the first time something asks for them (a restart
+/// restores thousands of chunks, its first query needs none of their reads, and only
+/// a commit's invalidation pass reads them).
+pub(crate) enum ChunkReads {
+    Built(Box<[ReadEntry]>),
+    Mapped {
+        stored: crate::persist::codec::StoredReads,
+        decoded: OnceLock<Box<[ReadEntry]>>,
+        /// What the decoded reads hold, counted from the layout without decoding them.
+        heap_bytes: usize,
+    },
+}
+
+impl ChunkReads {
+    pub(crate) fn get(&self) -> &[ReadEntry] {
+        match self {
+            ChunkReads::Built(reads) => reads,
+            ChunkReads::Mapped { stored, decoded, .. } => decoded.get_or_init(|| stored.decode()),
+        }
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        match self {
+            ChunkReads::Built(reads) => reads.iter().map(ReadEntry::heap_bytes).sum(),
+            ChunkReads::Mapped { heap_bytes, .. } => *heap_bytes,
+        }
+    }
+}
+
 /// The immutable output of one task run: records under partition and sort keys, the
 /// chunks the task read, and the task that spawned it. A chunk without a parent is an
 /// *entry* chunk (a source), a root for garbage collection.
@@ -133,7 +164,7 @@ pub struct Chunk<S: Schema> {
     pub(crate) partitions: Box<[PartitionSlice]>,
     /// The records, archived: built by the commit, or mapped from a segment.
     pub(crate) records: Records<S::Storage>,
-    pub(crate) reads: Box<[ReadEntry]>,
+    pub(crate) reads: ChunkReads,
     /// The chunk's secondary-index entries, when it has any (boxed: most chunks have
     /// none, and then they cost a word).
     pub(crate) indexed: Option<Box<IndexEntries>>,
@@ -184,7 +215,7 @@ impl<S: Schema> Chunk<S> {
     /// [`TaskContext`](crate::TaskContext).
     #[must_use]
     pub fn reads(&self) -> &[ReadEntry] {
-        &self.reads
+        self.reads.get()
     }
 
     /// The partitions this chunk holds records of, in partition-key order.
@@ -315,10 +346,9 @@ impl<S: Schema> Chunk<S> {
     }
 
     pub(crate) fn estimate_heap_bytes(&self) -> usize {
-        let reads: usize = self.reads.iter().map(ReadEntry::heap_bytes).sum();
         self.records.heap_bytes()
             + self.keys.len()
-            + reads
+            + self.reads.heap_bytes()
             + self.indexed.as_ref().map_or(0, |indexed| {
                 size_of::<IndexEntries>() + indexed.keys.len() + size_of_val(&*indexed.entries)
             })

@@ -13,7 +13,7 @@ use crate::incremental::read_set::ReadEntry;
 use crate::key::{IntoSortKey, SortKey};
 use crate::read::typed::{Holds, TypedPartition};
 use crate::schema::{self, RecordHandle, RecordStorage, Schema, StorageBuilder};
-use crate::store::chunk::{Chunk, LiveCount, PackedHandle, PartitionSlice, Row};
+use crate::store::chunk::{Chunk, ChunkReads, LiveCount, PackedHandle, PartitionSlice, Row};
 use crate::store::records::Records;
 
 /// Chunks with at least this many records sort them in parallel.
@@ -264,7 +264,7 @@ impl<S: Schema> ChunkWriter<S> {
             rows,
             partitions: partitions.into(),
             records,
-            reads: reads.into(),
+            reads: ChunkReads::Built(reads.into()),
             indexed,
             heap_bytes: 0,
             _live: LiveCount::new(db.live_chunk_counter()),
