@@ -342,8 +342,12 @@ impl<S: Schema> Database<S> {
         let crate::persist::restore::Restored { versions, stale, clock, damaged } = restored;
         let mut side = self.lock_side();
         let newest = versions.last().map_or(0, |(committed_at, _)| *committed_at);
-        let mut next = State::load(&versions, clock.max(newest));
-        side.collector.restored(&versions.iter().map(|(_, chunk)| &**chunk).collect::<Vec<_>>());
+        // The state and the collector's edges are built side by side.
+        let chunks: Vec<&Chunk<S>> = versions.iter().map(|(_, chunk)| &**chunk).collect();
+        let collector = &mut side.collector;
+        let (mut next, ()) =
+            rayon::join(|| State::load(&versions, clock.max(newest)), || collector.restored(&chunks));
+        drop(chunks);
         side.tracker.restored(versions.into_iter().map(|(_, chunk)| chunk).collect());
         for entry in &stale {
             let task = TaskId::from_ident(Ident::from_raw(entry.task));

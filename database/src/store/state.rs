@@ -276,26 +276,53 @@ impl<S: Schema> State<S> {
     /// for a restart that restores thousands of chunks at once. Each task appears
     /// once.
     pub(crate) fn load(versions: &[(u64, Arc<Chunk<S>>)], clock: u64) -> Self {
-        let mut state = State { clock, ..State::default() };
+        // The two id maps and the indexes are built side by side: a restart waits on
+        // this, with the cores otherwise idle.
+        let ((tasks, chunks), (partitions, indexes)) = rayon::join(
+            || {
+                rayon::join(
+                    || {
+                        IdMap::from_entries(
+                            versions
+                                .iter()
+                                .map(|(committed_at, chunk)| {
+                                    (
+                                        chunk.task,
+                                        Version { chunk: Arc::clone(chunk), committed_at: *committed_at },
+                                    )
+                                })
+                                .collect(),
+                        )
+                    },
+                    || {
+                        IdMap::from_entries(
+                            versions.iter().map(|(_, chunk)| (chunk.id, Arc::clone(chunk))).collect(),
+                        )
+                    },
+                )
+            },
+            || Self::load_indexes(versions),
+        );
+        let mut state = State { clock, tasks, chunks, partitions, indexes, ..State::default() };
+        for (_, chunk) in versions {
+            state.records += chunk.rows.len();
+            state.chunk_bytes += chunk.heap_bytes;
+        }
+        state
+    }
+
+    /// The partition indexes (each tree built when first read) and the secondary
+    /// indexes of the restored `versions`.
+    fn load_indexes(
+        versions: &[(u64, Arc<Chunk<S>>)],
+    ) -> (IdMap<Ident, PartitionIndex<S>>, IdMap<Ident, SecondaryIndex<S>>) {
         // Each partition's slices, its tree built when first read.
         let mut by_partition: std::collections::BTreeMap<Ident, crate::store::index::Slices<S>> =
             std::collections::BTreeMap::new();
         // Each secondary index's entries, by composite key.
         let mut by_index: std::collections::BTreeMap<Ident, Vec<IndexEntryOf<'_, S>>> =
             std::collections::BTreeMap::new();
-        state.tasks = IdMap::from_entries(
-            versions
-                .iter()
-                .map(|(committed_at, chunk)| {
-                    (chunk.task, Version { chunk: Arc::clone(chunk), committed_at: *committed_at })
-                })
-                .collect(),
-        );
-        state.chunks =
-            IdMap::from_entries(versions.iter().map(|(_, chunk)| (chunk.id, Arc::clone(chunk))).collect());
         for (_, chunk) in versions {
-            state.records += chunk.rows.len();
-            state.chunk_bytes += chunk.heap_bytes;
             for slice in chunk.partitions.iter() {
                 by_partition.entry(slice.partition).or_default().push((Arc::clone(chunk), slice.range()));
             }
@@ -304,14 +331,16 @@ impl<S: Schema> State<S> {
                 by_index.entry(index).or_default().push((key, secondary::hit_of(chunk, entry)));
             }
         }
+        let mut partitions = IdMap::default();
         for (partition, slices) in by_partition {
-            state.partitions.insert(partition, PartitionIndex::restored(slices));
+            partitions.insert(partition, PartitionIndex::restored(slices));
         }
+        let mut indexes = IdMap::default();
         for (index, mut entries) in by_index {
             entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            state.indexes.insert(index, SecondaryIndex::from_sorted(entries));
+            indexes.insert(index, SecondaryIndex::from_sorted(entries));
         }
-        state
+        (partitions, indexes)
     }
 
     /// Whether `range` of `partition` (or of the secondary index with that id) holds
