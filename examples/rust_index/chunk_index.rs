@@ -612,16 +612,7 @@ impl View {
             .partition(RustIndex::SYMBOLS)
             .filter_map(|hit| {
                 let symbol = hit.record().as_symbol()?;
-                let name = symbol.name.to_lowercase();
-                let rank = if name == needle {
-                    0
-                } else if name.starts_with(&needle) {
-                    1
-                } else if name.contains(&needle) {
-                    2
-                } else {
-                    return None;
-                };
+                let rank = match_rank(symbol.name.as_str(), &needle)?;
                 let file = SymbolsKey::decode(hit.sort_key())?.file;
                 Some((rank, symbol.name.len(), file, symbol.to_owned()))
             })
@@ -1662,4 +1653,29 @@ fn diagnostics(ctx: &TaskContext<RustIndex>, file: u32) -> Result<(), TaskError>
         ctx.put(RustIndex::DIAGNOSTICS, DiagnosticsKey::new(file, seq as u32), problem)?;
     }
     Ok(())
+}
+
+/// How well `name` matches `needle` (lower case) ignoring case: 0 equal, 1 a prefix,
+/// 2 inside it; `None` when it does not hold it. An ASCII name (nearly every one) is
+/// compared in place: lower-casing each name into a new string was a tenth of the
+/// first query after a restart.
+fn match_rank(name: &str, needle: &str) -> Option<u8> {
+    if !name.is_ascii() {
+        let name = name.to_lowercase();
+        return if name == needle {
+            Some(0)
+        } else if name.starts_with(needle) {
+            Some(1)
+        } else {
+            name.contains(needle).then_some(2)
+        };
+    }
+    let (name, needle) = (name.as_bytes(), needle.as_bytes());
+    if name.len() < needle.len() {
+        None
+    } else if name[..needle.len()].eq_ignore_ascii_case(needle) {
+        Some(if name.len() == needle.len() { 0 } else { 1 })
+    } else {
+        name.windows(needle.len().max(1)).any(|window| window.eq_ignore_ascii_case(needle)).then_some(2)
+    }
 }
