@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
+use rayon::iter::{IntoParallelRefIterator, ParallelIterator};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::hash::ChunkId;
@@ -471,11 +472,18 @@ impl Tracker {
     /// key of `changed`; files them all once enough commits have scanned them.
     fn scan_unfiled(&mut self, changed: &KeyList, task: TaskId, invalidated: &mut FxHashSet<TaskId>) {
         let keys = changed.sorted();
-        for (&reader, version) in &self.unfiled.versions {
-            if reader != task && version.restored_reads().iter().any(|read| covers_any(&keys, read)) {
-                invalidated.insert(reader);
-            }
-        }
+        // On every core: the first scan after a restart decodes each version's reads
+        // (thousands of chunks), and each scan is one pass over all of them.
+        let readers: Vec<TaskId> = self
+            .unfiled
+            .versions
+            .par_iter()
+            .filter(|(reader, version)| {
+                **reader != task && version.restored_reads().iter().any(|read| covers_any(&keys, read))
+            })
+            .map(|(reader, _)| *reader)
+            .collect();
+        invalidated.extend(readers);
         self.unfiled.scans += 1;
         if self.unfiled.scans >= SCANS_BEFORE_FILING {
             for (reader, version) in std::mem::take(&mut self.unfiled.versions) {
