@@ -118,19 +118,16 @@ pub(crate) fn decode<S: Schema>(
     );
     let dependencies: Box<[ChunkId]> =
         stored.dependencies.iter().map(|raw| ChunkId::from_raw(raw.to_native())).collect();
+    let heap_bytes = stored.reads.iter().map(check_read).sum::<Result<usize, String>>()?;
     let reads = match layout {
         Aligned::Borrowed(_) => {
-            let heap_bytes = stored.reads.iter().map(check_read).sum::<Result<usize, String>>()?;
             let start = blob.start + format::HEADER_LEN;
             let stored =
                 StoredReads { segment: Arc::clone(segment), layout: start..start + layout_bytes.len() };
             ChunkReads::Mapped { stored, decoded: OnceLock::new(), heap_bytes }
         }
         // Copied bytes do not outlive this call: decoded now.
-        Aligned::Copied(_) => {
-            stored.reads.iter().try_for_each(|read| check_read(read).map(drop))?;
-            ChunkReads::Built(stored.reads.iter().map(read_entry).collect())
-        }
+        Aligned::Copied(_) => ChunkReads::Built(stored.reads.iter().map(read_entry).collect()),
     };
     let mut chunk = Chunk {
         id,
@@ -153,7 +150,7 @@ pub(crate) fn decode<S: Schema>(
 
 /// The items of `items` until the first error, allocated once at their number:
 /// collecting `Result`s into a box grows a vector from nothing (a restart decodes
-/// thousands of chunks' rows and reads).
+/// thousands of chunks' rows).
 fn collect_exact<T>(items: impl ExactSizeIterator<Item = Result<T, String>>) -> Result<Box<[T]>, String> {
     let mut collected = Vec::with_capacity(items.len());
     for item in items {
@@ -300,7 +297,8 @@ fn check_rows<S: Schema>(stored: &ArchivedStoredChunk) -> Result<Box<[Row]>, Str
 }
 
 /// Checks what [`read_entry`] relies on in `read` (the archive itself was validated
-/// with the layout); returns the heap bytes the decoded read will hold.
+/// with the layout); returns the heap bytes the decoded read will hold (the sum
+/// [`ReadEntry::heap_bytes`] makes, from the archive).
 fn check_read(read: &ArchivedStoredRead) -> Result<usize, String> {
     if Recheck::restored(read.recheck).is_none() {
         return Err(format!("unknown recheck tag {}", read.recheck));

@@ -278,31 +278,20 @@ impl<S: Schema> State<S> {
     pub(crate) fn load(versions: &[(u64, Arc<Chunk<S>>)], clock: u64) -> Self {
         // The two id maps and the indexes are built side by side: a restart waits on
         // this, with the cores otherwise idle.
-        let ((tasks, chunks), (partitions, indexes)) = rayon::join(
-            || {
-                rayon::join(
-                    || {
-                        IdMap::from_entries(
-                            versions
-                                .iter()
-                                .map(|(committed_at, chunk)| {
-                                    (
-                                        chunk.task,
-                                        Version { chunk: Arc::clone(chunk), committed_at: *committed_at },
-                                    )
-                                })
-                                .collect(),
-                        )
-                    },
-                    || {
-                        IdMap::from_entries(
-                            versions.iter().map(|(_, chunk)| (chunk.id, Arc::clone(chunk))).collect(),
-                        )
-                    },
-                )
-            },
-            || Self::load_indexes(versions),
-        );
+        let tasks = || {
+            IdMap::from_entries(
+                versions
+                    .iter()
+                    .map(|(committed_at, chunk)| {
+                        (chunk.task, Version { chunk: Arc::clone(chunk), committed_at: *committed_at })
+                    })
+                    .collect(),
+            )
+        };
+        let chunks =
+            || IdMap::from_entries(versions.iter().map(|(_, chunk)| (chunk.id, Arc::clone(chunk))).collect());
+        let ((tasks, chunks), (partitions, indexes)) =
+            rayon::join(|| rayon::join(tasks, chunks), || Self::load_indexes(versions));
         let mut state = State { clock, tasks, chunks, partitions, indexes, ..State::default() };
         for (_, chunk) in versions {
             state.records += chunk.rows.len();
