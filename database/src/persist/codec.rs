@@ -30,7 +30,7 @@ use crate::persist::format::{
 };
 use crate::schema::{ArchiveBytes, RecordHandle, RecordKind, Schema};
 use crate::store::chunk::{
-    Chunk, ChunkReads, IndexEntries, IndexEntry, LiveCount, PackedHandle, PartitionSlice, Row,
+    Chunk, ChunkReads, IndexEntries, IndexEntry, LiveCount, MappedReads, PackedHandle, PartitionSlice, Row,
 };
 use crate::store::records::{Records, SharedBytes};
 
@@ -124,7 +124,7 @@ pub(crate) fn decode<S: Schema>(
             let start = blob.start + format::HEADER_LEN;
             let stored =
                 StoredReads { segment: Arc::clone(segment), layout: start..start + layout_bytes.len() };
-            ChunkReads::Mapped { stored, decoded: OnceLock::new(), heap_bytes }
+            ChunkReads::Mapped(Box::new(MappedReads { stored, decoded: OnceLock::new(), heap_bytes }))
         }
         // Copied bytes do not outlive this call: decoded now.
         Aligned::Copied(_) => ChunkReads::Built(stored.reads.iter().map(read_entry).collect()),
@@ -409,7 +409,8 @@ mod tests {
         let blob = shared(encode(chunk).expect("archivable"));
         let whole = 0..AsRef::<[u8]>::as_ref(&*blob).len();
         let back = decode::<RefLang>(&blob, whole, chunk.id, db.live_chunk_counter()).expect("intact");
-        let ChunkReads::Mapped { decoded, .. } = &back.reads else { panic!("an aligned layout is mapped") };
+        let ChunkReads::Mapped(mapped) = &back.reads else { panic!("an aligned layout is mapped") };
+        let decoded = &mapped.decoded;
         assert!(decoded.get().is_none(), "nothing is decoded before it is asked for");
         assert_eq!(
             back.heap_bytes,

@@ -121,28 +121,34 @@ impl PartitionSlice {
 /// decoded from the mapped layout the first time something asks for them (a restart
 /// restores thousands of chunks, its first query needs none of their reads, and only
 /// a commit's invalidation pass reads them).
+///
+/// Boxed when mapped: every chunk holds one, and in memory it costs what the reads'
+/// box did plus a tag.
 pub(crate) enum ChunkReads {
     Built(Box<[ReadEntry]>),
-    Mapped {
-        stored: crate::persist::codec::StoredReads,
-        decoded: OnceLock<Box<[ReadEntry]>>,
-        /// What the decoded reads hold, counted from the layout without decoding them.
-        heap_bytes: usize,
-    },
+    Mapped(Box<MappedReads>),
+}
+
+/// Restored reads: where they lie, and once asked for, decoded.
+pub(crate) struct MappedReads {
+    pub(crate) stored: crate::persist::codec::StoredReads,
+    pub(crate) decoded: OnceLock<Box<[ReadEntry]>>,
+    /// What the decoded reads hold, counted from the layout without decoding them.
+    pub(crate) heap_bytes: usize,
 }
 
 impl ChunkReads {
     pub(crate) fn get(&self) -> &[ReadEntry] {
         match self {
             ChunkReads::Built(reads) => reads,
-            ChunkReads::Mapped { stored, decoded, .. } => decoded.get_or_init(|| stored.decode()),
+            ChunkReads::Mapped(mapped) => mapped.decoded.get_or_init(|| mapped.stored.decode()),
         }
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
         match self {
             ChunkReads::Built(reads) => reads.iter().map(ReadEntry::heap_bytes).sum(),
-            ChunkReads::Mapped { heap_bytes, .. } => *heap_bytes,
+            ChunkReads::Mapped(mapped) => mapped.heap_bytes,
         }
     }
 }
